@@ -1,0 +1,396 @@
+//! The version rules: one pure decision over (old object, new object), shared by the webhook
+//! (which answers `kubectl apply` at once) and the operator (which re-checks them and refuses
+//! unsafe changes itself when the webhook is absent).
+//!
+//! Decisions use the *old* object's status: it is what the operator has observed and acted on.
+
+use std::cmp::Ordering;
+use std::fmt;
+
+use semver::Version;
+
+use crate::conditions::{ConditionType, reasons};
+use crate::duration::parse_duration;
+use crate::types::{PravegaCluster, PravegaClusterSpec, PravegaClusterStatus};
+
+/// Longest version string accepted (an image tag is at most 128 characters).
+pub const MAX_VERSION_LEN: usize = 128;
+
+/// How an invalid version is shown in messages: at most this many characters of it.
+const SHOWN_INPUT_LEN: usize = 64;
+
+/// Why a version string was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VersionError {
+    /// The string is empty.
+    #[error("spec.version is empty; use a semantic version such as \"0.5.0\" or \"0.5.0-1\"")]
+    Empty,
+    /// The string is longer than an image tag may be.
+    #[error(
+        "spec.version is {len} characters long; an image tag has at most {MAX_VERSION_LEN}, use a semantic version such as \"0.5.0\""
+    )]
+    TooLong {
+        /// Length of the input.
+        len: usize,
+    },
+    /// The string does not parse as semantic version 2.0.0.
+    #[error(
+        "spec.version \"{shown}\" is not a valid semantic version ({cause}); use MAJOR.MINOR.PATCH with an optional pre-release, e.g. \"0.5.0\" or \"0.5.0-1\"{hint}"
+    )]
+    NotSemver {
+        /// The input, shortened for display.
+        shown: String,
+        /// What the parser said.
+        cause: String,
+        /// A hint for a common mistake, or "".
+        hint: &'static str,
+    },
+    /// Build metadata (`+...`) cannot be part of an image tag.
+    #[error(
+        "spec.version \"{shown}\" has build metadata (\"+{build}\"), which an image tag cannot contain; use \"{without}\" or a pre-release such as \"{without}-1\""
+    )]
+    BuildMetadata {
+        /// The input, shortened for display.
+        shown: String,
+        /// The build metadata.
+        build: String,
+        /// The version without it.
+        without: String,
+    },
+}
+
+fn shorten(input: &str) -> String {
+    if input.chars().count() <= SHOWN_INPUT_LEN {
+        input.to_owned()
+    } else {
+        let mut s: String = input.chars().take(SHOWN_INPUT_LEN).collect();
+        s.push('…');
+        s
+    }
+}
+
+/// Parses `spec.version` as semantic version 2.0.0, the way the operator uses it: as the image
+/// tag of every component. A leading `v` and build metadata are refused with a hint.
+pub fn parse_version(input: &str) -> Result<Version, VersionError> {
+    if input.is_empty() {
+        return Err(VersionError::Empty);
+    }
+    let len = input.chars().count();
+    if len > MAX_VERSION_LEN {
+        return Err(VersionError::TooLong { len });
+    }
+    match Version::parse(input) {
+        Ok(v) if !v.build.is_empty() => Err(VersionError::BuildMetadata {
+            shown: shorten(input),
+            build: v.build.to_string(),
+            without: Version {
+                build: semver::BuildMetadata::EMPTY,
+                ..v.clone()
+            }
+            .to_string(),
+        }),
+        Ok(v) => Ok(v),
+        Err(e) => {
+            let hint = if input.starts_with(['v', 'V']) && Version::parse(&input[1..]).is_ok() {
+                " (drop the leading \"v\")"
+            } else if input.trim() != input {
+                " (remove the surrounding spaces)"
+            } else {
+                ""
+            };
+            Err(VersionError::NotSemver {
+                shown: shorten(input),
+                cause: e.to_string(),
+                hint,
+            })
+        }
+    }
+}
+
+/// Semantic version precedence (SemVer 2.0.0 §11): major, minor, patch, then pre-release, where a
+/// pre-release is lower than its release (`0.5.0-1` < `0.5.0`). Build metadata is ignored.
+pub fn precedence(a: &Version, b: &Version) -> Ordering {
+    (a.major, a.minor, a.patch)
+        .cmp(&(b.major, b.minor, b.patch))
+        .then_with(|| match (a.pre.is_empty(), b.pre.is_empty()) {
+            (true, true) => Ordering::Equal,
+            (true, false) => Ordering::Greater,
+            (false, true) => Ordering::Less,
+            (false, false) => a.pre.cmp(&b.pre),
+        })
+}
+
+/// Why a change was denied. Stable identifiers for metrics, Events and tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DenyReason {
+    /// `spec.version` is not a usable semantic version.
+    InvalidVersion,
+    /// `spec.version` is lower than `status.currentVersion`.
+    Downgrade,
+    /// A version change while `Upgrading` is True.
+    UpgradeInProgress,
+    /// A version change while `RollbackInProgress` is True.
+    RollbackInProgress,
+    /// Another part of the spec is not usable.
+    InvalidSpec,
+}
+
+impl DenyReason {
+    /// CamelCase name, as used in metrics labels and Event reasons.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DenyReason::InvalidVersion => "InvalidVersion",
+            DenyReason::Downgrade => "Downgrade",
+            DenyReason::UpgradeInProgress => "UpgradeInProgress",
+            DenyReason::RollbackInProgress => "RollbackInProgress",
+            DenyReason::InvalidSpec => "InvalidSpec",
+        }
+    }
+}
+
+impl fmt::Display for DenyReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The outcome of the rules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// The change may go ahead; `warnings` are shown to the user by kubectl.
+    Allow {
+        /// Human-readable warnings (e.g. "this rolls the cluster back").
+        warnings: Vec<String>,
+    },
+    /// The change is refused.
+    Deny {
+        /// Stable reason.
+        reason: DenyReason,
+        /// A message a person can act on: what was asked, why not, what is allowed now.
+        message: String,
+    },
+}
+
+impl Decision {
+    fn allow() -> Self {
+        Decision::Allow {
+            warnings: Vec::new(),
+        }
+    }
+
+    fn allow_with(warning: String) -> Self {
+        Decision::Allow {
+            warnings: vec![warning],
+        }
+    }
+
+    fn deny(reason: DenyReason, message: impl Into<String>) -> Self {
+        Decision::Deny {
+            reason,
+            message: message.into(),
+        }
+    }
+
+    /// True for `Allow`.
+    pub fn is_allowed(&self) -> bool {
+        matches!(self, Decision::Allow { .. })
+    }
+
+    /// The message of a denial, if denied.
+    pub fn message(&self) -> Option<&str> {
+        match self {
+            Decision::Deny { message, .. } => Some(message),
+            Decision::Allow { .. } => None,
+        }
+    }
+
+    /// The reason of a denial, if denied.
+    pub fn reason(&self) -> Option<DenyReason> {
+        match self {
+            Decision::Deny { reason, .. } => Some(*reason),
+            Decision::Allow { .. } => None,
+        }
+    }
+}
+
+/// Checks the parts of a spec that the schema cannot: the version parses, the upgrade timeout
+/// parses, image repositories carry no tag. Replica counts are checked too, for objects that
+/// reach the rules without schema validation (e.g. in tests or from an older CRD).
+pub fn check_spec(spec: &PravegaClusterSpec) -> Result<(), (DenyReason, String)> {
+    parse_version(&spec.version).map_err(|e| (DenyReason::InvalidVersion, e.to_string()))?;
+    let replicas = [
+        ("spec.bookkeeper.replicas", spec.bookkeeper.replicas),
+        (
+            "spec.pravega.controllerReplicas",
+            spec.pravega.controller_replicas,
+        ),
+        (
+            "spec.pravega.segmentStoreReplicas",
+            spec.pravega.segment_store_replicas,
+        ),
+    ];
+    for (field, value) in replicas {
+        if value < 1 {
+            return Err((
+                DenyReason::InvalidSpec,
+                format!("{field} is {value}; a Pravega cluster needs at least 1"),
+            ));
+        }
+    }
+    if spec.zookeeper_uri.trim().is_empty() {
+        return Err((
+            DenyReason::InvalidSpec,
+            "spec.zookeeperUri is empty; set it to the ZooKeeper client address, e.g. \"zookeeper-client:2181\"".to_owned(),
+        ));
+    }
+    parse_duration(&spec.upgrade.timeout).map_err(|e| {
+        (
+            DenyReason::InvalidSpec,
+            format!("spec.upgrade.timeout: {e}"),
+        )
+    })?;
+    for (field, repository) in [
+        (
+            "spec.bookkeeper.image.repository",
+            &spec.bookkeeper.image.repository,
+        ),
+        (
+            "spec.pravega.image.repository",
+            &spec.pravega.image.repository,
+        ),
+    ] {
+        let last = repository.rsplit('/').next().unwrap_or_default();
+        if repository.is_empty() || last.contains([':', '@']) {
+            return Err((
+                DenyReason::InvalidSpec,
+                format!(
+                    "{field} \"{}\" must be a repository without a tag or digest (the tag is always spec.version), e.g. \"pravega/pravega\"",
+                    shorten(repository)
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The rules for a new `PravegaCluster` (admission CREATE).
+pub fn validate_create(new: &PravegaCluster) -> Decision {
+    match check_spec(&new.spec) {
+        Ok(()) => Decision::allow(),
+        Err((reason, message)) => Decision::deny(reason, message),
+    }
+}
+
+/// The rules for a change to an existing `PravegaCluster` (admission UPDATE), decided with the
+/// old object's status.
+pub fn validate_update(old: &PravegaCluster, new: &PravegaCluster) -> Decision {
+    if old.spec.version == new.spec.version {
+        // Not a version change: only the rest of the spec is checked, and only when it changed,
+        // so that an object stored before a rule existed can still be edited.
+        if old.spec == new.spec {
+            return Decision::allow();
+        }
+        return match check_spec(&new.spec) {
+            Ok(()) => Decision::allow(),
+            // An unchanged but already invalid version is not this change's fault.
+            Err((DenyReason::InvalidVersion, _)) => Decision::allow(),
+            Err((reason, message)) => Decision::deny(reason, message),
+        };
+    }
+    if let Err((reason, message)) = check_spec(&new.spec) {
+        return Decision::deny(reason, message);
+    }
+    validate_version_change(old.status.as_ref(), &new.spec.version)
+}
+
+/// The rules for moving a cluster whose observed status is `status` to `desired` (which must
+/// differ from the version it was asked for before). Used by the webhook through
+/// [`validate_update`] and by the operator before it starts a version change.
+pub fn validate_version_change(status: Option<&PravegaClusterStatus>, desired: &str) -> Decision {
+    let desired_version = match parse_version(desired) {
+        Ok(v) => v,
+        Err(e) => return Decision::deny(DenyReason::InvalidVersion, e.to_string()),
+    };
+    let Some(status) = status else {
+        // Nothing deployed yet: any valid version will do.
+        return Decision::allow();
+    };
+    let current = status.current_version.as_deref();
+    let target = status.target_version.as_deref();
+    let in_flight = |verb: &str| match (current, target) {
+        (Some(c), Some(t)) => format!("{verb} from {c} to {t}"),
+        (None, Some(t)) => format!("{verb} to {t}"),
+        _ => verb.to_owned(),
+    };
+
+    if status.is_condition_true(ConditionType::RollbackInProgress) {
+        return Decision::deny(
+            DenyReason::RollbackInProgress,
+            format!(
+                "cannot change spec.version to {desired} while the cluster is {}; wait until the rollback completes or fails (kubectl describe PravegaCluster shows its progress)",
+                in_flight("rolling back")
+            ),
+        );
+    }
+    if status.is_condition_true(ConditionType::Upgrading) {
+        let keep = target
+            .map(|t| format!("; spec.version must stay {t}"))
+            .unwrap_or_default();
+        return Decision::deny(
+            DenyReason::UpgradeInProgress,
+            format!(
+                "cannot change spec.version to {desired} while the cluster is {}; wait until the upgrade completes or fails{keep}",
+                in_flight("upgrading")
+            ),
+        );
+    }
+
+    let Some(current) = current else {
+        return Decision::allow();
+    };
+    let current_version = match parse_version(current) {
+        Ok(v) => v,
+        // A status written by someone else: nothing to compare against, let the operator judge.
+        Err(_) => return Decision::allow(),
+    };
+    let failed = status.has_error_reason(reasons::UPGRADE_FAILED);
+    match precedence(&desired_version, &current_version) {
+        Ordering::Less => Decision::deny(
+            DenyReason::Downgrade,
+            format!(
+                "downgrading the cluster from {current} to {desired} is not supported; spec.version must be {current} or higher{}",
+                if failed {
+                    format!(" (set it to {current} to roll back the failed upgrade)")
+                } else {
+                    String::new()
+                }
+            ),
+        ),
+        Ordering::Equal if failed => Decision::allow_with(format!(
+            "rolling back the failed upgrade{}: the operator restores {current} on the components that were changed, in reverse order",
+            target.map(|t| format!(" to {t}")).unwrap_or_default()
+        )),
+        Ordering::Greater if failed && target == Some(desired) => Decision::allow_with(format!(
+            "retrying the upgrade from {current} to {desired} that failed before; check status.conditions for what stopped it"
+        )),
+        _ => Decision::allow(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn precedence_follows_semver() {
+        let v = |s: &str| Version::parse(s).unwrap_or_else(|e| panic!("{s}: {e}"));
+        assert_eq!(precedence(&v("0.5.0-1"), &v("0.5.0")), Ordering::Less);
+        assert_eq!(
+            precedence(&v("0.5.0-alpha"), &v("0.5.0-alpha.1")),
+            Ordering::Less
+        );
+        assert_eq!(precedence(&v("0.5.0-2"), &v("0.5.0-10")), Ordering::Less);
+        assert_eq!(precedence(&v("0.5.0+a"), &v("0.5.0+b")), Ordering::Equal);
+        assert_eq!(precedence(&v("1.0.0"), &v("0.9.9")), Ordering::Greater);
+    }
+}
