@@ -35,35 +35,11 @@ pub const DEFAULT_UPGRADE_TIMEOUT: &str = "10m";
     namespaced,
     status = "PravegaClusterStatus",
     doc = "A Pravega cluster (BookKeeper, Pravega Controller and Segment Store) managed by pravega-operator. Change spec.version to upgrade it.",
-    printcolumn(
-        name = "Version",
-        type_ = "string",
-        json_path = ".status.currentVersion",
-        description = "The version the whole cluster runs"
-    ),
-    printcolumn(
-        name = "Desired Version",
-        type_ = "string",
-        json_path = ".status.targetVersion",
-        description = "The version the operator is moving the cluster to (set only during a version change)"
-    ),
-    printcolumn(
-        name = "Desired Members",
-        type_ = "integer",
-        json_path = ".status.replicas",
-        description = "The number of desired members (bookies, controllers and segment stores)"
-    ),
-    printcolumn(
-        name = "Ready Members",
-        type_ = "integer",
-        json_path = ".status.readyReplicas",
-        description = "The number of ready members"
-    ),
-    printcolumn(
-        name = "Age",
-        type_ = "date",
-        json_path = ".metadata.creationTimestamp"
-    )
+    printcolumn = r#"{"name":"Version","type":"string","jsonPath":".status.currentVersion","description":"The version the whole cluster runs"}"#,
+    printcolumn = r#"{"name":"Desired Version","type":"string","jsonPath":".status.targetVersion","description":"The version the operator is moving the cluster to (set only during a version change)"}"#,
+    printcolumn = r#"{"name":"Desired Members","type":"integer","jsonPath":".status.replicas","description":"The number of desired members (bookies, controllers and segment stores)"}"#,
+    printcolumn = r#"{"name":"Ready Members","type":"integer","jsonPath":".status.readyReplicas","description":"The number of ready members"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
 pub struct PravegaClusterSpec {
