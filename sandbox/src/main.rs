@@ -1,1 +1,166 @@
-fn main() {}
+//! `pravega-sandbox`: a local, simulated Kubernetes control plane.
+
+use clap::{Parser, Subcommand};
+use pravega_sandbox::{Sandbox, SandboxOptions};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "pravega-sandbox",
+    version,
+    about = "A local, simulated Kubernetes control plane for the Pravega operator"
+)]
+struct Cli {
+    /// Log as JSON lines.
+    #[arg(long, global = true)]
+    log_json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Serve the Kubernetes API on loopback until Ctrl-C.
+    Serve(ServeArgs),
+    /// Run the whole upgrade story on the sandbox with the real operator and webhook binaries:
+    /// create, upgrade, rejected changes, failed upgrade, rollback. Exits non-zero if any step
+    /// does not behave as documented.
+    Demo(DemoArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct DemoArgs {
+    /// The pravega-operator binary (default: next to this one; built with cargo if missing).
+    #[arg(long, value_name = "PATH")]
+    operator_bin: Option<PathBuf>,
+    /// The pravega-webhook binary (default: next to this one; built with cargo if missing).
+    #[arg(long, value_name = "PATH")]
+    webhook_bin: Option<PathBuf>,
+    /// How long simulated pods take to become ready.
+    #[arg(long, default_value = "400ms", value_parser = parse_duration)]
+    ready_delay: Duration,
+    /// Longest wait for any one step.
+    #[arg(long, default_value = "90s", value_parser = parse_duration)]
+    step_timeout: Duration,
+    /// Keep the sandbox running after the story until Ctrl-C, to look around with kubectl.
+    #[arg(long)]
+    keep: bool,
+}
+
+async fn demo(args: DemoArgs) -> Result<(), String> {
+    pravega_sandbox::demo::run(pravega_sandbox::demo::DemoOptions {
+        operator_bin: args.operator_bin,
+        webhook_bin: args.webhook_bin,
+        ready_delay: args.ready_delay,
+        step_timeout: args.step_timeout,
+        keep: args.keep,
+    })
+    .await
+    .map_err(|e| e.to_string())
+}
+
+#[derive(clap::Args, Debug)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    addr: SocketAddr,
+    /// Where to write the kubeconfig (default: a file in a temporary directory).
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
+    /// How long simulated pods take to become ready (e.g. `200ms`, `2s`).
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    ready_delay: Duration,
+    /// Simulated pods whose image matches this regular expression fail to pull.
+    #[arg(long, value_parser = parse_regex)]
+    fail_image: Option<regex::Regex>,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    pravega_crds::duration::parse_duration(s).map_err(|e| e.to_string())
+}
+
+fn parse_regex(s: &str) -> Result<regex::Regex, String> {
+    regex::Regex::new(s).map_err(|e| e.to_string())
+}
+
+fn init_logging(json: bool, quiet: bool) {
+    let default = if quiet { "warn" } else { "info" };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn serve(args: ServeArgs) -> Result<(), String> {
+    let sandbox = Sandbox::start(SandboxOptions {
+        addr: args.addr,
+        kubeconfig: args.kubeconfig,
+        ..SandboxOptions::default()
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    let client = sandbox.client().await.map_err(|e| e.to_string())?;
+    let sim = pravega_sandbox::sim::Simulation::start(
+        client,
+        pravega_sandbox::sim::SimOptions {
+            ready_delay: args.ready_delay,
+            failures: args
+                .fail_image
+                .into_iter()
+                .map(|re| (re, pravega_sandbox::sim::FailureMode::ImagePull))
+                .collect(),
+            ..Default::default()
+        },
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    println!("pravega-sandbox API server listening on {}", sandbox.url());
+    println!(
+        "To use it:\n  export KUBECONFIG={}\n  kubectl get namespaces",
+        sandbox.kubeconfig_path().display()
+    );
+    println!("Press Ctrl-C to stop.");
+    tokio::signal::ctrl_c()
+        .await
+        .map_err(|e| format!("waiting for Ctrl-C: {e}"))?;
+    sim.shutdown().await;
+    sandbox.shutdown().await;
+    Ok(())
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    // The demo tells its own story on stdout; only problems are logged.
+    init_logging(cli.log_json, matches!(cli.command, Command::Demo(_)));
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: starting the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = rt.block_on(async {
+        match cli.command {
+            Command::Serve(args) => serve(args).await,
+            Command::Demo(args) => demo(args).await,
+        }
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,21 @@
+//! `pravega-operator`: reconciles PravegaClusters and performs ordered rolling upgrades.
+//!
+//! - [`resources`]: pure builders of the objects a cluster owns.
+//! - [`status`]: pure computation of the member status from the pods.
+//! - [`planner`]: the pure upgrade planner (versions, pod deletions, upgrade status).
+//! - [`controller`]: the reconcile loop (observe, plan, apply, write status).
+//! - [`leader`]: leader election with a Lease.
+//! - [`run()`]: the whole operator (endpoints, leader election, controller).
+//! - [`rbac`]: the permissions the operator uses.
+
+pub mod controller;
+pub mod leader;
+pub mod metrics;
+pub mod planner;
+pub mod rbac;
+pub mod resources;
+pub mod run;
+pub mod server;
+pub mod status;
+
+pub use run::{Config, RunError, run};

@@ -1,0 +1,240 @@
+//! Prometheus metrics of the operator, served on `/metrics`.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// Labels naming a cluster.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ClusterLabels {
+    /// Namespace of the PravegaCluster.
+    pub namespace: String,
+    /// Name of the PravegaCluster.
+    pub cluster: String,
+}
+
+/// Labels of a failed reconcile.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ErrorLabels {
+    /// The kind of error (see `Error::kind`).
+    pub kind: String,
+}
+
+/// Labels of a write to the API server.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WriteLabels {
+    /// `apply`, `delete`, `patch_status`.
+    pub verb: String,
+    /// The object kind, e.g. `StatefulSet`.
+    pub kind: String,
+}
+
+/// The operator's metrics.
+#[derive(Debug)]
+pub struct Metrics {
+    /// Reconciles started.
+    pub reconciliations: Counter,
+    /// Reconciles that failed, by kind of error.
+    pub failures: Family<ErrorLabels, Counter>,
+    /// Reconcile durations in seconds.
+    pub duration: Histogram,
+    /// Writes made to the API server for clusters (applies, deletes, status patches); a converged
+    /// cluster costs none.
+    pub writes: Family<WriteLabels, Counter>,
+    /// Desired members per cluster.
+    pub members_desired: Family<ClusterLabels, Gauge>,
+    /// Ready members per cluster.
+    pub members_ready: Family<ClusterLabels, Gauge>,
+    /// 1 while a cluster is upgrading or rolling back, else 0.
+    pub upgrading: Family<ClusterLabels, Gauge>,
+    /// 1 while this replica holds the leader lease (or runs without leader election).
+    pub leader: Gauge,
+    /// Sum of `writes` over every label set.
+    writes_total: AtomicU64,
+}
+
+impl Metrics {
+    /// Creates the metrics and registers them in `registry` under the `pravega_operator` prefix.
+    pub fn new(registry: &mut Registry) -> Self {
+        let metrics = Self {
+            reconciliations: Counter::default(),
+            failures: Family::default(),
+            duration: Histogram::new(exponential_buckets(0.005, 2.0, 12)),
+            writes: Family::default(),
+            members_desired: Family::default(),
+            members_ready: Family::default(),
+            upgrading: Family::default(),
+            leader: Gauge::default(),
+            writes_total: AtomicU64::new(0),
+        };
+        let r = registry.sub_registry_with_prefix("pravega_operator");
+        r.register(
+            "reconciliations",
+            "PravegaCluster reconciles started",
+            metrics.reconciliations.clone(),
+        );
+        r.register(
+            "reconcile_failures",
+            "PravegaCluster reconciles that failed, by kind of error",
+            metrics.failures.clone(),
+        );
+        r.register(
+            "reconcile_duration_seconds",
+            "Duration of PravegaCluster reconciles",
+            metrics.duration.clone(),
+        );
+        r.register(
+            "api_writes",
+            "Writes to the API server made while reconciling (apply, delete, patch_status)",
+            metrics.writes.clone(),
+        );
+        r.register(
+            "cluster_members_desired",
+            "Desired members (bookies, controllers and segment stores) of a PravegaCluster",
+            metrics.members_desired.clone(),
+        );
+        r.register(
+            "cluster_members_ready",
+            "Ready members of a PravegaCluster",
+            metrics.members_ready.clone(),
+        );
+        r.register(
+            "cluster_upgrading",
+            "1 while a PravegaCluster is being upgraded or rolled back",
+            metrics.upgrading.clone(),
+        );
+        r.register(
+            "leader",
+            "1 while this replica is the active operator",
+            metrics.leader.clone(),
+        );
+        metrics
+    }
+
+    /// Counts one write.
+    pub fn count_write(&self, verb: &str, kind: &str) {
+        self.writes
+            .get_or_create(&WriteLabels {
+                verb: verb.to_owned(),
+                kind: kind.to_owned(),
+            })
+            .inc();
+        self.writes_total.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Total writes made so far.
+    pub fn total_writes(&self) -> u64 {
+        self.writes_total.load(Ordering::Relaxed)
+    }
+
+    /// Records a finished reconcile of `duration`.
+    pub fn observe_duration(&self, duration: Duration) {
+        self.duration.observe(duration.as_secs_f64());
+    }
+
+    /// Records a failed reconcile.
+    pub fn count_failure(&self, kind: &str) {
+        self.failures
+            .get_or_create(&ErrorLabels {
+                kind: kind.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Sets the per-cluster gauges.
+    pub fn set_cluster(
+        &self,
+        namespace: &str,
+        cluster: &str,
+        desired: i32,
+        ready: i32,
+        upgrading: bool,
+    ) {
+        let labels = ClusterLabels {
+            namespace: namespace.to_owned(),
+            cluster: cluster.to_owned(),
+        };
+        self.members_desired
+            .get_or_create(&labels)
+            .set(i64::from(desired));
+        self.members_ready
+            .get_or_create(&labels)
+            .set(i64::from(ready));
+        self.upgrading
+            .get_or_create(&labels)
+            .set(i64::from(upgrading));
+    }
+
+    /// Forgets a deleted cluster's gauges.
+    pub fn remove_cluster(&self, namespace: &str, cluster: &str) {
+        let labels = ClusterLabels {
+            namespace: namespace.to_owned(),
+            cluster: cluster.to_owned(),
+        };
+        self.members_desired.remove(&labels);
+        self.members_ready.remove(&labels);
+        self.upgrading.remove(&labels);
+    }
+}
+
+/// Renders the registry in the OpenMetrics text format.
+pub fn render(registry: &Registry) -> Result<String, std::fmt::Error> {
+    let mut out = String::new();
+    prometheus_client::encoding::text::encode(&mut out, registry)?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_render_with_names_and_labels() {
+        let mut registry = Registry::default();
+        let m = Metrics::new(&mut registry);
+        m.reconciliations.inc();
+        m.count_write("apply", "StatefulSet");
+        m.count_write("apply", "StatefulSet");
+        m.count_write("patch_status", "PravegaCluster");
+        m.count_failure("Kube");
+        m.set_cluster("default", "example", 7, 6, true);
+        m.observe_duration(Duration::from_millis(30));
+        assert_eq!(m.total_writes(), 3);
+        let text = render(&registry).unwrap();
+        assert!(
+            text.contains("pravega_operator_reconciliations_total 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                r#"pravega_operator_api_writes_total{verb="apply",kind="StatefulSet"} 2"#
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                r#"pravega_operator_cluster_members_ready{namespace="default",cluster="example"} 6"#
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                r#"pravega_operator_cluster_upgrading{namespace="default",cluster="example"} 1"#
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("pravega_operator_reconcile_duration_seconds_count 1"),
+            "{text}"
+        );
+        m.remove_cluster("default", "example");
+        let text = render(&registry).unwrap();
+        assert!(!text.contains(r#"cluster="example""#), "{text}");
+    }
+}

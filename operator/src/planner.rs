@@ -1,0 +1,1224 @@
+//! The upgrade planner: a pure function from what the operator observed (the PravegaCluster, its
+//! workloads, its pods, the time) to what it must do (template versions, at most one pod deletion,
+//! the status to write, Events and log lines). No I/O, no clock, no logging: everything derives
+//! from the status and the observed objects, so a restarted operator resumes where it was.
+//!
+//! # Modes (derived from the status, first match wins)
+//! 1. **First deployment** (no `currentVersion`): every template at `spec.version`; once every
+//!    component runs it and `PodsReady` is True, `currentVersion` and `versionHistory` are set.
+//! 2. **Rollback** (`RollbackInProgress` True): components not at `currentVersion` are moved back,
+//!    Segment Store, then Controller, then BookKeeper.
+//! 3. **Failed** (`Error` True with `UpgradeFailed` or `RollbackFailed`): nothing is touched and
+//!    templates stay where they are, until `spec.version` goes back to `currentVersion` (rollback,
+//!    or at once with `spec.upgrade.autoRollback`) or to another version the rules allow (a roll
+//!    forward, started from `currentVersion` without waiting for `PodsReady`, since the failed
+//!    pod is down). `spec.version` equal to the failed `targetVersion` is never retried on its own.
+//! 4. **Upgrading** (`Upgrading` True and `targetVersion` set): BookKeeper, then Controller, then
+//!    Segment Store are moved to `targetVersion`.
+//! 5. **Idle**: an upgrade starts when `spec.version` differs from `currentVersion`, the rules
+//!    allow it, the upgrade is not paused and every member is Ready. After an automatic rollback
+//!    away from version X, `spec.version` X does not start again on its own (set `spec.version` to
+//!    `currentVersion` first, then to X).
+//!
+//! # Pod deletion rules (StatefulSets, `OnDelete`)
+//! A pod is deleted only when: the component is the first one (in the operation's order) not yet
+//! done; the upgrade is neither paused nor failed; the StatefulSet's template is at the version
+//! being rolled out and its controller has observed it (`observedGeneration >= generation`, and
+//! the pod's `controller-revision-hash` is not the `updateRevision`); no pod of the component is
+//! terminating or missing; the pod is not at the version being rolled out and carries a uid and
+//! resourceVersion (sent as delete preconditions). Normally every pod of the component must be
+//! Ready, and the lowest-ordinal outdated pod is chosen.
+//!
+//! **Faulty-pod rule** (upgrade and rollback alike): a pod that is down because it is faulty
+//! (a container waiting in `CrashLoopBackOff`, `ImagePullBackOff`, `ErrImagePull` or
+//! `InvalidImageName`, or restarted and not ready) and is not at the version being rolled out may
+//! be deleted although it is not Ready, provided every not-Ready pod of the component is such a
+//! pod; the lowest-ordinal of them is chosen. It is down already, so replacing it takes no further
+//! pod down; this is what lets a rollback (or a roll forward) replace a crash-looping pod.
+//!
+//! # Progress, deadlines and pausing
+//! `status.upgrade.lastProgressAt` moves when a component's count of updated pods or of Ready pods
+//! goes up, or a component completes; the version change fails when it has not moved for
+//! `spec.upgrade.timeout`, and `requeue_after` is the time left until then. While
+//! `spec.upgrade.paused` is true no template changes and no pod deletions are made and the timeout
+//! does not run (it restarts on resume); a Controller rollout the Deployment controller already
+//! started runs to its end.
+//!
+//! # Failures
+//! A faulty pod at the version being rolled out, a Deployment whose `Progressing` condition says
+//! `ProgressDeadlineExceeded` (once its template is at that version and observed), or the timeout
+//! stop the change: `Error` True with reason `UpgradeFailed` (`RollbackFailed` for a rollback) and
+//! a message like `failed to sync bookkeeper version. pod example-bookie-0 is restarting`.
+//!
+//! # Error condition during a rollback
+//! `Error` stays True (reason `UpgradeFailed`, the failure's message) while the rollback runs; it
+//! becomes False with reason `RolledBack` when the rollback completes, or True with reason
+//! `RollbackFailed` when it fails.
+
+mod observe;
+
+pub use observe::{
+    FAULTY_WAITING_REASONS, Fault, REVISION_LABEL, pod_fault, pod_ready, pod_terminating,
+};
+
+use std::time::Duration;
+
+use k8s_openapi::api::{apps::v1::Deployment, apps::v1::StatefulSet, core::v1::Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use pravega_crds::duration::{format_duration, parse_duration};
+use pravega_crds::names::WorkloadKind;
+use pravega_crds::types::{ComponentProgress, DEFAULT_UPGRADE_TIMEOUT, UpgradeStatus};
+use pravega_crds::{
+    Component, ConditionStatus, ConditionType, Decision, PravegaCluster, PravegaClusterStatus,
+    parse_version, reasons,
+};
+
+use observe::{ComponentView, PodView, component_view};
+
+/// What the controller observed (from its reflector caches / API reads).
+#[derive(Debug, Clone, Copy)]
+pub struct Observed<'a> {
+    /// The cluster being reconciled.
+    pub cluster: &'a PravegaCluster,
+    /// StatefulSet `<name>-bookie`, if it exists.
+    pub bookkeeper: Option<&'a StatefulSet>,
+    /// Deployment `<name>-pravega-controller`, if it exists.
+    pub controller: Option<&'a Deployment>,
+    /// StatefulSet `<name>-pravega-segmentstore`, if it exists.
+    pub segmentstore: Option<&'a StatefulSet>,
+    /// Every pod of the cluster (cluster label selector).
+    pub pods: &'a [Pod],
+    /// The time of this reconcile.
+    pub now: Timestamp,
+}
+
+/// The version each component's pod template must carry after this reconcile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ComponentVersions {
+    /// Version of the bookie StatefulSet template.
+    pub bookkeeper: String,
+    /// Version of the controller Deployment template.
+    pub controller: String,
+    /// Version of the segment store StatefulSet template.
+    pub segmentstore: String,
+}
+
+impl ComponentVersions {
+    /// The same version for every component.
+    pub fn all(version: &str) -> Self {
+        Self {
+            bookkeeper: version.to_owned(),
+            controller: version.to_owned(),
+            segmentstore: version.to_owned(),
+        }
+    }
+
+    /// The version of component `c`.
+    pub fn get(&self, c: Component) -> &str {
+        match c {
+            Component::Bookkeeper => &self.bookkeeper,
+            Component::Controller => &self.controller,
+            Component::SegmentStore => &self.segmentstore,
+        }
+    }
+
+    /// Sets the version of component `c`.
+    pub fn set(&mut self, c: Component, version: &str) {
+        let slot = match c {
+            Component::Bookkeeper => &mut self.bookkeeper,
+            Component::Controller => &mut self.controller,
+            Component::SegmentStore => &mut self.segmentstore,
+        };
+        version.clone_into(slot);
+    }
+}
+
+/// Something the caller must do besides applying the workloads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Delete this pod, with `Preconditions { uid, resource_version }` (stale-cache protection).
+    DeletePod {
+        /// The component the pod belongs to.
+        component: Component,
+        /// Namespace of the pod.
+        namespace: String,
+        /// Name of the pod.
+        name: String,
+        /// The observed UID (delete precondition).
+        uid: String,
+        /// The observed resourceVersion (delete precondition).
+        resource_version: String,
+        /// Why the pod is deleted, for logs.
+        reason: String,
+    },
+}
+
+/// An Event to publish about the PravegaCluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedEvent {
+    /// `Warning` when true, `Normal` otherwise.
+    pub warning: bool,
+    /// CamelCase reason.
+    pub reason: String,
+    /// What was done (`Upgrade`, `Rollback`, `DeletePod`, ...).
+    pub action: String,
+    /// Human-readable note.
+    pub note: String,
+}
+
+/// The outcome of one planning round.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    /// The version each component's pod template must carry.
+    pub versions: ComponentVersions,
+    /// At most one `DeletePod`, only for the component being upgraded or rolled back.
+    pub actions: Vec<Action>,
+    /// The status to write (the caller writes it only if it differs from the observed one).
+    pub status: PravegaClusterStatus,
+    /// Events to publish about the PravegaCluster.
+    pub events: Vec<PlannedEvent>,
+    /// Lines to log at INFO.
+    pub logs: Vec<String>,
+    /// When to reconcile again at the latest (deadlines only; progress is watch-driven).
+    pub requeue_after: Option<std::time::Duration>,
+}
+
+/// Reason of `Error` (False), `Upgrading` (False) after a completed rollback.
+pub const REASON_ROLLED_BACK: &str = "RolledBack";
+
+/// Reasons of the Events the planner publishes.
+pub mod event_reasons {
+    /// Normal: every member of a new cluster runs `spec.version`.
+    pub const DEPLOYED: &str = "Deployed";
+    /// Normal: a version change started.
+    pub const UPGRADE_STARTED: &str = "UpgradeStarted";
+    /// Normal: a pod is deleted so that it comes back at the target version.
+    pub const UPGRADING_POD: &str = "UpgradingPod";
+    /// Normal: one component runs the target version.
+    pub const COMPONENT_UPGRADED: &str = "ComponentUpgraded";
+    /// Normal: the whole cluster runs the target version.
+    pub const UPGRADE_COMPLETED: &str = "UpgradeCompleted";
+    /// Warning: the upgrade stopped and needs a person.
+    pub const UPGRADE_FAILED: &str = "UpgradeFailed";
+    /// Normal: `spec.upgrade.paused` stopped the version change.
+    pub const UPGRADE_PAUSED: &str = "UpgradePaused";
+    /// Normal: the version change goes on after a pause.
+    pub const UPGRADE_RESUMED: &str = "UpgradeResumed";
+    /// Warning: a `spec.version` change was refused (the webhook was absent).
+    pub const VERSION_CHANGE_REFUSED: &str = "VersionChangeRefused";
+    /// Warning: `spec.version` was refused before any change was made.
+    pub const INVALID_SPEC: &str = "InvalidSpec";
+    /// Normal: a rollback of a failed upgrade started.
+    pub const ROLLBACK_STARTED: &str = "RollbackStarted";
+    /// Normal: a pod is deleted so that it comes back at the previous version.
+    pub const ROLLING_BACK_POD: &str = "RollingBackPod";
+    /// Normal: one component runs the previous version again.
+    pub const COMPONENT_ROLLED_BACK: &str = "ComponentRolledBack";
+    /// Normal: the rollback completed.
+    pub const ROLLBACK_COMPLETED: &str = "RollbackCompleted";
+    /// Warning: the rollback stopped and needs a person.
+    pub const ROLLBACK_FAILED: &str = "RollbackFailed";
+}
+
+/// Values of [`PlannedEvent::action`].
+pub mod event_actions {
+    /// Deploying a new cluster.
+    pub const DEPLOY: &str = "Deploy";
+    /// Upgrading.
+    pub const UPGRADE: &str = "Upgrade";
+    /// Rolling back.
+    pub const ROLLBACK: &str = "Rollback";
+    /// Deleting a pod.
+    pub const DELETE_POD: &str = "DeletePod";
+    /// Checking the spec.
+    pub const VALIDATE: &str = "Validate";
+}
+
+/// Transitions within one call are bounded: each mode leads to a stable one in a few steps.
+const MAX_TRANSITIONS: usize = 16;
+
+/// Plans one reconcile. `status` is the cluster's status with the member fields already
+/// recomputed from `observed`; the planner owns the version fields, `upgrade`, and the
+/// `Upgrading`, `RollbackInProgress` and (for its reasons) `Error` conditions.
+///
+/// Planning again with the returned status and the same observations returns the same versions,
+/// actions and status.
+pub fn plan(observed: &Observed<'_>, status: PravegaClusterStatus) -> Plan {
+    let ctx = Ctx::new(observed);
+    let mut status = status;
+    let mut out = Out::default();
+    let mut outcome = None;
+    for _ in 0..MAX_TRANSITIONS {
+        match step(&ctx, &mut status, &mut out) {
+            Step::Again => {}
+            Step::Done(o) => {
+                outcome = Some(o);
+                break;
+            }
+        }
+    }
+    // Every chain of transitions ends in a stable mode well within the bound; should it not,
+    // touch nothing.
+    let outcome = outcome.unwrap_or_else(|| Outcome::wait(ctx.frozen_versions(&status)));
+    Plan {
+        versions: outcome.versions,
+        actions: outcome.actions,
+        status,
+        events: out.events,
+        logs: out.logs,
+        requeue_after: outcome.requeue_after,
+    }
+}
+
+struct Ctx<'o, 'a> {
+    obs: &'o Observed<'a>,
+    spec_version: &'a str,
+    now: Time,
+    views: [ComponentView<'a>; 3],
+    timeout: Duration,
+    paused: bool,
+    auto_rollback: bool,
+}
+
+impl<'o, 'a> Ctx<'o, 'a> {
+    fn new(obs: &'o Observed<'a>) -> Self {
+        let spec = &obs.cluster.spec;
+        let timeout = parse_duration(&spec.upgrade.timeout)
+            .or_else(|_| parse_duration(DEFAULT_UPGRADE_TIMEOUT))
+            .unwrap_or(Duration::from_secs(600));
+        Self {
+            obs,
+            spec_version: &spec.version,
+            now: Time(obs.now),
+            views: Component::UPGRADE_ORDER.map(|c| component_view(obs, c)),
+            timeout,
+            paused: spec.upgrade.paused,
+            auto_rollback: spec.upgrade.auto_rollback,
+        }
+    }
+
+    fn view(&self, c: Component) -> &ComponentView<'a> {
+        let [bookkeeper, controller, segmentstore] = &self.views;
+        match c {
+            Component::Bookkeeper => bookkeeper,
+            Component::Controller => controller,
+            Component::SegmentStore => segmentstore,
+        }
+    }
+
+    /// Template versions as observed, `fallback` for a missing workload.
+    fn observed_versions(&self, fallback: &str) -> ComponentVersions {
+        let mut v = ComponentVersions::all(fallback);
+        for c in Component::UPGRADE_ORDER {
+            if let Some(t) = self.view(c).template_version {
+                v.set(c, t);
+            }
+        }
+        v
+    }
+
+    /// No further template change: what is observed, `currentVersion` for a missing workload.
+    fn frozen_versions(&self, status: &PravegaClusterStatus) -> ComponentVersions {
+        let fallback = status
+            .current_version
+            .as_deref()
+            .unwrap_or(self.spec_version);
+        self.observed_versions(fallback)
+    }
+
+    fn namespace(&self) -> &str {
+        self.obs
+            .cluster
+            .metadata
+            .namespace
+            .as_deref()
+            .unwrap_or("default")
+    }
+
+    fn set(
+        &self,
+        status: &mut PravegaClusterStatus,
+        type_: ConditionType,
+        value: bool,
+        reason: &str,
+        message: &str,
+    ) -> bool {
+        status.set_condition(
+            type_,
+            ConditionStatus::from_bool(value),
+            reason,
+            message,
+            &self.now,
+        )
+    }
+
+    fn elapsed_since(&self, t: &Time) -> Duration {
+        let ms = self
+            .now
+            .0
+            .as_millisecond()
+            .saturating_sub(t.0.as_millisecond());
+        Duration::from_millis(u64::try_from(ms).unwrap_or(0))
+    }
+}
+
+#[derive(Default)]
+struct Out {
+    events: Vec<PlannedEvent>,
+    logs: Vec<String>,
+}
+
+impl Out {
+    fn event(&mut self, warning: bool, reason: &str, action: &str, note: impl Into<String>) {
+        self.events.push(PlannedEvent {
+            warning,
+            reason: reason.to_owned(),
+            action: action.to_owned(),
+            note: note.into(),
+        });
+    }
+
+    fn log(&mut self, line: impl Into<String>) {
+        self.logs.push(line.into());
+    }
+}
+
+struct Outcome {
+    versions: ComponentVersions,
+    actions: Vec<Action>,
+    requeue_after: Option<Duration>,
+}
+
+impl Outcome {
+    fn wait(versions: ComponentVersions) -> Self {
+        Self {
+            versions,
+            actions: Vec::new(),
+            requeue_after: None,
+        }
+    }
+}
+
+enum Step {
+    /// The status moved to another mode: plan again.
+    Again,
+    /// Stable: this is the plan.
+    Done(Outcome),
+}
+
+fn error_reason(status: &PravegaClusterStatus) -> Option<&'static str> {
+    [reasons::UPGRADE_FAILED, reasons::ROLLBACK_FAILED]
+        .into_iter()
+        .find(|r| status.has_error_reason(r))
+}
+
+fn step(ctx: &Ctx<'_, '_>, status: &mut PravegaClusterStatus, out: &mut Out) -> Step {
+    let Some(current) = status.current_version.clone() else {
+        return first_deployment(ctx, status, out);
+    };
+    if status.is_condition_true(ConditionType::RollbackInProgress) {
+        return rolling_back(ctx, status, out, current);
+    }
+    if let Some(reason) = error_reason(status) {
+        return failed(ctx, status, out, current, reason);
+    }
+    if status.is_condition_true(ConditionType::Upgrading)
+        && let Some(target) = status.target_version.clone()
+    {
+        return upgrading(ctx, status, out, current, target);
+    }
+    idle(ctx, status, out, current)
+}
+
+/// Sets `Error` True/InvalidSpec, with an Event when it is new.
+fn invalid_spec(ctx: &Ctx<'_, '_>, status: &mut PravegaClusterStatus, out: &mut Out, msg: &str) {
+    if ctx.set(
+        status,
+        ConditionType::Error,
+        true,
+        reasons::INVALID_SPEC,
+        msg,
+    ) {
+        out.event(
+            true,
+            event_reasons::INVALID_SPEC,
+            event_actions::VALIDATE,
+            msg,
+        );
+    }
+}
+
+/// Clears an `Error` the planner set for an invalid spec.
+fn clear_invalid_spec(ctx: &Ctx<'_, '_>, status: &mut PravegaClusterStatus) {
+    if status.has_error_reason(reasons::INVALID_SPEC) {
+        ctx.set(status, ConditionType::Error, false, "", "");
+    }
+}
+
+/// Adds `Upgrading` and `Error` as False when they are absent, so that `kubectl describe` shows
+/// them as in the guide.
+fn ensure_conditions(ctx: &Ctx<'_, '_>, status: &mut PravegaClusterStatus) {
+    for type_ in [ConditionType::Upgrading, ConditionType::Error] {
+        if status.condition(type_).is_none() {
+            ctx.set(status, type_, false, "", "");
+        }
+    }
+}
+
+fn first_deployment(ctx: &Ctx<'_, '_>, status: &mut PravegaClusterStatus, out: &mut Out) -> Step {
+    let version = ctx.spec_version;
+    if let Err(e) = parse_version(version) {
+        invalid_spec(ctx, status, out, &e.to_string());
+        return Step::Done(Outcome::wait(ctx.observed_versions(version)));
+    }
+    clear_invalid_spec(ctx, status);
+    let all_done = Component::UPGRADE_ORDER
+        .iter()
+        .all(|c| ctx.view(*c).done_at(version));
+    if all_done && status.is_condition_true(ConditionType::PodsReady) {
+        status.current_version = Some(version.to_owned());
+        if status.version_history.last().map(String::as_str) != Some(version) {
+            status.version_history.push(version.to_owned());
+        }
+        if status.is_condition_true(ConditionType::Upgrading) {
+            ctx.set(status, ConditionType::Upgrading, false, "", "");
+        }
+        ensure_conditions(ctx, status);
+        out.event(
+            false,
+            event_reasons::DEPLOYED,
+            event_actions::DEPLOY,
+            format!("all members run version {version}"),
+        );
+        out.log(format!("cluster deployed at version {version}"));
+        return Step::Again;
+    }
+    Step::Done(Outcome::wait(ComponentVersions::all(version)))
+}
+
+fn idle(
+    ctx: &Ctx<'_, '_>,
+    status: &mut PravegaClusterStatus,
+    out: &mut Out,
+    current: String,
+) -> Step {
+    let versions = ComponentVersions::all(&current);
+    if status.is_condition_true(ConditionType::Upgrading) {
+        // Upgrading without a target version: nothing is in flight.
+        ctx.set(status, ConditionType::Upgrading, false, "", "");
+    }
+    if status.is_condition_true(ConditionType::RollbackInProgress) {
+        ctx.set(status, ConditionType::RollbackInProgress, false, "", "");
+    }
+    if status.target_version.is_some() {
+        status.target_version = None;
+    }
+    ensure_conditions(ctx, status);
+    let desired = ctx.spec_version;
+    let pre_start = |s: &PravegaClusterStatus| {
+        s.condition(ConditionType::Upgrading)
+            .is_some_and(|c| matches!(c.reason(), reasons::WAITING_FOR_PODS | reasons::PAUSED))
+    };
+    if desired == current {
+        clear_invalid_spec(ctx, status);
+        status.upgrade = None;
+        if pre_start(status) {
+            ctx.set(status, ConditionType::Upgrading, false, "", "");
+        }
+        return Step::Done(Outcome::wait(versions));
+    }
+    // After a rollback away from `desired`, it is not tried again on its own.
+    let rolled_back_from_desired = status.upgrade.as_ref().is_some_and(|u| {
+        u.from_version.as_deref() == Some(desired) && u.to_version.as_deref() == Some(&*current)
+    });
+    if rolled_back_from_desired {
+        return Step::Done(Outcome::wait(versions));
+    }
+    if let Decision::Deny { message, .. } =
+        pravega_crds::validate_version_change(Some(status), desired)
+    {
+        if pre_start(status) {
+            ctx.set(status, ConditionType::Upgrading, false, "", "");
+        }
+        invalid_spec(ctx, status, out, &message);
+        return Step::Done(Outcome::wait(versions));
+    }
+    clear_invalid_spec(ctx, status);
+    if ctx.paused {
+        let msg =
+            format!("upgrade from {current} to {desired} is paused (spec.upgrade.paused is true)");
+        let was_paused = status
+            .condition(ConditionType::Upgrading)
+            .is_some_and(|c| c.reason() == reasons::PAUSED);
+        ctx.set(
+            status,
+            ConditionType::Upgrading,
+            false,
+            reasons::PAUSED,
+            &msg,
+        );
+        if !was_paused {
+            out.event(
+                false,
+                event_reasons::UPGRADE_PAUSED,
+                event_actions::UPGRADE,
+                msg,
+            );
+        }
+        return Step::Done(Outcome::wait(versions));
+    }
+    if !status.is_condition_true(ConditionType::PodsReady) {
+        let msg = format!(
+            "waiting for all members to be ready before upgrading from {current} to {desired} ({} of {} ready)",
+            status.ready_replicas, status.replicas
+        );
+        ctx.set(
+            status,
+            ConditionType::Upgrading,
+            false,
+            reasons::WAITING_FOR_PODS,
+            &msg,
+        );
+        return Step::Done(Outcome::wait(versions));
+    }
+    start_upgrade(ctx, status, out, &current, desired);
+    Step::Again
+}
+
+fn start_upgrade(
+    ctx: &Ctx<'_, '_>,
+    status: &mut PravegaClusterStatus,
+    out: &mut Out,
+    from: &str,
+    to: &str,
+) {
+    status.target_version = Some(to.to_owned());
+    let msg = format!("upgrading from {from} to {to}");
+    ctx.set(
+        status,
+        ConditionType::Upgrading,
+        true,
+        reasons::IN_PROGRESS,
+        &msg,
+    );
+    if error_reason(status).is_some() || status.has_error_reason(reasons::INVALID_SPEC) {
+        ctx.set(status, ConditionType::Error, false, "", "");
+    }
+    if status
+        .condition(ConditionType::RollbackInProgress)
+        .is_some()
+    {
+        ctx.set(status, ConditionType::RollbackInProgress, false, "", "");
+    }
+    status.upgrade = Some(new_progress(ctx, from, to));
+    out.log(format!("syncing cluster version from {from} to {to}"));
+    out.event(
+        false,
+        event_reasons::UPGRADE_STARTED,
+        event_actions::UPGRADE,
+        msg,
+    );
+}
+
+fn new_progress(ctx: &Ctx<'_, '_>, from: &str, to: &str) -> UpgradeStatus {
+    UpgradeStatus {
+        from_version: Some(from.to_owned()),
+        to_version: Some(to.to_owned()),
+        started_at: Some(ctx.now.clone()),
+        last_progress_at: Some(ctx.now.clone()),
+        components: Vec::new(),
+    }
+}
+
+/// The note added to a condition's message when `spec.version` was changed to something the
+/// rules refuse while a version change is in flight or failed.
+fn refusal_note(status: &PravegaClusterStatus, desired: &str) -> String {
+    match pravega_crds::validate_version_change(Some(status), desired) {
+        Decision::Deny { message, .. } => {
+            format!("; spec.version {desired} was refused: {message}")
+        }
+        Decision::Allow { .. } => {
+            format!("; spec.version {desired} is ignored until this version change ends")
+        }
+    }
+}
+
+/// Sets a condition whose message may carry a refusal note, with a warning Event when the note
+/// is new.
+#[allow(clippy::too_many_arguments)]
+fn set_with_note(
+    ctx: &Ctx<'_, '_>,
+    status: &mut PravegaClusterStatus,
+    out: &mut Out,
+    type_: ConditionType,
+    value: bool,
+    reason: &str,
+    message: &str,
+    note: &str,
+) {
+    let had_note = !note.is_empty()
+        && status
+            .condition(type_)
+            .is_some_and(|c| c.message().contains(note));
+    ctx.set(status, type_, value, reason, &format!("{message}{note}"));
+    if !note.is_empty() && !had_note {
+        let action = if type_ == ConditionType::RollbackInProgress {
+            event_actions::ROLLBACK
+        } else {
+            event_actions::UPGRADE
+        };
+        out.event(
+            true,
+            event_reasons::VERSION_CHANGE_REFUSED,
+            action,
+            note.trim_start_matches("; ").to_owned(),
+        );
+    }
+}
+
+fn failed(
+    ctx: &Ctx<'_, '_>,
+    status: &mut PravegaClusterStatus,
+    out: &mut Out,
+    current: String,
+    reason: &'static str,
+) -> Step {
+    let desired = ctx.spec_version;
+    let target = status.target_version.clone();
+    let upgrade_failed = reason == reasons::UPGRADE_FAILED;
+    let error_msg = status
+        .condition(ConditionType::Error)
+        .map(|c| c.message().to_owned())
+        .unwrap_or_default();
+    // Nothing is upgrading once failed (decided before the rules are consulted, which look at it).
+    if status.is_condition_true(ConditionType::Upgrading) {
+        ctx.set(status, ConditionType::Upgrading, false, reason, &error_msg);
+    }
+    if upgrade_failed && (desired == current || ctx.auto_rollback) {
+        start_rollback(ctx, status, out, &current);
+        return Step::Again;
+    }
+    let mut note = String::new();
+    if desired != current && Some(desired) != target.as_deref() {
+        match pravega_crds::validate_version_change(Some(status), desired) {
+            Decision::Allow { .. } => {
+                start_upgrade(ctx, status, out, &current, desired);
+                return Step::Again;
+            }
+            Decision::Deny { .. } => note = refusal_note(status, desired),
+        }
+    }
+    let cond = if upgrade_failed {
+        ConditionType::Upgrading
+    } else {
+        ConditionType::RollbackInProgress
+    };
+    set_with_note(ctx, status, out, cond, false, reason, &error_msg, &note);
+    Step::Done(Outcome::wait(ctx.frozen_versions(status)))
+}
+
+fn start_rollback(
+    ctx: &Ctx<'_, '_>,
+    status: &mut PravegaClusterStatus,
+    out: &mut Out,
+    current: &str,
+) {
+    let failed_version = failed_version(status, ctx.spec_version);
+    let msg = format!("rolling back from {failed_version} to {current}");
+    ctx.set(
+        status,
+        ConditionType::RollbackInProgress,
+        true,
+        reasons::IN_PROGRESS,
+        &msg,
+    );
+    status.upgrade = Some(new_progress(ctx, &failed_version, current));
+    out.log(format!(
+        "rolling back cluster version from {failed_version} to {current}"
+    ));
+    out.event(
+        false,
+        event_reasons::ROLLBACK_STARTED,
+        event_actions::ROLLBACK,
+        msg,
+    );
+}
+
+/// The version a failed upgrade went to: `targetVersion`, else what the progress records.
+fn failed_version(status: &PravegaClusterStatus, fallback: &str) -> String {
+    status
+        .target_version
+        .clone()
+        .or_else(|| {
+            status.upgrade.as_ref().and_then(|u| {
+                if status.is_condition_true(ConditionType::RollbackInProgress) {
+                    u.from_version.clone()
+                } else {
+                    u.to_version.clone()
+                }
+            })
+        })
+        .unwrap_or_else(|| fallback.to_owned())
+}
+
+fn upgrading(
+    ctx: &Ctx<'_, '_>,
+    status: &mut PravegaClusterStatus,
+    out: &mut Out,
+    current: String,
+    target: String,
+) -> Step {
+    // The planner refuses versions only before a change starts; whatever was refused then no
+    // longer applies.
+    clear_invalid_spec(ctx, status);
+    let note = if ctx.spec_version != target {
+        refusal_note(status, ctx.spec_version)
+    } else {
+        String::new()
+    };
+    let op = Op {
+        kind: OpKind::Upgrade,
+        from: current.clone(),
+        to: target,
+        fallback: current,
+        order: Component::UPGRADE_ORDER,
+    };
+    advance(ctx, status, out, &op, &note)
+}
+
+fn rolling_back(
+    ctx: &Ctx<'_, '_>,
+    status: &mut PravegaClusterStatus,
+    out: &mut Out,
+    current: String,
+) -> Step {
+    clear_invalid_spec(ctx, status);
+    let failed = failed_version(status, &current);
+    let automatic = ctx.auto_rollback && status.target_version.as_deref() == Some(ctx.spec_version);
+    let note = if ctx.spec_version != current && !automatic {
+        refusal_note(status, ctx.spec_version)
+    } else {
+        String::new()
+    };
+    let mut order = Component::UPGRADE_ORDER;
+    order.reverse();
+    let op = Op {
+        kind: OpKind::Rollback,
+        from: failed,
+        to: current.clone(),
+        fallback: current,
+        order,
+    };
+    advance(ctx, status, out, &op, &note)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OpKind {
+    Upgrade,
+    Rollback,
+}
+
+/// A version change in flight: an upgrade, or the rollback of a failed one.
+struct Op {
+    kind: OpKind,
+    from: String,
+    /// The version every component must reach.
+    to: String,
+    /// The version of a component not yet reached whose workload is missing.
+    fallback: String,
+    order: [Component; 3],
+}
+
+impl Op {
+    fn condition(&self) -> ConditionType {
+        match self.kind {
+            OpKind::Upgrade => ConditionType::Upgrading,
+            OpKind::Rollback => ConditionType::RollbackInProgress,
+        }
+    }
+
+    fn verbing(&self) -> &'static str {
+        match self.kind {
+            OpKind::Upgrade => "upgrading",
+            OpKind::Rollback => "rolling back",
+        }
+    }
+
+    fn action(&self) -> &'static str {
+        match self.kind {
+            OpKind::Upgrade => event_actions::UPGRADE,
+            OpKind::Rollback => event_actions::ROLLBACK,
+        }
+    }
+}
+
+/// Records per-component progress; bumps `lastProgressAt` when a pod became updated or Ready,
+/// or a component completed. Returns the time of the last progress.
+fn record_progress(
+    ctx: &Ctx<'_, '_>,
+    status: &mut PravegaClusterStatus,
+    out: &mut Out,
+    op: &Op,
+    resumed: bool,
+) -> Time {
+    let matches = status.upgrade.as_ref().is_some_and(|u| {
+        u.from_version.as_deref() == Some(&*op.from) && u.to_version.as_deref() == Some(&*op.to)
+    });
+    if !matches {
+        status.upgrade = Some(new_progress(ctx, &op.from, &op.to));
+    }
+    let progress: Vec<ComponentProgress> = op
+        .order
+        .iter()
+        .map(|c| ctx.view(*c).progress(&op.to))
+        .collect();
+    let upgrade = status
+        .upgrade
+        .get_or_insert_with(|| new_progress(ctx, &op.from, &op.to));
+    let mut progressed = resumed;
+    for p in &progress {
+        let Some(old) = upgrade
+            .components
+            .iter()
+            .find(|o| o.component == p.component)
+        else {
+            continue;
+        };
+        if p.updated > old.updated || p.ready > old.ready || (p.done && !old.done) {
+            progressed = true;
+        }
+        if p.done && !old.done {
+            let (reason, note) = match op.kind {
+                OpKind::Upgrade => (
+                    event_reasons::COMPONENT_UPGRADED,
+                    format!("{} upgraded to {}", p.component, op.to),
+                ),
+                OpKind::Rollback => (
+                    event_reasons::COMPONENT_ROLLED_BACK,
+                    format!("{} rolled back to {}", p.component, op.to),
+                ),
+            };
+            out.event(false, reason, op.action(), note);
+        }
+    }
+    upgrade.components = progress;
+    if progressed || upgrade.last_progress_at.is_none() {
+        upgrade.last_progress_at = Some(ctx.now.clone());
+    }
+    if upgrade.started_at.is_none() {
+        upgrade.started_at = upgrade.last_progress_at.clone();
+    }
+    upgrade
+        .last_progress_at
+        .clone()
+        .unwrap_or_else(|| ctx.now.clone())
+}
+
+fn advance(
+    ctx: &Ctx<'_, '_>,
+    status: &mut PravegaClusterStatus,
+    out: &mut Out,
+    op: &Op,
+    note: &str,
+) -> Step {
+    let cond = op.condition();
+    let was_paused = status
+        .condition(cond)
+        .is_some_and(|c| c.reason() == reasons::PAUSED);
+    let resumed = was_paused && !ctx.paused;
+    let last_progress = record_progress(ctx, status, out, op, resumed);
+
+    let Some(index) = op.order.iter().position(|c| !ctx.view(*c).done_at(&op.to)) else {
+        return complete(ctx, status, out, op);
+    };
+    let component = op.order[index];
+    let view = ctx.view(component);
+
+    // Earlier components run the target; later ones keep their template until their turn.
+    let mut versions = ctx.observed_versions(&op.fallback);
+    for c in &op.order[..index] {
+        versions.set(*c, &op.to);
+    }
+    let active_version = if ctx.paused {
+        view.template_version.unwrap_or(&op.fallback)
+    } else {
+        &op.to
+    };
+    versions.set(component, active_version);
+
+    let kind = match component.workload_kind() {
+        WorkloadKind::StatefulSet => "statefulset",
+        WorkloadKind::Deployment => "deployment",
+    };
+    let template_at_target = view.present && view.template_version == Some(&*op.to);
+    if template_at_target {
+        let p = view.progress(&op.to);
+        out.log(format!(
+            "{kind} ({}) status: {} updated, {} ready, {} target",
+            view.workload, p.updated, p.ready, p.target
+        ));
+    }
+
+    // Failures.
+    if let Some((pod, fault)) = view.faulty_at(&op.to) {
+        let detail = fault.describe(pod.name);
+        return fail(ctx, status, out, op, component, &detail);
+    }
+    if component == Component::Controller
+        && view.template_version == Some(&*op.to)
+        && view.observed
+        && view.deadline_exceeded
+    {
+        let detail = format!(
+            "deployment {} exceeded its progress deadline",
+            view.workload
+        );
+        return fail(ctx, status, out, op, component, &detail);
+    }
+    let mut requeue_after = None;
+    if !ctx.paused {
+        let elapsed = ctx.elapsed_since(&last_progress);
+        if elapsed >= ctx.timeout {
+            let detail = format!("no progress for {}", format_duration(ctx.timeout));
+            return fail(ctx, status, out, op, component, &detail);
+        }
+        requeue_after = Some(ctx.timeout - elapsed);
+    }
+
+    // Condition.
+    let (reason, message) = if ctx.paused {
+        (
+            reasons::PAUSED,
+            format!(
+                "{} from {} to {} is paused at {component} (spec.upgrade.paused is true)",
+                op.verbing(),
+                op.from,
+                op.to
+            ),
+        )
+    } else {
+        (
+            reasons::IN_PROGRESS,
+            format!(
+                "{} from {} to {}: {component}",
+                op.verbing(),
+                op.from,
+                op.to
+            ),
+        )
+    };
+    set_with_note(ctx, status, out, cond, true, reason, &message, note);
+    if ctx.paused && !was_paused {
+        out.event(false, event_reasons::UPGRADE_PAUSED, op.action(), message);
+    } else if resumed {
+        out.event(
+            false,
+            event_reasons::UPGRADE_RESUMED,
+            op.action(),
+            format!("{} from {} to {} resumed", op.verbing(), op.from, op.to),
+        );
+    }
+
+    // The template change, or the pod to delete.
+    let mut actions = Vec::new();
+    if view.present && !template_at_target && !ctx.paused {
+        out.log(format!(
+            "updating {kind} ({}) template image to '{}'",
+            view.workload,
+            component.image(&ctx.obs.cluster.spec, &op.to)
+        ));
+    }
+    if template_at_target
+        && !ctx.paused
+        && component.workload_kind() == WorkloadKind::StatefulSet
+        && let Some(pod) = pod_to_delete(view, &op.to)
+    {
+        actions.push(delete_pod(ctx, out, op, component, pod));
+    }
+    Step::Done(Outcome {
+        versions,
+        actions,
+        requeue_after,
+    })
+}
+
+/// The one pod of a StatefulSet that may be deleted now, if any (see the module docs).
+fn pod_to_delete<'v>(view: &'v ComponentView<'_>, version: &str) -> Option<&'v PodView<'v>> {
+    if !view.observed || view.template_version != Some(version) {
+        return None;
+    }
+    if view.pods.iter().any(|p| p.terminating) || !view.missing_ordinals().is_empty() {
+        return None;
+    }
+    let desired = u32::try_from(view.desired).unwrap_or(0);
+    let unready: Vec<&PodView<'_>> = view.pods.iter().filter(|p| !p.ready).collect();
+    let candidate = if unready.is_empty() {
+        view.pods.iter().find(|p| !p.at(version))?
+    } else if unready.iter().all(|p| p.fault.is_some() && !p.at(version)) {
+        unready.first().copied()?
+    } else {
+        return None;
+    };
+    let in_range = candidate.ordinal.is_some_and(|o| o < desired);
+    let same_revision =
+        view.update_revision.is_some() && candidate.revision == view.update_revision;
+    let has_preconditions = candidate.uid.is_some() && candidate.resource_version.is_some();
+    (in_range && !same_revision && has_preconditions).then_some(candidate)
+}
+
+fn delete_pod(
+    ctx: &Ctx<'_, '_>,
+    out: &mut Out,
+    op: &Op,
+    component: Component,
+    pod: &PodView<'_>,
+) -> Action {
+    let name = pod.name.to_owned();
+    let from = pod.version.unwrap_or("unknown");
+    let faulty = pod
+        .fault
+        .as_ref()
+        .map(|f| format!(" ({})", f.describe(&name)))
+        .unwrap_or_default();
+    let (line, reason) = match op.kind {
+        OpKind::Upgrade => ("upgrading pod", event_reasons::UPGRADING_POD),
+        OpKind::Rollback => ("rolling back pod", event_reasons::ROLLING_BACK_POD),
+    };
+    out.log(format!("{line}: {name}"));
+    let why = format!(
+        "deleting pod {name} at {from}{faulty} so that it is recreated at {}",
+        op.to
+    );
+    out.event(false, reason, event_actions::DELETE_POD, why.clone());
+    Action::DeletePod {
+        component,
+        namespace: pod.namespace.unwrap_or(ctx.namespace()).to_owned(),
+        name,
+        uid: pod.uid.unwrap_or_default().to_owned(),
+        resource_version: pod.resource_version.unwrap_or_default().to_owned(),
+        reason: why,
+    }
+}
+
+fn fail(
+    ctx: &Ctx<'_, '_>,
+    status: &mut PravegaClusterStatus,
+    out: &mut Out,
+    op: &Op,
+    component: Component,
+    detail: &str,
+) -> Step {
+    match op.kind {
+        OpKind::Upgrade => {
+            let msg = format!("failed to sync {component} version. {detail}");
+            ctx.set(
+                status,
+                ConditionType::Upgrading,
+                false,
+                reasons::UPGRADE_FAILED,
+                &msg,
+            );
+            ctx.set(
+                status,
+                ConditionType::Error,
+                true,
+                reasons::UPGRADE_FAILED,
+                &msg,
+            );
+            out.event(
+                true,
+                event_reasons::UPGRADE_FAILED,
+                op.action(),
+                msg.clone(),
+            );
+            out.log(format!(
+                "error syncing cluster version, need manual intervention. {msg}"
+            ));
+        }
+        OpKind::Rollback => {
+            let msg = format!("failed to roll back {component} version. {detail}");
+            ctx.set(
+                status,
+                ConditionType::RollbackInProgress,
+                false,
+                reasons::ROLLBACK_FAILED,
+                &msg,
+            );
+            ctx.set(
+                status,
+                ConditionType::Error,
+                true,
+                reasons::ROLLBACK_FAILED,
+                &msg,
+            );
+            out.event(
+                true,
+                event_reasons::ROLLBACK_FAILED,
+                op.action(),
+                msg.clone(),
+            );
+            out.log(format!(
+                "error rolling back cluster version, need manual intervention. {msg}"
+            ));
+        }
+    }
+    Step::Again
+}
+
+fn complete(ctx: &Ctx<'_, '_>, status: &mut PravegaClusterStatus, out: &mut Out, op: &Op) -> Step {
+    match op.kind {
+        OpKind::Upgrade => {
+            status.current_version = Some(op.to.clone());
+            if status.version_history.last() != Some(&op.to) {
+                status.version_history.push(op.to.clone());
+            }
+            status.target_version = None;
+            status.upgrade = None;
+            let msg = format!("upgraded from {} to {}", op.from, op.to);
+            ctx.set(
+                status,
+                ConditionType::Upgrading,
+                false,
+                reasons::COMPLETED,
+                &msg,
+            );
+            out.event(false, event_reasons::UPGRADE_COMPLETED, op.action(), msg);
+            out.log(format!(
+                "cluster version synced from {} to {}",
+                op.from, op.to
+            ));
+        }
+        OpKind::Rollback => {
+            let msg = format!("the upgrade to {} was rolled back to {}", op.from, op.to);
+            status.target_version = None;
+            ctx.set(
+                status,
+                ConditionType::RollbackInProgress,
+                false,
+                reasons::COMPLETED,
+                &format!("rolled back from {} to {}", op.from, op.to),
+            );
+            ctx.set(
+                status,
+                ConditionType::Error,
+                false,
+                REASON_ROLLED_BACK,
+                &msg,
+            );
+            ctx.set(
+                status,
+                ConditionType::Upgrading,
+                false,
+                REASON_ROLLED_BACK,
+                &msg,
+            );
+            out.event(false, event_reasons::ROLLBACK_COMPLETED, op.action(), msg);
+            out.log(format!(
+                "rolled back cluster version from {} to {}",
+                op.from, op.to
+            ));
+        }
+    }
+    Step::Again
+}

@@ -1,0 +1,281 @@
+//! Wiring: the HTTP endpoints, leader election and the `kube::runtime::Controller`.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::runtime::Controller;
+use kube::runtime::controller::Config as ControllerConfig;
+use kube::runtime::events::Reporter;
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+use kube::{Api, Client, ResourceExt};
+use pravega_crds::PravegaCluster;
+use pravega_crds::names::{APP_NAME, LABEL_INSTANCE, LABEL_NAME, MANAGER};
+use prometheus_client::registry::Registry;
+use tokio::sync::{RwLock, watch};
+use tracing::{debug, info, warn};
+
+use crate::controller::{self, Context, Diagnostics};
+use crate::leader::{self, LeaderElector, LeaderError};
+use crate::metrics::Metrics;
+use crate::server::{self, Phase, ServerState};
+
+/// How the operator runs.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Watch only this namespace (all namespaces when `None`).
+    pub namespace: Option<String>,
+    /// Address of `/healthz`, `/readyz` and `/metrics`.
+    pub metrics_addr: SocketAddr,
+    /// Take part in leader election before reconciling.
+    pub leader_elect: bool,
+    /// Namespace of the leader Lease.
+    pub leader_election_namespace: String,
+}
+
+/// Why the operator stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The metrics address could not be bound.
+    #[error("binding the metrics server to {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Leadership was lost: this replica stopped reconciling and must exit.
+    #[error(transparent)]
+    LeaderLost(#[from] LeaderError),
+}
+
+/// Runs the operator until `shutdown` resolves (graceful: in-flight reconciles finish, the
+/// leader lease is released) or leadership is lost (an error). Logs the address it serves on as
+/// `metrics server listening on ADDR`.
+pub async fn run(
+    client: Client,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), RunError> {
+    let identity = leader::identity();
+    let mut registry = Registry::default();
+    let metrics = Arc::new(Metrics::new(&mut registry));
+    let diagnostics = Arc::new(RwLock::new(Diagnostics {
+        last_reconcile: None,
+        reporter: format!("{MANAGER}/{identity}"),
+    }));
+    let state = Arc::new(ServerState::new(registry, diagnostics.clone()));
+
+    let listener = tokio::net::TcpListener::bind(config.metrics_addr)
+        .await
+        .map_err(|source| RunError::Bind {
+            addr: config.metrics_addr,
+            source,
+        })?;
+    let bound = listener.local_addr().map_err(|source| RunError::Bind {
+        addr: config.metrics_addr,
+        source,
+    })?;
+    info!("metrics server listening on {bound}");
+
+    // One stop signal for everything: set on SIGTERM/SIGINT or when leadership is lost.
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stop_tx = Arc::new(stop_tx);
+    {
+        let stop_tx = stop_tx.clone();
+        tokio::spawn(async move {
+            shutdown.await;
+            info!("shutdown requested");
+            stop_tx.send_replace(true);
+        });
+    }
+    let (server_stop_tx, mut server_stop_rx) = watch::channel(false);
+    let server = tokio::spawn({
+        let router = server::router(state.clone());
+        async move {
+            let served = axum::serve(listener, router)
+                .with_graceful_shutdown(async move {
+                    let _ = server_stop_rx.wait_for(|s| *s).await;
+                })
+                .await;
+            if let Err(e) = served {
+                warn!(error = %e, "metrics server failed");
+            }
+        }
+    });
+
+    let result = lead_and_reconcile(
+        client,
+        &config,
+        identity,
+        metrics,
+        diagnostics,
+        &state,
+        stop_tx,
+        stop_rx,
+    )
+    .await;
+
+    state.set_phase(Phase::Stopping);
+    server_stop_tx.send_replace(true);
+    if let Err(e) = server.await {
+        warn!(error = %e, "metrics server task failed");
+    }
+    result
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn lead_and_reconcile(
+    client: Client,
+    config: &Config,
+    identity: String,
+    metrics: Arc<Metrics>,
+    diagnostics: Arc<RwLock<Diagnostics>>,
+    state: &ServerState,
+    stop_tx: Arc<watch::Sender<bool>>,
+    mut stop_rx: watch::Receiver<bool>,
+) -> Result<(), RunError> {
+    let mut elector = None;
+    if config.leader_elect {
+        let leases: Api<Lease> = Api::namespaced(client.clone(), &config.leader_election_namespace);
+        let mut e = LeaderElector::new(leases, identity.clone());
+        state.set_phase(Phase::Standby);
+        info!(
+            lease = leader::LEASE_NAME,
+            namespace = %config.leader_election_namespace,
+            identity = %identity,
+            "waiting for the leader lease"
+        );
+        if !e.acquire(&mut stop_rx).await {
+            return Ok(());
+        }
+        elector = Some(e);
+    }
+    metrics.leader.set(1);
+    state.set_phase(Phase::Syncing);
+
+    // Keep the lease while reconciling; losing it stops everything.
+    let holder = elector.map(|mut e| {
+        let mut stop = stop_rx.clone();
+        let stop_tx = stop_tx.clone();
+        tokio::spawn(async move {
+            let held = e.hold(&mut stop).await;
+            if let Err(err) = &held {
+                warn!(error = %err, "stopping: this replica is no longer the leader");
+                stop_tx.send_replace(true);
+            }
+            (e, held)
+        })
+    });
+
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        metrics: metrics.clone(),
+        diagnostics,
+        reporter: Reporter {
+            controller: MANAGER.to_owned(),
+            instance: Some(identity),
+        },
+        failures: Default::default(),
+        reported_failures: Default::default(),
+    });
+
+    let owned = watcher::Config::default().labels(&format!("{LABEL_NAME}={APP_NAME}"));
+    let clusters: Api<PravegaCluster> = scoped(&client, config.namespace.as_deref());
+    let controller = Controller::new(clusters, watcher::Config::default())
+        .with_config(ControllerConfig::default())
+        .owns(
+            scoped::<StatefulSet>(&client, config.namespace.as_deref()),
+            owned.clone(),
+        )
+        .owns(
+            scoped::<Deployment>(&client, config.namespace.as_deref()),
+            owned.clone(),
+        )
+        .owns(
+            scoped::<Service>(&client, config.namespace.as_deref()),
+            owned.clone(),
+        )
+        .owns(
+            scoped::<ConfigMap>(&client, config.namespace.as_deref()),
+            owned.clone(),
+        )
+        .owns(
+            scoped::<PodDisruptionBudget>(&client, config.namespace.as_deref()),
+            owned.clone(),
+        )
+        .watches(
+            scoped::<Pod>(&client, config.namespace.as_deref()),
+            owned,
+            |pod: Pod| {
+                let cluster = pod.labels().get(LABEL_INSTANCE)?.clone();
+                let ns = pod.namespace()?;
+                Some(ObjectRef::<PravegaCluster>::new(&cluster).within(&ns))
+            },
+        );
+
+    let store = controller.store();
+    let synced = {
+        let stop = stop_rx.clone();
+        async move {
+            if store.wait_until_ready().await.is_ok() && !*stop.borrow() {
+                info!("caches synced; reconciling PravegaClusters");
+                true
+            } else {
+                false
+            }
+        }
+    };
+    let mut stop_controller = stop_rx.clone();
+    let reconciled = controller
+        .graceful_shutdown_on(async move {
+            let _ = stop_controller.wait_for(|s| *s).await;
+        })
+        .run(controller::reconcile, controller::error_policy, ctx)
+        .for_each(|res| async move {
+            if let Err(e) = res {
+                debug!(error = %e, "controller event");
+            }
+        });
+    let phase_watch = async {
+        if synced.await {
+            state.set_phase(Phase::Running);
+        }
+        futures::future::pending::<()>().await
+    };
+    tokio::select! {
+        () = reconciled => {}
+        () = phase_watch => {}
+    }
+    metrics.leader.set(0);
+    info!("controller stopped");
+
+    // Stop renewing, then give the lease up unless it was lost.
+    stop_tx.send_replace(true);
+    if let Some(holder) = holder {
+        match holder.await {
+            Ok((mut e, Ok(()))) => e.release().await,
+            Ok((_, Err(lost))) => return Err(lost.into()),
+            Err(join) => warn!(error = %join, "leader lease task failed"),
+        }
+    }
+    Ok(())
+}
+
+fn scoped<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+    <K as kube::Resource>::DynamicType: Default,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}

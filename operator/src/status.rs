@@ -1,0 +1,462 @@
+//! Pure computation of a cluster's member status from its pods, and the helpers that keep status
+//! writes minimal.
+
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use pravega_crds::names::{self, Component, LABEL_INSTANCE};
+use pravega_crds::{
+    ConditionStatus, ConditionType, MembersStatus, PravegaCluster, PravegaClusterStatus, reasons,
+};
+use serde_json::{Map, Value};
+
+/// True when the pod's `Ready` condition is `True` and the pod is not terminating.
+pub fn is_pod_ready(pod: &Pod) -> bool {
+    if is_terminating(pod) {
+        return false;
+    }
+    pod.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|conds| {
+            conds
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True")
+        })
+}
+
+/// True when the pod is being deleted or has finished for good (`Succeeded` / `Failed`).
+pub fn is_terminating(pod: &Pod) -> bool {
+    pod.metadata.deletion_timestamp.is_some()
+        || pod
+            .status
+            .as_ref()
+            .and_then(|s| s.phase.as_deref())
+            .is_some_and(|p| p == "Succeeded" || p == "Failed")
+}
+
+/// The member pods of `cluster` among `pods`: pods labelled with the cluster's instance name and
+/// one of its components.
+pub fn member_pods<'a>(
+    cluster: &str,
+    pods: &'a [Pod],
+) -> impl Iterator<Item = (Component, &'a Pod)> {
+    pods.iter().filter_map(move |pod| {
+        let labels = pod.metadata.labels.as_ref()?;
+        if labels.get(LABEL_INSTANCE).map(String::as_str) != Some(cluster) {
+            return None;
+        }
+        names::component_of(labels).map(|c| (c, pod))
+    })
+}
+
+/// Recomputes the member fields of the cluster's status from its pods: `replicas` (desired
+/// members), `currentReplicas` (member pods that exist and are not terminating),
+/// `readyReplicas`, `members.ready` / `members.unready` (sorted; terminating pods are unready),
+/// the `PodsReady` condition and `observedGeneration`. Every other field (versions, upgrade
+/// progress, other conditions) is kept from the cluster's current status.
+pub fn observe(cluster: &PravegaCluster, pods: &[Pod], now: &Time) -> PravegaClusterStatus {
+    let mut status = cluster.status.clone().unwrap_or_default();
+    let name = cluster.metadata.name.as_deref().unwrap_or_default();
+    let spec = &cluster.spec;
+
+    let mut members = Vec::new();
+    let mut current = 0i32;
+    let mut desired_total = 0i32;
+    let mut short: Vec<String> = Vec::new();
+    for component in Component::UPGRADE_ORDER {
+        let desired = component.replicas(spec).max(0);
+        desired_total = desired_total.saturating_add(desired);
+        let mut ready = 0i32;
+        for (c, pod) in member_pods(name, pods) {
+            if c != component {
+                continue;
+            }
+            let pod_name = pod.metadata.name.as_deref().unwrap_or_default();
+            let is_ready = is_pod_ready(pod);
+            if !is_terminating(pod) {
+                current = current.saturating_add(1);
+            }
+            if is_ready {
+                ready = ready.saturating_add(1);
+            }
+            members.push((pod_name, is_ready));
+        }
+        if ready < desired {
+            short.push(format!("{} {ready}/{desired}", component.as_str()));
+        }
+    }
+    let members = MembersStatus::from_pods(members);
+    let ready_total = i32::try_from(members.ready.len()).unwrap_or(i32::MAX);
+
+    status.replicas = desired_total;
+    status.current_replicas = current;
+    status.ready_replicas = ready_total;
+    status.observed_generation = cluster.metadata.generation;
+
+    if short.is_empty() && members.unready.is_empty() {
+        status.set_condition(
+            ConditionType::PodsReady,
+            ConditionStatus::True,
+            reasons::ALL_PODS_READY,
+            &format!("all {desired_total} members are ready"),
+            now,
+        );
+    } else {
+        let mut message = format!("{ready_total} of {desired_total} members ready");
+        if !short.is_empty() {
+            message.push_str(&format!(" (ready/desired: {})", short.join(", ")));
+        }
+        if !members.unready.is_empty() {
+            message.push_str(&format!("; unready: {}", members.unready.join(", ")));
+        }
+        status.set_condition(
+            ConditionType::PodsReady,
+            ConditionStatus::False,
+            reasons::PODS_NOT_READY,
+            &message,
+            now,
+        );
+    }
+    status.members = members;
+    status
+}
+
+/// Gives every condition whose `status`, `reason` and `message` are the same as in `before` the
+/// times it had in `before`, so that a condition that went through intermediate states within one
+/// reconcile but ended where it started costs no status write.
+pub fn keep_unchanged_condition_times(
+    before: &PravegaClusterStatus,
+    after: &mut PravegaClusterStatus,
+) {
+    for cond in &mut after.conditions {
+        if let Some(old) = before.condition(cond.type_)
+            && old.status == cond.status
+            && old.reason == cond.reason
+            && old.message == cond.message
+        {
+            cond.last_transition_time = old.last_transition_time.clone();
+            cond.last_update_time = old.last_update_time.clone();
+        }
+    }
+}
+
+/// An RFC 7386 JSON merge patch that turns `old` into `new`: changed and added fields carry their
+/// new values, removed fields are `null`, arrays are replaced whole. Returns `None` when the two
+/// are equal.
+pub fn merge_patch(old: &Value, new: &Value) -> Option<Value> {
+    if old == new {
+        return None;
+    }
+    match (old, new) {
+        (Value::Object(o), Value::Object(n)) => {
+            let mut patch = Map::new();
+            for (key, old_value) in o {
+                match n.get(key) {
+                    None => {
+                        patch.insert(key.clone(), Value::Null);
+                    }
+                    Some(new_value) => {
+                        if let Some(p) = merge_patch(old_value, new_value) {
+                            patch.insert(key.clone(), p);
+                        }
+                    }
+                }
+            }
+            for (key, new_value) in n {
+                if !o.contains_key(key) {
+                    patch.insert(key.clone(), strip_nulls(new_value));
+                }
+            }
+            Some(Value::Object(patch))
+        }
+        _ => Some(strip_nulls(new)),
+    }
+}
+
+/// Nulls inside a merge patch mean "delete": a new value must not carry any in its objects.
+fn strip_nulls(value: &Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k.clone(), strip_nulls(v)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::{PodCondition, PodStatus};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+    use k8s_openapi::jiff::Timestamp;
+    use pravega_crds::PravegaClusterSpec;
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
+
+    fn at(secs: i64) -> Time {
+        Time(Timestamp::from_second(secs).unwrap_or(Timestamp::UNIX_EPOCH))
+    }
+
+    fn cluster(bookies: i32, controllers: i32, stores: i32) -> PravegaCluster {
+        let mut spec: PravegaClusterSpec =
+            serde_json::from_value(serde_json::json!({"version": "0.4.0"})).unwrap();
+        spec.bookkeeper.replicas = bookies;
+        spec.pravega.controller_replicas = controllers;
+        spec.pravega.segment_store_replicas = stores;
+        let mut c = PravegaCluster::new("example", spec);
+        c.metadata.namespace = Some("default".into());
+        c.metadata.generation = Some(3);
+        c
+    }
+
+    fn pod(cluster: &str, component: Component, name: &str, ready: bool) -> Pod {
+        let mut labels: BTreeMap<String, String> = component.selector_labels(cluster);
+        labels.insert("pravega.pravega.io/version".into(), "0.4.0".into());
+        Pod {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                namespace: Some("default".into()),
+                labels: Some(labels),
+                ..ObjectMeta::default()
+            },
+            status: Some(PodStatus {
+                phase: Some("Running".into()),
+                conditions: Some(vec![PodCondition {
+                    type_: "Ready".into(),
+                    status: if ready { "True" } else { "False" }.into(),
+                    ..PodCondition::default()
+                }]),
+                ..PodStatus::default()
+            }),
+            ..Pod::default()
+        }
+    }
+
+    fn full_cluster_pods() -> Vec<Pod> {
+        vec![
+            pod(
+                "example",
+                Component::SegmentStore,
+                "example-pravega-segmentstore-2",
+                true,
+            ),
+            pod("example", Component::Bookkeeper, "example-bookie-2", true),
+            pod("example", Component::Bookkeeper, "example-bookie-0", true),
+            pod(
+                "example",
+                Component::Controller,
+                "example-pravega-controller-64ff87fc49-kqp9k",
+                true,
+            ),
+            pod(
+                "example",
+                Component::SegmentStore,
+                "example-pravega-segmentstore-0",
+                true,
+            ),
+            pod("example", Component::Bookkeeper, "example-bookie-1", true),
+            pod(
+                "example",
+                Component::SegmentStore,
+                "example-pravega-segmentstore-1",
+                true,
+            ),
+        ]
+    }
+
+    #[test]
+    fn all_ready_members_are_listed_sorted_and_pods_ready_is_true() {
+        let c = cluster(3, 1, 3);
+        let s = observe(&c, &full_cluster_pods(), &at(5));
+        assert_eq!(s.replicas, 7);
+        assert_eq!(s.ready_replicas, 7);
+        assert_eq!(s.current_replicas, 7);
+        assert_eq!(
+            s.members.ready,
+            vec![
+                "example-bookie-0",
+                "example-bookie-1",
+                "example-bookie-2",
+                "example-pravega-controller-64ff87fc49-kqp9k",
+                "example-pravega-segmentstore-0",
+                "example-pravega-segmentstore-1",
+                "example-pravega-segmentstore-2",
+            ]
+        );
+        assert!(s.members.unready.is_empty());
+        assert!(s.is_condition_true(ConditionType::PodsReady));
+        assert_eq!(
+            s.condition(ConditionType::PodsReady).map(|c| c.reason()),
+            Some(reasons::ALL_PODS_READY)
+        );
+        assert_eq!(s.observed_generation, Some(3));
+    }
+
+    #[test]
+    fn an_unready_pod_makes_pods_ready_false_and_is_named() {
+        let c = cluster(3, 1, 4);
+        let mut pods = full_cluster_pods();
+        pods.push(pod(
+            "example",
+            Component::SegmentStore,
+            "example-pravega-segmentstore-3",
+            true,
+        ));
+        pods[2] = pod("example", Component::Bookkeeper, "example-bookie-0", false);
+        let s = observe(&c, &pods, &at(5));
+        assert_eq!(s.replicas, 8);
+        assert_eq!(s.ready_replicas, 7);
+        assert_eq!(s.current_replicas, 8);
+        assert_eq!(s.members.unready, vec!["example-bookie-0"]);
+        let cond = s.condition(ConditionType::PodsReady).cloned().unwrap();
+        assert!(!cond.is_true());
+        assert_eq!(cond.reason(), reasons::PODS_NOT_READY);
+        assert!(
+            cond.message().contains("example-bookie-0"),
+            "{}",
+            cond.message()
+        );
+        assert!(
+            cond.message().contains("bookkeeper 2/3"),
+            "{}",
+            cond.message()
+        );
+    }
+
+    #[test]
+    fn terminating_pods_are_unready_and_not_current() {
+        let c = cluster(3, 1, 3);
+        let mut pods = full_cluster_pods();
+        pods[1].metadata.deletion_timestamp = Some(at(4));
+        let s = observe(&c, &pods, &at(5));
+        assert_eq!(s.current_replicas, 6);
+        assert_eq!(s.ready_replicas, 6);
+        assert_eq!(s.members.unready, vec!["example-bookie-2"]);
+        assert!(!s.is_condition_true(ConditionType::PodsReady));
+    }
+
+    #[test]
+    fn missing_members_make_pods_ready_false() {
+        let c = cluster(3, 1, 3);
+        let pods: Vec<Pod> = full_cluster_pods().into_iter().skip(1).collect();
+        let s = observe(&c, &pods, &at(5));
+        assert_eq!(s.replicas, 7);
+        assert_eq!(s.ready_replicas, 6);
+        assert!(s.members.unready.is_empty());
+        assert!(!s.is_condition_true(ConditionType::PodsReady));
+        let msg = s
+            .condition(ConditionType::PodsReady)
+            .map(|c| c.message().to_owned());
+        assert_eq!(
+            msg.as_deref(),
+            Some("6 of 7 members ready (ready/desired: segmentstore 2/3)")
+        );
+    }
+
+    #[test]
+    fn pods_of_other_clusters_and_non_members_are_ignored() {
+        let c = cluster(3, 1, 3);
+        let mut pods = full_cluster_pods();
+        pods.push(pod("other", Component::Bookkeeper, "other-bookie-0", false));
+        let mut stray = pod("example", Component::Bookkeeper, "stray", false);
+        if let Some(l) = stray.metadata.labels.as_mut() {
+            l.remove(pravega_crds::names::LABEL_COMPONENT);
+        }
+        pods.push(stray);
+        let s = observe(&c, &pods, &at(5));
+        assert_eq!(s.current_replicas, 7);
+        assert!(s.members.unready.is_empty());
+    }
+
+    #[test]
+    fn versions_and_other_conditions_are_kept_and_same_observation_is_unchanged() {
+        let mut c = cluster(3, 1, 3);
+        let mut prior = PravegaClusterStatus {
+            current_version: Some("0.4.0".into()),
+            version_history: vec!["0.4.0".into()],
+            ..PravegaClusterStatus::default()
+        };
+        prior.set_condition(
+            ConditionType::Upgrading,
+            ConditionStatus::False,
+            "",
+            "",
+            &at(1),
+        );
+        c.status = Some(prior);
+        let first = observe(&c, &full_cluster_pods(), &at(5));
+        assert_eq!(first.current_version.as_deref(), Some("0.4.0"));
+        assert!(first.condition(ConditionType::Upgrading).is_some());
+        c.status = Some(first.clone());
+        let second = observe(&c, &full_cluster_pods(), &at(9));
+        assert_eq!(
+            first, second,
+            "an unchanged cluster must produce an unchanged status"
+        );
+    }
+
+    #[test]
+    fn condition_times_survive_a_round_trip() {
+        let mut before = PravegaClusterStatus::default();
+        before.set_condition(
+            ConditionType::Error,
+            ConditionStatus::True,
+            "InvalidSpec",
+            "x",
+            &at(1),
+        );
+        let mut after = before.clone();
+        after.set_condition(ConditionType::Error, ConditionStatus::False, "", "", &at(2));
+        after.set_condition(
+            ConditionType::Error,
+            ConditionStatus::True,
+            "InvalidSpec",
+            "x",
+            &at(3),
+        );
+        assert_ne!(before, after);
+        keep_unchanged_condition_times(&before, &mut after);
+        assert_eq!(before, after);
+    }
+
+    #[test]
+    fn merge_patch_clears_removed_fields() {
+        let old = serde_json::json!({"targetVersion": "0.5.0", "members": {"ready": ["a"], "unready": ["b"]}, "replicas": 2});
+        let new = serde_json::json!({"members": {"unready": ["a", "b"]}, "replicas": 2});
+        let patch = merge_patch(&old, &new).unwrap();
+        assert_eq!(
+            patch,
+            serde_json::json!({"targetVersion": null, "members": {"ready": null, "unready": ["a", "b"]}})
+        );
+        assert_eq!(merge_patch(&new, &new), None);
+    }
+
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            any::<bool>().prop_map(Value::Bool),
+            any::<i32>().prop_map(Value::from),
+            "[a-z]{0,4}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..3).prop_map(Value::Array),
+                prop::collection::btree_map("[a-d]", inner, 0..4)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn merge_patch_turns_old_into_new(old in json_value(), new in json_value()) {
+            let mut patched = old.clone();
+            if let Some(patch) = merge_patch(&old, &new) {
+                json_patch::merge(&mut patched, &patch);
+            }
+            prop_assert_eq!(patched, new);
+        }
+    }
+}

@@ -1,0 +1,444 @@
+//! End to end: the real operator binary and the real `kubectl` against the sandbox API server with
+//! simulated controllers and kubelets.
+
+mod support;
+
+use std::time::Duration;
+
+use k8s_openapi::api::events::v1::Event;
+use kube::Api;
+use kube::api::ListParams;
+use support::{Env, Operator, col, eventually, workspace_file};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+async fn wait_members(env: &Env, version: &str, desired: &str, ready: &str) {
+    let what = format!("example at VERSION {version} with {desired}/{ready} members");
+    eventually(&what, WAIT, || async {
+        let row = env.cluster_row("example").await.ok_or("no row")?;
+        let got = (
+            col(&row, "VERSION").to_owned(),
+            col(&row, "DESIRED MEMBERS").to_owned(),
+            col(&row, "READY MEMBERS").to_owned(),
+        );
+        if got == (version.to_owned(), desired.to_owned(), ready.to_owned()) {
+            Ok(())
+        } else {
+            Err(format!("{row:?}"))
+        }
+    })
+    .await;
+}
+
+/// `status reason message` of the cluster's Error condition.
+async fn error_condition(env: &Env, cluster: &str) -> String {
+    env.kubectl_ok(&[
+        "get",
+        "pravegacluster",
+        cluster,
+        "-o",
+        r#"jsonpath={range .status.conditions[?(@.type=="Error")]}{.status} {.reason} {.message}{end}"#,
+    ])
+    .await
+}
+
+/// The resourceVersions of the cluster and everything it owns.
+async fn resource_versions(env: &Env) -> String {
+    env.kubectl_ok(&[
+        "get",
+        "statefulsets,deployments,services,configmaps,poddisruptionbudgets",
+        "-l",
+        "app.kubernetes.io/instance=example",
+        "-o",
+        "jsonpath={.items[*].metadata.resourceVersion}",
+    ])
+    .await
+        + &env
+            .kubectl_ok(&[
+                "get",
+                "pravegacluster",
+                "example",
+                "-o",
+                "jsonpath={.metadata.generation} {.status}",
+            ])
+            .await
+}
+
+/// `Status:` of the condition of `type_` in `kubectl describe` output.
+fn described_condition(describe: &str, type_: &str) -> Option<String> {
+    let lines: Vec<&str> = describe.lines().collect();
+    let at = lines.iter().position(|l| {
+        let t = l.trim();
+        t.starts_with("Type:") && t.trim_start_matches("Type:").trim() == type_
+    })?;
+    lines[..at].iter().rev().find_map(|l| {
+        let t = l.trim();
+        t.strip_prefix("Status:").map(|s| s.trim().to_owned())
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sample_cluster_comes_up_scales_and_costs_nothing_when_converged() {
+    let env = Env::start().await;
+    let op = Operator::start(env.kubeconfig(), &[]).await;
+    let sample = workspace_file("deploy/sample/pravegacluster.yaml");
+    env.kubectl_ok(&["apply", "-f", sample.to_str().unwrap()])
+        .await;
+
+    // The guide's healthy cluster: 3 bookies, 1 controller, 3 segment stores.
+    wait_members(&env, "0.4.0", "7", "7").await;
+    let (code, body) = op.get("/readyz").await;
+    assert_eq!((code, body.trim()), (200, "running"));
+    assert_eq!(op.get("/healthz").await.0, 200);
+
+    let describe = env
+        .kubectl_ok(&["describe", "PravegaCluster", "example"])
+        .await;
+    assert_eq!(
+        described_condition(&describe, "PodsReady").as_deref(),
+        Some("True"),
+        "{describe}"
+    );
+    for member in [
+        "example-bookie-0",
+        "example-bookie-1",
+        "example-bookie-2",
+        "example-pravega-controller-",
+        "example-pravega-segmentstore-0",
+        "example-pravega-segmentstore-1",
+        "example-pravega-segmentstore-2",
+    ] {
+        assert!(describe.contains(member), "{member} missing in {describe}");
+    }
+
+    // The workloads are as designed and owned by the cluster.
+    let strategy = env
+        .kubectl_ok(&[
+            "get",
+            "statefulset",
+            "example-bookie",
+            "-o",
+            "jsonpath={.spec.updateStrategy.type} {.metadata.ownerReferences[0].kind} {.spec.template.spec.containers[0].image}",
+        ])
+        .await;
+    assert_eq!(strategy, "OnDelete PravegaCluster pravega/bookkeeper:0.4.0");
+    let names = env
+        .kubectl_ok(&[
+            "get",
+            "services,configmaps,poddisruptionbudgets",
+            "-l",
+            "app.kubernetes.io/instance=example",
+            "-o",
+            "name",
+        ])
+        .await;
+    for want in [
+        "service/example-bookie-headless",
+        "service/example-pravega-controller",
+        "service/example-pravega-segmentstore-headless",
+        "configmap/example-bookie-configmap",
+        "poddisruptionbudget.policy/example-pravega-segmentstore",
+    ] {
+        assert!(names.contains(want), "{want} missing in {names}");
+    }
+
+    // Events a person reads in `kubectl describe`.
+    let events: Api<Event> = Api::namespaced(env.client.clone(), "default");
+    let created: Vec<String> = events
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some("Created"))
+        .filter_map(|e| e.note)
+        .collect();
+    assert!(
+        created
+            .iter()
+            .any(|n| n.contains("StatefulSet example-bookie")),
+        "{created:?}"
+    );
+
+    // A converged cluster costs no write: poke it (a metadata change triggers a reconcile) and
+    // check that the reconcile happened and wrote nothing.
+    // Let the last status write's own watch event be reconciled first.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let writes = op.metric_sum("pravega_operator_api_writes_total").await;
+    let reconciles = op.metric("pravega_operator_reconciliations_total").await;
+    let versions = resource_versions(&env).await;
+    env.kubectl_ok(&[
+        "annotate",
+        "pravegacluster",
+        "example",
+        "e2e.pravega.io/poke=1",
+        "--overwrite",
+    ])
+    .await;
+    eventually("a reconcile after the poke", WAIT, || async {
+        let now = op.metric("pravega_operator_reconciliations_total").await;
+        if now > reconciles {
+            Ok(())
+        } else {
+            Err(format!("{now}"))
+        }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        op.metric_sum("pravega_operator_api_writes_total").await,
+        writes,
+        "a converged cluster must cost zero writes"
+    );
+    assert_eq!(resource_versions(&env).await, versions);
+
+    // Readiness changes are seen at once.
+    env.sim
+        .as_ref()
+        .unwrap()
+        .set_pod_ready("default", "example-bookie-1", false)
+        .await
+        .unwrap();
+    wait_members(&env, "0.4.0", "7", "6").await;
+    let unready = env
+        .kubectl_ok(&[
+            "get",
+            "pravegacluster",
+            "example",
+            "-o",
+            "jsonpath={.status.members.unready}",
+        ])
+        .await;
+    assert!(unready.contains("example-bookie-1"), "{unready}");
+    env.sim
+        .as_ref()
+        .unwrap()
+        .set_pod_ready("default", "example-bookie-1", true)
+        .await
+        .unwrap();
+    wait_members(&env, "0.4.0", "7", "7").await;
+
+    // Scale the segment stores up, then down: the claim of the removed member stays.
+    env.kubectl_ok(&[
+        "patch",
+        "pravegacluster",
+        "example",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"pravega":{"segmentStoreReplicas":4}}}"#,
+    ])
+    .await;
+    wait_members(&env, "0.4.0", "8", "8").await;
+    assert_eq!(
+        env.kubectl_ok(&[
+            "get",
+            "statefulset",
+            "example-pravega-segmentstore",
+            "-o",
+            "jsonpath={.spec.replicas}"
+        ])
+        .await,
+        "4"
+    );
+    env.kubectl_ok(&["get", "pvc", "cache-example-pravega-segmentstore-3"])
+        .await;
+    env.kubectl_ok(&[
+        "patch",
+        "pravegacluster",
+        "example",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"pravega":{"segmentStoreReplicas":3}}}"#,
+    ])
+    .await;
+    wait_members(&env, "0.4.0", "7", "7").await;
+    eventually("segment store 3 to go", WAIT, || async {
+        let (ok, out, _) = env
+            .kubectl(&["get", "pod", "example-pravega-segmentstore-3", "-o", "name"])
+            .await;
+        if ok { Err(out) } else { Ok(()) }
+    })
+    .await;
+    env.kubectl_ok(&["get", "pvc", "cache-example-pravega-segmentstore-3"])
+        .await;
+    let scaled: Vec<String> = events
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some("Scaled"))
+        .filter_map(|e| e.note)
+        .collect();
+    assert!(
+        scaled.iter().any(|n| n.contains("from 4 to 3")),
+        "{scaled:?}"
+    );
+
+    let log = op.log();
+    assert!(
+        log.contains("Reconciling PravegaCluster default/example"),
+        "{log}"
+    );
+    assert_eq!(op.terminate().await, Some(0), "graceful shutdown exits 0");
+    env.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_invalid_spec_is_refused_without_touching_workloads() {
+    let env = Env::start().await;
+    let op = Operator::start(env.kubeconfig(), &["--namespace", "default"]).await;
+    env.apply_yaml(
+        r#"
+apiVersion: pravega.pravega.io/v1beta1
+kind: PravegaCluster
+metadata:
+  name: broken
+spec:
+  version: latest
+"#,
+    )
+    .await;
+    let condition = eventually("the InvalidSpec condition", WAIT, || async {
+        let out = env
+            .kubectl_ok(&[
+                "get",
+                "pravegacluster",
+                "broken",
+                "-o",
+                r#"jsonpath={range .status.conditions[?(@.type=="Error")]}{.status} {.reason} {.message}{end}"#,
+            ])
+            .await;
+        if out.starts_with("True InvalidSpec") {
+            Ok(out)
+        } else {
+            Err(out)
+        }
+    })
+    .await;
+    assert!(condition.contains("latest"), "{condition}");
+    let workloads = env
+        .kubectl_ok(&[
+            "get",
+            "statefulsets,deployments,configmaps",
+            "-l",
+            "app.kubernetes.io/instance=broken",
+            "-o",
+            "name",
+        ])
+        .await;
+    assert_eq!(
+        workloads.trim(),
+        "",
+        "nothing may be created for an invalid spec"
+    );
+    let events: Api<Event> = Api::namespaced(env.client.clone(), "default");
+    let warned = events
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .any(|e| {
+            e.reason.as_deref() == Some("InvalidSpec") && e.type_.as_deref() == Some("Warning")
+        });
+    assert!(warned, "a Warning Event InvalidSpec is published");
+
+    // Fixing the spec clears the error and builds the cluster.
+    env.kubectl_ok(&[
+        "patch",
+        "pravegacluster",
+        "broken",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"version":"0.4.0"}}"#,
+    ])
+    .await;
+    eventually("the fixed cluster to come up", WAIT, || async {
+        let row = env.cluster_row("broken").await.ok_or("no row")?;
+        if col(&row, "VERSION") == "0.4.0" && col(&row, "READY MEMBERS") == "5" {
+            Ok(())
+        } else {
+            Err(format!("{row:?}"))
+        }
+    })
+    .await;
+    let error = env
+        .kubectl_ok(&[
+            "get",
+            "pravegacluster",
+            "broken",
+            "-o",
+            r#"jsonpath={range .status.conditions[?(@.type=="Error")]}{.status}{end}"#,
+        ])
+        .await;
+    assert_eq!(error, "False");
+    assert_eq!(op.terminate().await, Some(0));
+    env.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_api_error_surfaces_as_reconcile_failed_and_is_retried_until_it_clears() {
+    let env = Env::start().await;
+    // A StatefulSet in the way, whose spec the API server will not let the operator change.
+    env.apply_yaml(
+        r#"
+apiVersion: apps/v1
+kind: StatefulSet
+metadata:
+  name: example-bookie
+spec:
+  serviceName: somebody-else
+  replicas: 0
+  selector:
+    matchLabels: {app: somebody-else}
+  template:
+    metadata:
+      labels: {app: somebody-else}
+    spec:
+      containers:
+      - name: c
+        image: busybox:1
+"#,
+    )
+    .await;
+    let op = Operator::start(env.kubeconfig(), &[]).await;
+    let sample = workspace_file("deploy/sample/pravegacluster.yaml");
+    env.kubectl_ok(&["apply", "-f", sample.to_str().unwrap()])
+        .await;
+    let failed = eventually("ReconcileFailed", WAIT, || async {
+        let c = error_condition(&env, "example").await;
+        if c.starts_with("True ReconcileFailed") {
+            Ok(c)
+        } else {
+            Err(c)
+        }
+    })
+    .await;
+    assert!(
+        failed.contains("StatefulSet default/example-bookie"),
+        "{failed}"
+    );
+    let events: Api<Event> = Api::namespaced(env.client.clone(), "default");
+    let warned = events
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .any(|e| e.reason.as_deref() == Some("ReconcileFailed"));
+    assert!(warned, "a Warning Event ReconcileFailed is published");
+    let (_, metrics) = op.get("/metrics").await;
+    assert!(
+        metrics.contains("pravega_operator_reconcile_failures_total{kind=\"Invalid\"}"),
+        "{metrics}"
+    );
+
+    // Once the obstacle is gone, the retry (with backoff) builds the cluster and clears the error.
+    env.kubectl_ok(&["delete", "statefulset", "example-bookie"])
+        .await;
+    wait_members(&env, "0.4.0", "7", "7").await;
+    assert!(error_condition(&env, "example").await.starts_with("False"));
+    assert_eq!(op.terminate().await, Some(0));
+    env.shutdown().await;
+}

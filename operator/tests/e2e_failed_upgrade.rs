@@ -1,0 +1,159 @@
+//! End to end: a failed upgrade is reported (condition, Event, log) and rolled back by setting
+//! `spec.version` back, with the real operator binary on the sandbox.
+
+mod support;
+
+use std::time::Duration;
+
+use k8s_openapi::api::events::v1::Event;
+use kube::Api;
+use kube::api::ListParams;
+use pravega_sandbox::sim::FailureMode;
+use support::{Env, Operator, col, eventually, workspace_file};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+async fn error_condition(env: &Env) -> String {
+    env.kubectl_ok(&[
+        "get",
+        "PravegaCluster",
+        "example",
+        "-o",
+        r#"jsonpath={range .status.conditions[?(@.type=="Error")]}{.status} {.reason} {.message}{end}"#,
+    ])
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_crash_looping_bookie_fails_the_upgrade_and_setting_the_version_back_rolls_back() {
+    let env = Env::start().await;
+    let op = Operator::start(env.kubeconfig(), &["--log-json"]).await;
+    let sample = workspace_file("deploy/sample/pravegacluster.yaml");
+    env.kubectl_ok(&["apply", "-f", sample.to_str().unwrap()])
+        .await;
+    eventually("0.4.0 with 7 ready members", WAIT, || async {
+        let row = env.cluster_row("example").await.ok_or("no row")?;
+        if col(&row, "VERSION") == "0.4.0" && col(&row, "READY MEMBERS") == "7" {
+            Ok(())
+        } else {
+            Err(format!("{row:?}"))
+        }
+    })
+    .await;
+
+    env.sim.as_ref().unwrap().fail_image(
+        regex::Regex::new(r":0\.5\.0$").unwrap(),
+        FailureMode::CrashLoop,
+    );
+    env.kubectl_ok(&[
+        "patch",
+        "PravegaCluster",
+        "example",
+        "--type=json",
+        "-p",
+        r#"[{"op": "replace", "path": "/spec/version", "value": "0.5.0"}]"#,
+    ])
+    .await;
+    let failed = eventually("the upgrade to fail", WAIT, || async {
+        let c = error_condition(&env).await;
+        if c.starts_with("True UpgradeFailed") {
+            Ok(c)
+        } else {
+            Err(c)
+        }
+    })
+    .await;
+    assert!(
+        failed.contains("failed to sync bookkeeper version") && failed.contains("example-bookie-0"),
+        "{failed}"
+    );
+    // Nothing beyond the first bookie was touched.
+    let images = env
+        .kubectl_ok(&[
+            "get",
+            "pods",
+            "-l",
+            "app.kubernetes.io/instance=example",
+            "-o",
+            "jsonpath={.items[*].spec.containers[0].image}",
+        ])
+        .await;
+    assert_eq!(
+        images.matches(":0.5.0").count(),
+        1,
+        "only one pod was moved: {images}"
+    );
+    let row = env.cluster_row("example").await.unwrap();
+    assert_eq!(col(&row, "VERSION"), "0.4.0");
+    assert_eq!(col(&row, "READY MEMBERS"), "6");
+    let describe = env
+        .kubectl_ok(&["describe", "PravegaCluster", "example"])
+        .await;
+    assert!(describe.contains("UpgradeFailed"), "{describe}");
+
+    let events: Api<Event> = Api::namespaced(env.client.clone(), "default");
+    let warnings: Vec<String> = events
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.type_.as_deref() == Some("Warning"))
+        .filter_map(|e| e.reason)
+        .collect();
+    assert!(
+        warnings.iter().any(|r| r == "UpgradeFailed"),
+        "{warnings:?}"
+    );
+
+    // Roll back: spec.version back to the version the cluster runs.
+    env.kubectl_ok(&[
+        "patch",
+        "PravegaCluster",
+        "example",
+        "--type=json",
+        "-p",
+        r#"[{"op": "replace", "path": "/spec/version", "value": "0.4.0"}]"#,
+    ])
+    .await;
+    eventually("the rollback to complete", WAIT, || async {
+        let row = env.cluster_row("example").await.ok_or("no row")?;
+        let c = error_condition(&env).await;
+        if col(&row, "VERSION") == "0.4.0"
+            && col(&row, "READY MEMBERS") == "7"
+            && c.starts_with("False")
+        {
+            Ok(())
+        } else {
+            Err(format!("{row:?} {c}"))
+        }
+    })
+    .await;
+    let images = env
+        .kubectl_ok(&[
+            "get",
+            "pods",
+            "-l",
+            "app.kubernetes.io/instance=example",
+            "-o",
+            "jsonpath={.items[*].spec.containers[0].image}",
+        ])
+        .await;
+    assert!(!images.contains(":0.5.0"), "{images}");
+
+    // `--log-json`: every log line is a JSON object.
+    let log = op.log();
+    let lines: Vec<&str> = log.lines().collect();
+    assert!(!lines.is_empty());
+    for line in &lines {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(v.get("level").is_some(), "{line}");
+    }
+    assert!(
+        log.contains("error syncing cluster version, need manual intervention"),
+        "{log}"
+    );
+    assert_eq!(op.terminate().await, Some(0));
+    env.shutdown().await;
+}

@@ -1,0 +1,132 @@
+//! End to end: leader election between real operator processes on the sandbox.
+
+mod support;
+
+use std::time::Duration;
+
+use support::{Env, Operator, col, eventually, workspace_file};
+
+const WAIT: Duration = Duration::from_secs(30);
+const LEADER: &str = "pravega_operator_leader";
+const RECONCILES: &str = "pravega_operator_reconciliations_total";
+const WRITES: &str = "pravega_operator_api_writes_total";
+
+async fn start_elected(env: &Env) -> Operator {
+    Operator::start(
+        env.kubeconfig(),
+        &["--leader-elect", "--leader-election-namespace", "default"],
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn only_the_leader_reconciles_and_a_standby_takes_over_without_writes() {
+    let env = Env::start().await;
+    let a = start_elected(&env).await;
+    let b = start_elected(&env).await;
+
+    // Exactly one leads; both are ready (the standby is ready while standing by).
+    let leader_is_a = eventually("one leader", WAIT, || async {
+        let (la, lb) = (a.metric(LEADER).await, b.metric(LEADER).await);
+        match (la as i64, lb as i64) {
+            (1, 0) => Ok(true),
+            (0, 1) => Ok(false),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    let (leader, standby) = if leader_is_a { (a, b) } else { (b, a) };
+    for op in [&leader, &standby] {
+        eventually("ready", WAIT, || async {
+            let (code, body) = op.get("/readyz").await;
+            if code == 200 {
+                Ok(())
+            } else {
+                Err(format!("{code} {body}"))
+            }
+        })
+        .await;
+    }
+    assert_eq!(standby.get("/readyz").await.1.trim(), "standby");
+    let holder = env
+        .kubectl_ok(&[
+            "get",
+            "lease",
+            "pravega-operator-leader",
+            "-o",
+            "jsonpath={.spec.holderIdentity}",
+        ])
+        .await;
+    assert!(!holder.is_empty());
+
+    let sample = workspace_file("deploy/sample/pravegacluster.yaml");
+    env.kubectl_ok(&["apply", "-f", sample.to_str().unwrap()])
+        .await;
+    eventually("7 ready members", WAIT, || async {
+        let row = env.cluster_row("example").await.ok_or("no row")?;
+        if col(&row, "VERSION") == "0.4.0" && col(&row, "READY MEMBERS") == "7" {
+            Ok(())
+        } else {
+            Err(format!("{row:?}"))
+        }
+    })
+    .await;
+    assert!(leader.metric(RECONCILES).await > 0.0);
+    assert_eq!(
+        standby.metric(RECONCILES).await,
+        0.0,
+        "a standby never reconciles"
+    );
+
+    // The leader leaves gracefully and gives the lease up: the standby takes over at once and,
+    // the cluster being converged, reconciles it without a single write.
+    assert_eq!(leader.terminate().await, Some(0));
+    eventually("the standby to lead", Duration::from_secs(10), || async {
+        if standby.metric(LEADER).await == 1.0 && standby.metric(RECONCILES).await > 0.0 {
+            Ok(())
+        } else {
+            Err(standby.get("/metrics").await.1)
+        }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        standby.metric_sum(WRITES).await,
+        0.0,
+        "a new leader finds the cluster converged"
+    );
+    assert_eq!(standby.terminate().await, Some(0));
+    env.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_leader_that_loses_its_lease_stops_and_exits_non_zero() {
+    let env = Env::start().await;
+    let mut op = start_elected(&env).await;
+    eventually("leadership", WAIT, || async {
+        if op.metric(LEADER).await == 1.0 {
+            Ok(())
+        } else {
+            Err("not leader".to_owned())
+        }
+    })
+    .await;
+    // Someone else takes the lease (e.g. after a network partition).
+    let now = k8s_openapi::jiff::Timestamp::now().to_string();
+    env.kubectl_ok(&[
+        "patch",
+        "lease",
+        "pravega-operator-leader",
+        "--type=merge",
+        "-p",
+        &format!(r#"{{"spec":{{"holderIdentity":"intruder","renewTime":"{now}"}}}}"#),
+    ])
+    .await;
+    let status = tokio::time::timeout(Duration::from_secs(15), op.child.wait())
+        .await
+        .expect("the operator exits after losing the lease")
+        .expect("wait");
+    assert_eq!(status.code(), Some(1), "{}", op.log());
+    assert!(op.log().contains("no longer the leader"), "{}", op.log());
+    env.shutdown().await;
+}

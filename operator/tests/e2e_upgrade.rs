@@ -1,0 +1,92 @@
+//! End to end: a rolling upgrade carried out by the real operator binary on the sandbox.
+
+mod support;
+
+use std::time::Duration;
+
+use support::{Env, Operator, col, eventually, workspace_file};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn changing_spec_version_upgrades_every_component_in_order() {
+    let env = Env::start().await;
+    let op = Operator::start(env.kubeconfig(), &[]).await;
+    let sample = workspace_file("deploy/sample/pravegacluster.yaml");
+    env.kubectl_ok(&["apply", "-f", sample.to_str().unwrap()])
+        .await;
+    let wait_version = |version: &'static str| {
+        let env = &env;
+        async move {
+            eventually(&format!("example at {version}, 7/7"), WAIT, || async {
+                let row = env.cluster_row("example").await.ok_or("no row")?;
+                if col(&row, "VERSION") == version
+                    && col(&row, "DESIRED MEMBERS") == "7"
+                    && col(&row, "READY MEMBERS") == "7"
+                {
+                    Ok(())
+                } else {
+                    Err(format!("{row:?}"))
+                }
+            })
+            .await
+        }
+    };
+    wait_version("0.4.0").await;
+
+    env.kubectl_ok(&[
+        "patch",
+        "PravegaCluster",
+        "example",
+        "--type=json",
+        "-p",
+        r#"[{"op": "replace", "path": "/spec/version", "value": "0.5.0"}]"#,
+    ])
+    .await;
+    wait_version("0.5.0").await;
+
+    let images = env
+        .kubectl_ok(&[
+            "get",
+            "pods",
+            "-l",
+            "app.kubernetes.io/instance=example",
+            "-o",
+            "jsonpath={.items[*].spec.containers[0].image}",
+        ])
+        .await;
+    let images: Vec<&str> = images.split_whitespace().collect();
+    assert_eq!(images.len(), 7, "{images:?}");
+    assert!(
+        images.iter().all(|i| i.ends_with(":0.5.0")),
+        "every member runs 0.5.0: {images:?}"
+    );
+    let history = env
+        .kubectl_ok(&[
+            "get",
+            "PravegaCluster",
+            "example",
+            "-o",
+            "jsonpath={.status.versionHistory}",
+        ])
+        .await;
+    assert!(
+        history.contains("0.4.0") && history.contains("0.5.0"),
+        "{history}"
+    );
+
+    let log = op.log();
+    let at = |needle: &str| {
+        log.find(needle)
+            .unwrap_or_else(|| panic!("{needle:?} not logged:\n{log}"))
+    };
+    let start = at("syncing cluster version from 0.4.0 to 0.5.0");
+    let bookie = at("upgrading pod: example-bookie-");
+    let store = at("upgrading pod: example-pravega-segmentstore-");
+    assert!(
+        start < bookie && bookie < store,
+        "BookKeeper first, Segment Store last"
+    );
+    assert_eq!(op.terminate().await, Some(0));
+    env.shutdown().await;
+}

@@ -1,0 +1,180 @@
+//! The [`Sandbox`] handle: starts the API server, writes the kubeconfig, builds clients.
+
+use crate::api::Core;
+use crate::error::Error;
+use crate::server::{Ctx, serve};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// How to start a [`Sandbox`].
+#[derive(Debug, Clone)]
+pub struct SandboxOptions {
+    /// Address to serve on (default `127.0.0.1:0`: a free loopback port).
+    pub addr: SocketAddr,
+    /// Where to write the kubeconfig (`None`: a file in a temp dir owned by the sandbox and
+    /// removed with it).
+    pub kubeconfig: Option<PathBuf>,
+    /// How many recent changes watches can resume from (older versions get `410 Gone`).
+    pub watch_history: usize,
+}
+
+impl Default for SandboxOptions {
+    fn default() -> Self {
+        SandboxOptions {
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            kubeconfig: None,
+            watch_history: 10_000,
+        }
+    }
+}
+
+/// A running sandbox API server. Dropping it stops serving.
+pub struct Sandbox {
+    core: Arc<Core>,
+    url: String,
+    addr: SocketAddr,
+    kubeconfig: PathBuf,
+    ca_pem: String,
+    token: String,
+    _tempdir: Option<tempfile::TempDir>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Sandbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sandbox")
+            .field("url", &self.url)
+            .field("kubeconfig", &self.kubeconfig)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Sandbox {
+    /// Generates a CA and serving certificate, binds the listener, writes the kubeconfig and
+    /// starts serving. Must be called within a Tokio runtime.
+    pub async fn start(opts: SandboxOptions) -> Result<Sandbox, Error> {
+        let creds = crate::tls::generate()?;
+        let tls = crate::tls::server_config(&creds)?;
+        let listener = tokio::net::TcpListener::bind(opts.addr)
+            .await
+            .map_err(|source| Error::Bind {
+                addr: opts.addr,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| Error::Bind {
+            addr: opts.addr,
+            source,
+        })?;
+        let url = format!("https://{addr}");
+        let (tempdir, kubeconfig) = match opts.kubeconfig {
+            Some(p) => (None, p),
+            None => {
+                let dir = tempfile::Builder::new()
+                    .prefix("pravega-sandbox-")
+                    .tempdir()
+                    .map_err(|source| Error::Kubeconfig {
+                        path: std::env::temp_dir(),
+                        source,
+                    })?;
+                let p = dir.path().join("kubeconfig");
+                (Some(dir), p)
+            }
+        };
+        let text = crate::tls::kubeconfig_yaml(&url, &creds.ca_pem, &creds.token);
+        if let Some(parent) = kubeconfig.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|source| Error::Kubeconfig {
+                path: kubeconfig.clone(),
+                source,
+            })?;
+        }
+        std::fs::write(&kubeconfig, text).map_err(|source| Error::Kubeconfig {
+            path: kubeconfig.clone(),
+            source,
+        })?;
+        let core = Core::new(opts.watch_history);
+        let ctx = Arc::new(Ctx {
+            core: core.clone(),
+            token: creds.token.clone(),
+            server_addr: addr.to_string(),
+        });
+        let task = tokio::spawn(serve(listener, tls, ctx));
+        tracing::info!(%url, kubeconfig = %kubeconfig.display(), "sandbox API server listening");
+        Ok(Sandbox {
+            core,
+            url,
+            addr,
+            kubeconfig,
+            ca_pem: creds.ca_pem,
+            token: creds.token,
+            _tempdir: tempdir,
+            task: Some(task),
+        })
+    }
+
+    /// The kubeconfig file (CA, server URL, bearer token; context `pravega-sandbox`).
+    pub fn kubeconfig_path(&self) -> &Path {
+        &self.kubeconfig
+    }
+
+    /// `https://127.0.0.1:PORT`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The CA certificate (PEM) that signed the serving certificate.
+    pub fn ca_pem(&self) -> &str {
+        &self.ca_pem
+    }
+
+    /// The bearer token the API server accepts.
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// A kube client configured from the kubeconfig.
+    pub async fn client(&self) -> Result<kube::Client, Error> {
+        let kc = kube::config::Kubeconfig::read_from(&self.kubeconfig)
+            .map_err(|e| Error::Client(e.to_string()))?;
+        let cfg =
+            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+                .await
+                .map_err(|e| Error::Client(e.to_string()))?;
+        kube::Client::try_from(cfg).map_err(|e| Error::Client(e.to_string()))
+    }
+
+    /// Maps a webhook `clientConfig.service` reference (`namespace`/`name`:`port`) to a local
+    /// address: the sandbox then calls `https://<addr><service.path>`.
+    pub fn map_service(&self, namespace: &str, name: &str, port: u16, addr: SocketAddr) {
+        self.core
+            .services
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert((namespace.to_string(), name.to_string(), port), addr);
+    }
+
+    /// Ends every open watch stream; clients reconnect from their last `resourceVersion`
+    /// (and get `410 Gone` if it has left the history window), as after an API server restart.
+    pub fn close_watches(&self) {
+        self.core.close_watches();
+    }
+
+    /// Stops serving and waits for the listener to close.
+    pub async fn shutdown(mut self) {
+        self.core.shutdown.cancel();
+        if let Some(t) = self.task.take() {
+            let _ = t.await;
+        }
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        self.core.shutdown.cancel();
+    }
+}

@@ -1,0 +1,395 @@
+//! Label selectors (`app=x,tier!=db,env in (a,b),!legacy`), field selectors, and
+//! `metav1.LabelSelector` objects (used by webhook `namespaceSelector` / `objectSelector`).
+
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// One requirement of a label selector.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Requirement {
+    /// `key=value` / `key==value`.
+    Equals(String, String),
+    /// `key!=value` (also true when the key is absent).
+    NotEquals(String, String),
+    /// `key in (a,b)`.
+    In(String, Vec<String>),
+    /// `key notin (a,b)` (also true when the key is absent).
+    NotIn(String, Vec<String>),
+    /// `key`.
+    Exists(String),
+    /// `!key`.
+    DoesNotExist(String),
+}
+
+impl Requirement {
+    /// Whether the labels satisfy this requirement.
+    pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
+        match self {
+            Requirement::Equals(k, v) => labels.get(k) == Some(v),
+            Requirement::NotEquals(k, v) => labels.get(k) != Some(v),
+            Requirement::In(k, vs) => labels.get(k).is_some_and(|l| vs.contains(l)),
+            Requirement::NotIn(k, vs) => labels.get(k).is_none_or(|l| !vs.contains(l)),
+            Requirement::Exists(k) => labels.contains_key(k),
+            Requirement::DoesNotExist(k) => !labels.contains_key(k),
+        }
+    }
+}
+
+/// A parsed label selector: all requirements must hold.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LabelSelector(pub Vec<Requirement>);
+
+impl LabelSelector {
+    /// Whether the labels satisfy every requirement.
+    pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
+        self.0.iter().all(|r| r.matches(labels))
+    }
+}
+
+fn valid_key(k: &str) -> bool {
+    !k.is_empty()
+        && k.len() <= 317
+        && k.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'))
+}
+
+fn valid_value(v: &str) -> bool {
+    v.len() <= 63
+        && v.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+/// Splits on commas that are not inside parentheses.
+fn split_top(s: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut depth = 0i32;
+    let mut start = 0;
+    for (i, c) in s.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            ',' if depth == 0 => {
+                out.push(&s[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    out.push(&s[start..]);
+    out
+}
+
+fn parse_set(rest: &str) -> Result<Vec<String>, String> {
+    let rest = rest.trim();
+    let inner = rest
+        .strip_prefix('(')
+        .and_then(|r| r.strip_suffix(')'))
+        .ok_or_else(|| format!("expected a parenthesized set of values, found '{rest}'"))?;
+    let vals: Vec<String> = inner
+        .split(',')
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+        .collect();
+    for v in &vals {
+        if !valid_value(v) {
+            return Err(format!("invalid label value: \"{v}\""));
+        }
+    }
+    Ok(vals)
+}
+
+/// Parses a label selector string as `kubectl -l` and `?labelSelector=` use it.
+pub fn parse_label_selector(s: &str) -> Result<LabelSelector, String> {
+    let mut reqs = Vec::new();
+    if s.trim().is_empty() {
+        return Ok(LabelSelector(reqs));
+    }
+    for part in split_top(s) {
+        let part = part.trim();
+        if part.is_empty() {
+            return Err(format!("found empty requirement in selector \"{s}\""));
+        }
+        let req = if let Some(k) = part.strip_prefix('!') {
+            let k = k.trim();
+            Requirement::DoesNotExist(k.to_string())
+        } else if let Some((k, v)) = part.split_once("!=") {
+            Requirement::NotEquals(k.trim().to_string(), v.trim().to_string())
+        } else if let Some((k, v)) = part.split_once("==") {
+            Requirement::Equals(k.trim().to_string(), v.trim().to_string())
+        } else if let Some((k, v)) = part.split_once('=') {
+            Requirement::Equals(k.trim().to_string(), v.trim().to_string())
+        } else if let Some(idx) = part.find(" notin ") {
+            Requirement::NotIn(part[..idx].trim().to_string(), parse_set(&part[idx + 7..])?)
+        } else if let Some(idx) = part.find(" in ") {
+            Requirement::In(part[..idx].trim().to_string(), parse_set(&part[idx + 4..])?)
+        } else if let Some(idx) = part.find("notin(") {
+            Requirement::NotIn(part[..idx].trim().to_string(), parse_set(&part[idx + 5..])?)
+        } else if let Some(idx) = part.find("in(") {
+            Requirement::In(part[..idx].trim().to_string(), parse_set(&part[idx + 2..])?)
+        } else {
+            Requirement::Exists(part.to_string())
+        };
+        let (key, value) = match &req {
+            Requirement::Equals(k, v) | Requirement::NotEquals(k, v) => (k, Some(v)),
+            Requirement::In(k, _)
+            | Requirement::NotIn(k, _)
+            | Requirement::Exists(k)
+            | Requirement::DoesNotExist(k) => (k, None),
+        };
+        if !valid_key(key) {
+            return Err(format!(
+                "unable to parse requirement: invalid label key \"{key}\""
+            ));
+        }
+        if let Some(v) = value
+            && !valid_value(v)
+        {
+            return Err(format!(
+                "unable to parse requirement: invalid label value: \"{v}\""
+            ));
+        }
+        reqs.push(req);
+    }
+    Ok(LabelSelector(reqs))
+}
+
+/// Renders a selector in the string form (`a=b,c in (d,e)`).
+pub fn to_string(sel: &LabelSelector) -> String {
+    sel.0
+        .iter()
+        .map(|r| match r {
+            Requirement::Equals(k, v) => format!("{k}={v}"),
+            Requirement::NotEquals(k, v) => format!("{k}!={v}"),
+            Requirement::In(k, vs) => format!("{k} in ({})", vs.join(",")),
+            Requirement::NotIn(k, vs) => format!("{k} notin ({})", vs.join(",")),
+            Requirement::Exists(k) => k.clone(),
+            Requirement::DoesNotExist(k) => format!("!{k}"),
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Converts a `metav1.LabelSelector` object (`matchLabels`, `matchExpressions`).
+/// An absent selector matches everything.
+pub fn from_label_selector_object(v: Option<&Value>) -> Result<LabelSelector, String> {
+    let mut reqs = Vec::new();
+    let Some(v) = v else {
+        return Ok(LabelSelector(reqs));
+    };
+    if let Some(ml) = v.get("matchLabels").and_then(Value::as_object) {
+        for (k, val) in ml {
+            reqs.push(Requirement::Equals(
+                k.clone(),
+                val.as_str().unwrap_or_default().to_string(),
+            ));
+        }
+    }
+    if let Some(exprs) = v.get("matchExpressions").and_then(Value::as_array) {
+        for e in exprs {
+            let key = e
+                .get("key")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            let values: Vec<String> = e
+                .get("values")
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|x| x.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let op = e
+                .get("operator")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            reqs.push(match op {
+                "In" => Requirement::In(key, values),
+                "NotIn" => Requirement::NotIn(key, values),
+                "Exists" => Requirement::Exists(key),
+                "DoesNotExist" => Requirement::DoesNotExist(key),
+                other => return Err(format!("{other:?} is not a valid label selector operator")),
+            });
+        }
+    }
+    Ok(LabelSelector(reqs))
+}
+
+/// One field selector term: `path=value` or `path!=value`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldTerm {
+    /// Dotted field path, e.g. `metadata.name`.
+    pub path: String,
+    /// The value compared with.
+    pub value: String,
+    /// `!=` rather than `=`.
+    pub negate: bool,
+}
+
+/// Fields every resource supports in field selectors.
+const COMMON_FIELDS: &[&str] = &["metadata.name", "metadata.namespace"];
+
+/// Extra fields per resource (plural) beyond `metadata.name` / `metadata.namespace`.
+pub fn extra_fields(resource: &str) -> &'static [&'static str] {
+    match resource {
+        "events" => &[
+            "involvedObject.kind",
+            "involvedObject.namespace",
+            "involvedObject.name",
+            "involvedObject.uid",
+            "involvedObject.apiVersion",
+            "involvedObject.resourceVersion",
+            "involvedObject.fieldPath",
+            "reason",
+            "reportingComponent",
+            "source",
+            "type",
+        ],
+        "pods" => &[
+            "spec.nodeName",
+            "spec.restartPolicy",
+            "spec.schedulerName",
+            "spec.serviceAccountName",
+            "status.phase",
+            "status.podIP",
+            "status.nominatedNodeName",
+        ],
+        "namespaces" => &["status.phase"],
+        "secrets" => &["type"],
+        "nodes" => &["spec.unschedulable"],
+        "replicasets" | "statefulsets" | "deployments" => &["status.replicas"],
+        _ => &[],
+    }
+}
+
+/// Parses a field selector; unknown fields are rejected like the real server
+/// (`field label not supported: x`).
+pub fn parse_field_selector(s: &str, resource: &str) -> Result<Vec<FieldTerm>, String> {
+    let mut out = Vec::new();
+    if s.trim().is_empty() {
+        return Ok(out);
+    }
+    for part in s.split(',') {
+        let part = part.trim();
+        let (path, value, negate) = if let Some((k, v)) = part.split_once("!=") {
+            (k, v, true)
+        } else if let Some((k, v)) = part.split_once("==") {
+            (k, v, false)
+        } else if let Some((k, v)) = part.split_once('=') {
+            (k, v, false)
+        } else {
+            return Err(format!(
+                "invalid selector: '{s}'; can't understand '{part}'"
+            ));
+        };
+        let path = path.trim();
+        if !COMMON_FIELDS.contains(&path) && !extra_fields(resource).contains(&path) {
+            return Err(format!("field label not supported: {path}"));
+        }
+        out.push(FieldTerm {
+            path: path.to_string(),
+            value: value.trim().to_string(),
+            negate,
+        });
+    }
+    Ok(out)
+}
+
+fn field_value(obj: &Value, path: &str) -> String {
+    if path == "source" {
+        return obj
+            .get("source")
+            .and_then(|s| s.get("component"))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+    }
+    let mut cur = obj;
+    for p in path.split('.') {
+        match cur.get(p) {
+            Some(v) => cur = v,
+            None => return String::new(),
+        }
+    }
+    match cur {
+        Value::String(s) => s.clone(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => n.to_string(),
+        _ => String::new(),
+    }
+}
+
+/// Whether the object satisfies every field term.
+pub fn fields_match(terms: &[FieldTerm], obj: &Value) -> bool {
+    terms
+        .iter()
+        .all(|t| (field_value(obj, &t.path) == t.value) != t.negate)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn parses_every_operator() {
+        let s = parse_label_selector("a=1,b==2,c!=3,d in (x, y),e notin (z),f,!g").unwrap();
+        assert_eq!(s.0.len(), 7);
+        let l = labels(&[("a", "1"), ("b", "2"), ("c", "4"), ("d", "y"), ("f", "")]);
+        assert!(s.matches(&l));
+        let mut l2 = l.clone();
+        l2.insert("g".into(), "1".into());
+        assert!(!s.matches(&l2));
+        let mut l3 = l.clone();
+        l3.insert("e".into(), "z".into());
+        assert!(!s.matches(&l3));
+    }
+
+    #[test]
+    fn rejects_garbage() {
+        assert!(parse_label_selector("a=b c").is_err());
+        assert!(parse_label_selector("a,,b").is_err());
+        assert!(parse_field_selector("spec.foo=1", "configmaps").is_err());
+        assert!(parse_field_selector("involvedObject.name=x", "events").is_ok());
+    }
+
+    #[test]
+    fn field_selectors_compare_values() {
+        let ev = serde_json::json!({"metadata": {"name": "e1", "namespace": "ns"}, "involvedObject": {"name": "p", "kind": "Pod"}});
+        let t = parse_field_selector("involvedObject.name=p,involvedObject.kind=Pod", "events")
+            .unwrap();
+        assert!(fields_match(&t, &ev));
+        let t = parse_field_selector("metadata.name!=e1", "events").unwrap();
+        assert!(!fields_match(&t, &ev));
+    }
+
+    proptest! {
+        #[test]
+        fn rendering_round_trips(k in "[a-z]{1,6}", v in "[a-z0-9]{1,6}", w in "[a-z0-9]{1,6}") {
+            let s = LabelSelector(vec![
+                Requirement::Equals(k.clone(), v.clone()),
+                Requirement::NotIn(format!("{k}x"), vec![v.clone(), w.clone()]),
+                Requirement::DoesNotExist(format!("{k}y")),
+            ]);
+            prop_assert_eq!(parse_label_selector(&to_string(&s)).unwrap(), s);
+        }
+
+        #[test]
+        fn equality_selector_matches_exactly_its_label(k in "[a-z]{1,8}", v in "[a-z0-9]{0,8}", other in "[a-z0-9]{0,8}") {
+            let s = parse_label_selector(&format!("{k}={v}")).unwrap();
+            prop_assert!(s.matches(&labels(&[(&k, &v)])));
+            prop_assert_eq!(s.matches(&labels(&[(&k, &other)])), v == other);
+            let n = parse_label_selector(&format!("{k}!={v}")).unwrap();
+            prop_assert_eq!(n.matches(&labels(&[(&k, &other)])), v != other);
+            prop_assert!(n.matches(&BTreeMap::new()));
+        }
+    }
+}

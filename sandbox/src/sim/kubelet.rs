@@ -1,0 +1,1304 @@
+//! The simulated scheduler and kubelets: pods are bound to simulated nodes,
+//! "run", become Ready after a delay, crash-loop or fail to pull when their
+//! image matches an injected failure, and are terminated when deleted.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard, RwLock};
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::{
+    Binding, Container, ContainerState, ContainerStateRunning, ContainerStateTerminated,
+    ContainerStateWaiting, ContainerStatus, HostIP, Node, NodeAddress, NodeCondition, NodeStatus,
+    NodeSystemInfo, ObjectReference, Pod, PodCondition, PodIP, PodStatus,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams, Preconditions};
+use kube::runtime::controller::Action;
+use kube::{Api, Client, ResourceExt};
+use regex::Regex;
+use serde_json::{Value, json};
+
+use super::events;
+use super::util::{earliest, is_status, is_terminating, now_time};
+use super::{FailureMode, SimError};
+
+/// How long a failed pull shows `ErrImagePull` before `ImagePullBackOff`, and
+/// how long the back-off lasts before the next attempt.
+const PULL_ERROR_FOR: Duration = Duration::from_millis(1000);
+const PULL_BACKOFF_FOR: Duration = Duration::from_millis(1500);
+
+/// Accelerated crash-loop back-off: 1s, 1.5s, then every 2s.
+pub(crate) fn crash_backoff(restarts: i32) -> Duration {
+    match restarts {
+        i32::MIN..=1 => Duration::from_millis(1000),
+        2 => Duration::from_millis(1500),
+        _ => Duration::from_millis(2000),
+    }
+}
+
+/// For a container that has crash-looped for `elapsed`: how many crashes
+/// happened, when the last one happened (offset from the start), and when
+/// the next one is due.
+pub(crate) fn crash_schedule(elapsed: Duration) -> (i32, Duration, Duration) {
+    let mut crashes = 1;
+    let mut at = Duration::ZERO;
+    loop {
+        let next = at + crash_backoff(crashes);
+        if next > elapsed {
+            return (crashes, at, next - elapsed);
+        }
+        at = next;
+        crashes += 1;
+        if crashes > 100_000 {
+            return (crashes, at, crash_backoff(crashes));
+        }
+    }
+}
+
+/// For a container failing to pull for `elapsed`: whether it currently shows
+/// `ErrImagePull` (else `ImagePullBackOff`), and the time to the next switch.
+pub(crate) fn pull_schedule(elapsed: Duration) -> (bool, Duration) {
+    let period = PULL_ERROR_FOR + PULL_BACKOFF_FOR;
+    let nanos = elapsed.as_nanos() % period.as_nanos();
+    let into = Duration::from_nanos(nanos as u64);
+    if into < PULL_ERROR_FOR {
+        (true, PULL_ERROR_FOR - into)
+    } else {
+        (false, period - into)
+    }
+}
+
+static IMAGE_REF: LazyLock<Option<Regex>> = LazyLock::new(|| {
+    let component = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*";
+    let domain_part = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])";
+    let pattern = format!(
+        r"^(?:{domain_part}(?:\.{domain_part})*(?::[0-9]+)?/)?{component}(?:/{component})*(?::[\w][\w.-]{{0,127}})?(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{{32,}})?$"
+    );
+    Regex::new(&pattern).ok()
+});
+
+/// Whether `image` is a valid image reference (`name[:tag][@digest]`).
+pub(crate) fn is_valid_image(image: &str) -> bool {
+    if image.is_empty() || image.len() > 255 {
+        return false;
+    }
+    match IMAGE_REF.as_ref() {
+        Some(re) => re.is_match(image),
+        None => true,
+    }
+}
+
+/// Options shared by the kubelets.
+pub(crate) struct KubeletConfig {
+    pub ready_delay: Duration,
+    pub image_ready_delays: Vec<(Regex, Duration)>,
+    pub failures: RwLock<Vec<(Regex, FailureMode)>>,
+    pub termination_grace: Option<Duration>,
+    pub nodes: usize,
+}
+
+impl KubeletConfig {
+    fn ready_delay_for(&self, image: &str) -> Duration {
+        self.image_ready_delays
+            .iter()
+            .find(|(re, _)| re.is_match(image))
+            .map(|(_, d)| *d)
+            .unwrap_or(self.ready_delay)
+    }
+
+    pub(crate) fn failure_for(&self, image: &str) -> Option<FailureMode> {
+        let rules = self.failures.read().unwrap_or_else(|e| e.into_inner());
+        rules
+            .iter()
+            .find(|(re, _)| re.is_match(image))
+            .map(|(_, m)| *m)
+    }
+}
+
+pub(crate) fn node_name(i: usize) -> String {
+    format!("sandbox-node-{i}")
+}
+
+fn host_ip(i: usize) -> String {
+    format!("172.18.0.{}", i + 2)
+}
+
+/// What one simulated container is doing.
+#[derive(Debug, Clone)]
+enum Run {
+    Running {
+        since: Instant,
+        since_wall: Time,
+        restarts: i32,
+        last_terminated: Option<ContainerStateTerminated>,
+    },
+    CrashLoop {
+        since: Instant,
+        since_wall: Time,
+        base_restarts: i32,
+    },
+    ImagePull {
+        since: Instant,
+    },
+    InvalidImage,
+}
+
+#[derive(Debug, Clone)]
+struct ContainerRun {
+    name: String,
+    image: String,
+    run: Run,
+}
+
+#[derive(Debug, Default)]
+struct PodRun {
+    node: Option<usize>,
+    pod_ip: Option<String>,
+    start_time: Option<Time>,
+    containers: Vec<ContainerRun>,
+    terminating_since: Option<Instant>,
+    last_written: Option<Value>,
+    /// What was last reported (as events) for each container.
+    reported: Vec<&'static str>,
+}
+
+#[derive(Default)]
+struct State {
+    pods: HashMap<String, PodRun>,
+    overrides: HashMap<String, bool>,
+    binding: Option<bool>,
+}
+
+pub(crate) struct Kubelet {
+    pub client: Client,
+    pub config: Arc<KubeletConfig>,
+    state: Mutex<State>,
+}
+
+fn add(wall: &Time, d: Duration) -> Time {
+    let secs = wall.0.as_second() + d.as_secs() as i64;
+    Time(Timestamp::from_second(secs).unwrap_or(wall.0))
+}
+
+impl Kubelet {
+    pub(crate) fn new(client: Client, config: Arc<KubeletConfig>) -> Self {
+        Self {
+            client,
+            config,
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Makes sure the simulated nodes exist and are Ready.
+    pub(crate) async fn register_nodes(&self) -> Result<(), SimError> {
+        let api: Api<Node> = Api::all(self.client.clone());
+        for i in 0..self.config.nodes {
+            let name = node_name(i);
+            let node = Node {
+                metadata: ObjectMeta {
+                    name: Some(name.clone()),
+                    labels: Some(
+                        [
+                            ("kubernetes.io/hostname", name.as_str()),
+                            ("kubernetes.io/os", "linux"),
+                            ("kubernetes.io/arch", "amd64"),
+                        ]
+                        .into_iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect(),
+                    ),
+                    ..Default::default()
+                },
+                spec: None,
+                status: None,
+            };
+            match api.create(&PostParams::default(), &node).await {
+                Ok(_) => {}
+                Err(e) if is_status(&e, 409) => {}
+                Err(e) => return Err(SimError::api(format!("create node {name}"), e)),
+            }
+            let now = now_time();
+            let resources: std::collections::BTreeMap<String, Quantity> = [
+                ("cpu", "8"),
+                ("memory", "32Gi"),
+                ("pods", "110"),
+                ("ephemeral-storage", "100Gi"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), Quantity(v.to_string())))
+            .collect();
+            let status = NodeStatus {
+                conditions: Some(vec![NodeCondition {
+                    type_: "Ready".into(),
+                    status: "True".into(),
+                    reason: Some("KubeletReady".into()),
+                    message: Some("kubelet is posting ready status".into()),
+                    last_heartbeat_time: Some(now.clone()),
+                    last_transition_time: Some(now),
+                }]),
+                addresses: Some(vec![
+                    NodeAddress {
+                        type_: "InternalIP".into(),
+                        address: host_ip(i),
+                    },
+                    NodeAddress {
+                        type_: "Hostname".into(),
+                        address: name.clone(),
+                    },
+                ]),
+                capacity: Some(resources.clone()),
+                allocatable: Some(resources),
+                node_info: Some(NodeSystemInfo {
+                    architecture: "amd64".into(),
+                    boot_id: format!("sandbox-boot-{i}"),
+                    container_runtime_version: "sandbox://1.0.0".into(),
+                    kernel_version: "6.0.0-sandbox".into(),
+                    kube_proxy_version: String::new(),
+                    kubelet_version: "v1.33.0-sandbox".into(),
+                    machine_id: format!("sandbox-machine-{i}"),
+                    operating_system: "linux".into(),
+                    os_image: "Pravega Sandbox".into(),
+                    system_uuid: format!("sandbox-node-uuid-{i}"),
+                    swap: None,
+                }),
+                ..Default::default()
+            };
+            let ready = api
+                .get_opt(&name)
+                .await
+                .map_err(|e| SimError::api(format!("get node {name}"), e))?
+                .and_then(|n| n.status)
+                .and_then(|s| s.conditions)
+                .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+            if !ready {
+                api.patch_status(
+                    &name,
+                    &PatchParams::default(),
+                    &Patch::Merge(json!({ "status": status })),
+                )
+                .await
+                .map_err(|e| SimError::api(format!("update node {name} status"), e))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Records a readiness override for a pod.
+    pub(crate) fn set_override(&self, uid: &str, ready: bool) {
+        self.lock().overrides.insert(uid.to_string(), ready);
+    }
+
+    /// Forgets pods that no longer exist (called with the live uids).
+    pub(crate) fn retain(&self, live: &HashSet<String>) {
+        let mut st = self.lock();
+        st.pods.retain(|uid, _| live.contains(uid));
+        st.overrides.retain(|uid, _| live.contains(uid));
+    }
+
+    pub(crate) fn tracked(&self) -> usize {
+        self.lock().pods.len()
+    }
+
+    fn initial_run(&self, container: &Container, now: Instant, wall: &Time) -> Run {
+        let image = container.image.clone().unwrap_or_default();
+        if !is_valid_image(&image) {
+            return Run::InvalidImage;
+        }
+        match self.config.failure_for(&image) {
+            Some(FailureMode::CrashLoop) => Run::CrashLoop {
+                since: now,
+                since_wall: wall.clone(),
+                base_restarts: 0,
+            },
+            Some(FailureMode::ImagePull) => Run::ImagePull { since: now },
+            _ => Run::Running {
+                since: now,
+                since_wall: wall.clone(),
+                restarts: 0,
+                last_terminated: None,
+            },
+        }
+    }
+
+    /// Rebuilds what a container is doing from its reported status (used
+    /// when adopting pods that existed before this simulation started).
+    fn adopt_run(
+        &self,
+        container: &Container,
+        status: Option<&ContainerStatus>,
+        now: Instant,
+        wall: &Time,
+    ) -> Run {
+        let Some(cs) = status else {
+            return self.initial_run(container, now, wall);
+        };
+        let state = cs.state.as_ref();
+        if let Some(running) = state.and_then(|s| s.running.as_ref()) {
+            let since_wall = running.started_at.clone().unwrap_or_else(|| wall.clone());
+            let ago = (wall.0.as_second() - since_wall.0.as_second()).max(0) as u64;
+            return Run::Running {
+                since: now.checked_sub(Duration::from_secs(ago)).unwrap_or(now),
+                since_wall,
+                restarts: cs.restart_count,
+                last_terminated: cs.last_state.as_ref().and_then(|l| l.terminated.clone()),
+            };
+        }
+        match state
+            .and_then(|s| s.waiting.as_ref())
+            .and_then(|w| w.reason.as_deref())
+        {
+            Some("CrashLoopBackOff") => Run::CrashLoop {
+                since: now,
+                since_wall: wall.clone(),
+                base_restarts: (cs.restart_count - 1).max(0),
+            },
+            Some("ErrImagePull") | Some("ImagePullBackOff") => Run::ImagePull { since: now },
+            _ => self.initial_run(container, now, wall),
+        }
+    }
+
+    /// Applies the current failure rules to a container.
+    fn transition(&self, c: &mut ContainerRun, now: Instant, wall: &Time) {
+        if matches!(c.run, Run::InvalidImage) {
+            return;
+        }
+        let mode = self.config.failure_for(&c.image);
+        let restarts_now = |run: &Run| match run {
+            Run::Running { restarts, .. } => *restarts,
+            Run::CrashLoop {
+                since,
+                base_restarts,
+                ..
+            } => base_restarts + crash_schedule(now.saturating_duration_since(*since)).0,
+            _ => 0,
+        };
+        match (&c.run, mode) {
+            (Run::Running { restarts, .. }, Some(FailureMode::CrashLoop)) => {
+                c.run = Run::CrashLoop {
+                    since: now,
+                    since_wall: wall.clone(),
+                    base_restarts: *restarts,
+                };
+            }
+            (Run::CrashLoop { .. }, Some(FailureMode::ImagePull)) => {
+                c.run = Run::ImagePull { since: now };
+            }
+            (Run::ImagePull { .. }, Some(FailureMode::CrashLoop)) => {
+                c.run = Run::CrashLoop {
+                    since: now,
+                    since_wall: wall.clone(),
+                    base_restarts: 0,
+                };
+            }
+            (
+                Run::CrashLoop { .. } | Run::ImagePull { .. },
+                None | Some(FailureMode::Unschedulable),
+            ) => {
+                let restarts = restarts_now(&c.run);
+                let last_terminated = match &c.run {
+                    Run::CrashLoop { .. } => Some(crashed(wall, wall)),
+                    _ => None,
+                };
+                c.run = Run::Running {
+                    since: now,
+                    since_wall: wall.clone(),
+                    restarts,
+                    last_terminated,
+                };
+            }
+            _ => {}
+        }
+    }
+
+    /// Brings one pod's simulated state forward and writes its status when it
+    /// changed. Returns when to look again.
+    pub(crate) async fn sync(&self, pod: &Pod) -> Result<Action, SimError> {
+        let Some(uid) = pod.uid() else {
+            return Ok(Action::await_change());
+        };
+        let ns = pod.namespace().unwrap_or_else(|| "default".into());
+        let name = pod.name_any();
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), &ns);
+        let Some(spec) = pod.spec.as_ref() else {
+            return Ok(Action::await_change());
+        };
+        let now = Instant::now();
+        let wall = now_time();
+        let assigned = spec.node_name.as_ref().filter(|n| !n.is_empty()).cloned();
+
+        // Termination.
+        if is_terminating(&pod.metadata) {
+            let grace = pod
+                .metadata
+                .deletion_grace_period_seconds
+                .or(spec.termination_grace_period_seconds)
+                .unwrap_or(30)
+                .max(0) as u64;
+            let mut grace = Duration::from_secs(grace);
+            if let Some(cap) = self.config.termination_grace {
+                grace = grace.min(cap);
+            }
+            if assigned.is_none() {
+                grace = Duration::ZERO;
+            }
+            let (since, write) = {
+                let mut st = self.lock();
+                let run = st.pods.entry(uid.clone()).or_default();
+                let first = run.terminating_since.is_none();
+                let since = *run.terminating_since.get_or_insert(now);
+                (since, first && assigned.is_some())
+            };
+            if write {
+                for c in &spec.containers {
+                    events::emit(
+                        &self.client,
+                        events::reference(pod),
+                        false,
+                        "Killing",
+                        format!("Stopping container {}", c.name),
+                        "kubelet",
+                    );
+                }
+                let status = terminated_status(pod, &wall);
+                if let Err(e) = api
+                    .patch_status(
+                        &name,
+                        &PatchParams::default(),
+                        &Patch::Merge(json!({ "status": status })),
+                    )
+                    .await
+                    && !is_status(&e, 404)
+                {
+                    tracing::debug!(pod = %name, namespace = %ns, error = %e, "could not report terminated containers");
+                }
+            }
+            let elapsed = now.saturating_duration_since(since);
+            if elapsed < grace {
+                return Ok(Action::requeue(grace - elapsed));
+            }
+            let dp = DeleteParams {
+                grace_period_seconds: Some(0),
+                preconditions: Some(Preconditions {
+                    uid: Some(uid.clone()),
+                    resource_version: None,
+                }),
+                ..Default::default()
+            };
+            match api.delete(&name, &dp).await {
+                Ok(_) => {}
+                Err(e) if is_status(&e, 404) || is_status(&e, 409) => {}
+                Err(e) => return Err(SimError::api(format!("delete pod {ns}/{name}"), e)),
+            }
+            let mut st = self.lock();
+            st.pods.remove(&uid);
+            st.overrides.remove(&uid);
+            return Ok(Action::await_change());
+        }
+
+        // Scheduling.
+        let images: Vec<String> = spec
+            .containers
+            .iter()
+            .map(|c| c.image.clone().unwrap_or_default())
+            .collect();
+        let node_idx = match &assigned {
+            Some(n) => n
+                .strip_prefix("sandbox-node-")
+                .and_then(|i| i.parse::<usize>().ok()),
+            None => None,
+        };
+        let known_node = self.lock().pods.get(&uid).and_then(|r| r.node);
+        let node_idx = match (assigned.is_some(), node_idx.or(known_node)) {
+            (_, Some(i)) => i,
+            (true, None) => 0,
+            (false, None) => {
+                let unschedulable = images
+                    .iter()
+                    .any(|i| self.config.failure_for(i) == Some(FailureMode::Unschedulable));
+                if unschedulable || self.config.nodes == 0 {
+                    let status = unschedulable_status(pod, self.config.nodes, &wall);
+                    let message = status
+                        .pointer("/conditions/0/message")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string();
+                    if self.write_status(&api, pod, &uid, &name, status).await? {
+                        events::emit(
+                            &self.client,
+                            events::reference(pod),
+                            true,
+                            "FailedScheduling",
+                            message,
+                            "default-scheduler",
+                        );
+                    }
+                    return Ok(Action::await_change());
+                }
+                let idx = self.pick_node();
+                self.bind(&api, &name, &uid, idx).await?;
+                events::emit(
+                    &self.client,
+                    events::reference(pod),
+                    false,
+                    "Scheduled",
+                    format!("Successfully assigned {ns}/{name} to {}", node_name(idx)),
+                    "default-scheduler",
+                );
+                idx
+            }
+        };
+
+        // Running.
+        let (status, wake) = {
+            let mut st = self.lock();
+            let override_ready = st.overrides.get(&uid).copied();
+            let used_ips: HashSet<String> =
+                st.pods.values().filter_map(|r| r.pod_ip.clone()).collect();
+            let run = st.pods.entry(uid.clone()).or_default();
+            run.node = Some(node_idx);
+            if run.pod_ip.is_none() {
+                run.pod_ip = pod
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.pod_ip.clone())
+                    .or_else(|| free_ip(node_idx, &used_ips));
+            }
+            if run.start_time.is_none() {
+                run.start_time = Some(
+                    pod.status
+                        .as_ref()
+                        .and_then(|s| s.start_time.clone())
+                        .unwrap_or_else(|| wall.clone()),
+                );
+            }
+            if run.containers.len() != spec.containers.len()
+                || run
+                    .containers
+                    .iter()
+                    .zip(&spec.containers)
+                    .any(|(r, c)| r.name != c.name)
+            {
+                let statuses = pod
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.container_statuses.as_ref());
+                run.containers = spec
+                    .containers
+                    .iter()
+                    .map(|c| {
+                        let cs = statuses.and_then(|v| v.iter().find(|s| s.name == c.name));
+                        ContainerRun {
+                            name: c.name.clone(),
+                            image: c.image.clone().unwrap_or_default(),
+                            run: self.adopt_run(c, cs, now, &wall),
+                        }
+                    })
+                    .collect();
+                // What an earlier kubelet already reported is not repeated.
+                run.reported = run
+                    .containers
+                    .iter()
+                    .map(|c| match statuses {
+                        Some(v) if v.iter().any(|s| s.name == c.name) => run_kind(&c.run),
+                        _ => "",
+                    })
+                    .collect();
+            }
+            for (c, spec_c) in run.containers.iter_mut().zip(&spec.containers) {
+                let image = spec_c.image.clone().unwrap_or_default();
+                if c.image != image {
+                    // In-place image change: the container restarts with it.
+                    let restarts = match &c.run {
+                        Run::Running { restarts, .. } => restarts + 1,
+                        _ => 0,
+                    };
+                    c.image = image;
+                    c.run = match self.initial_run(spec_c, now, &wall) {
+                        Run::Running {
+                            since, since_wall, ..
+                        } => Run::Running {
+                            since,
+                            since_wall,
+                            restarts,
+                            last_terminated: None,
+                        },
+                        other => other,
+                    };
+                }
+                self.transition(c, now, &wall);
+            }
+            let kinds: Vec<&'static str> =
+                run.containers.iter().map(|c| run_kind(&c.run)).collect();
+            for (i, (c, kind)) in run.containers.iter().zip(&kinds).enumerate() {
+                if run.reported.get(i) != Some(kind) {
+                    container_events(&self.client, pod, c);
+                }
+            }
+            run.reported = kinds;
+            let prev = run.last_written.clone().or_else(|| {
+                pod.status
+                    .as_ref()
+                    .and_then(|s| serde_json::to_value(s).ok())
+            });
+            running_status(
+                pod,
+                run,
+                &self.config,
+                node_idx,
+                override_ready,
+                now,
+                &wall,
+                prev.as_ref(),
+            )
+        };
+        self.write_status(&api, pod, &uid, &name, status).await?;
+        Ok(match wake {
+            Some(d) => Action::requeue(d.max(Duration::from_millis(10))),
+            None => Action::await_change(),
+        })
+    }
+
+    fn pick_node(&self) -> usize {
+        let st = self.lock();
+        let mut load = vec![0usize; self.config.nodes.max(1)];
+        for r in st.pods.values() {
+            if let (Some(n), None) = (r.node, r.terminating_since)
+                && let Some(l) = load.get_mut(n)
+            {
+                *l += 1;
+            }
+        }
+        load.iter()
+            .enumerate()
+            .min_by_key(|(i, l)| (**l, *i))
+            .map(|(i, _)| i)
+            .unwrap_or(0)
+    }
+
+    async fn bind(
+        &self,
+        api: &Api<Pod>,
+        name: &str,
+        uid: &str,
+        idx: usize,
+    ) -> Result<(), SimError> {
+        let node = node_name(idx);
+        let use_binding = self.lock().binding != Some(false);
+        if use_binding {
+            let binding = Binding {
+                metadata: ObjectMeta {
+                    name: Some(name.to_string()),
+                    ..Default::default()
+                },
+                target: ObjectReference {
+                    api_version: Some("v1".into()),
+                    kind: Some("Node".into()),
+                    name: Some(node.clone()),
+                    ..Default::default()
+                },
+            };
+            match api
+                .create_subresource::<_, Value>("binding", name, &PostParams::default(), &binding)
+                .await
+            {
+                Ok(_) => {
+                    self.lock().binding = Some(true);
+                    self.lock().pods.entry(uid.to_string()).or_default().node = Some(idx);
+                    return Ok(());
+                }
+                Err(e) if is_status(&e, 409) => return Ok(()),
+                Err(e) => {
+                    // Without a binding subresource, set the node name
+                    // directly instead.
+                    if api.get_opt(name).await.ok().flatten().is_none() {
+                        return Ok(());
+                    }
+                    tracing::debug!(error = %e, "pods/binding not available, binding by patching spec.nodeName");
+                    self.lock().binding = Some(false);
+                }
+            }
+        }
+        api.patch(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "spec": { "nodeName": node } })),
+        )
+        .await
+        .map_err(|e| SimError::api(format!("bind pod {name} to {node}"), e))?;
+        self.lock().pods.entry(uid.to_string()).or_default().node = Some(idx);
+        Ok(())
+    }
+
+    /// Writes a pod status unless it was already written; tells whether it
+    /// wrote.
+    async fn write_status(
+        &self,
+        api: &Api<Pod>,
+        pod: &Pod,
+        uid: &str,
+        name: &str,
+        status: Value,
+    ) -> Result<bool, SimError> {
+        {
+            let mut st = self.lock();
+            let run = st.pods.entry(uid.to_string()).or_default();
+            match &run.last_written {
+                Some(written) if written == &status => return Ok(false),
+                // A pod adopted as it is: nothing to write.
+                None if pod
+                    .status
+                    .as_ref()
+                    .and_then(|s| serde_json::to_value(s).ok())
+                    .as_ref()
+                    == Some(&status) =>
+                {
+                    run.last_written = Some(status);
+                    return Ok(false);
+                }
+                _ => {}
+            }
+        }
+        match api
+            .patch_status(
+                name,
+                &PatchParams::default(),
+                &Patch::Merge(json!({ "status": status })),
+            )
+            .await
+        {
+            Ok(_) => {}
+            Err(e) if is_status(&e, 404) => return Ok(false),
+            Err(e) => return Err(SimError::api(format!("update pod {name} status"), e)),
+        }
+        self.lock()
+            .pods
+            .entry(uid.to_string())
+            .or_default()
+            .last_written = Some(status);
+        Ok(true)
+    }
+}
+
+fn run_kind(run: &Run) -> &'static str {
+    match run {
+        Run::Running { .. } => "running",
+        Run::CrashLoop { .. } => "crashing",
+        Run::ImagePull { .. } => "pulling",
+        Run::InvalidImage => "invalid",
+    }
+}
+
+/// The events a kubelet reports when a container enters a state.
+fn container_events(client: &Client, pod: &Pod, c: &ContainerRun) {
+    let r = || events::reference(pod);
+    let (name, image) = (&c.name, &c.image);
+    match c.run {
+        Run::Running { .. } => {
+            events::emit(
+                client,
+                r(),
+                false,
+                "Pulled",
+                format!("Container image {image:?} already present on machine"),
+                "kubelet",
+            );
+            events::emit(
+                client,
+                r(),
+                false,
+                "Created",
+                format!("Created container: {name}"),
+                "kubelet",
+            );
+            events::emit(
+                client,
+                r(),
+                false,
+                "Started",
+                format!("Started container {name}"),
+                "kubelet",
+            );
+        }
+        Run::CrashLoop { .. } => {
+            let pod_id = format!(
+                "{}_{}({})",
+                pod.name_any(),
+                pod.namespace().unwrap_or_default(),
+                pod.uid().unwrap_or_default()
+            );
+            events::emit(
+                client,
+                r(),
+                true,
+                "BackOff",
+                format!("Back-off restarting failed container {name} in pod {pod_id}"),
+                "kubelet",
+            );
+        }
+        Run::ImagePull { .. } => {
+            events::emit(
+                client,
+                r(),
+                false,
+                "Pulling",
+                format!("Pulling image {image:?}"),
+                "kubelet",
+            );
+            events::emit(
+                client,
+                r(),
+                true,
+                "Failed",
+                format!("Failed to pull image {image:?}: not found"),
+                "kubelet",
+            );
+            events::emit(
+                client,
+                r(),
+                true,
+                "Failed",
+                "Error: ErrImagePull".into(),
+                "kubelet",
+            );
+        }
+        Run::InvalidImage => {
+            events::emit(
+                client,
+                r(),
+                true,
+                "InspectFailed",
+                format!(
+                    "Failed to apply default image tag {image:?}: couldn't parse image name {image:?}: invalid reference format"
+                ),
+                "kubelet",
+            );
+            events::emit(
+                client,
+                r(),
+                true,
+                "Failed",
+                "Error: InvalidImageName".into(),
+                "kubelet",
+            );
+        }
+    }
+}
+
+fn free_ip(node: usize, used: &HashSet<String>) -> Option<String> {
+    (2..255)
+        .map(|k| format!("10.244.{node}.{k}"))
+        .find(|ip| !used.contains(ip))
+}
+
+fn crashed(started: &Time, finished: &Time) -> ContainerStateTerminated {
+    ContainerStateTerminated {
+        exit_code: 1,
+        reason: Some("Error".into()),
+        started_at: Some(started.clone()),
+        finished_at: Some(finished.clone()),
+        ..Default::default()
+    }
+}
+
+/// Keeps a condition's previous transition time when its status did not change.
+fn pod_condition(
+    type_: &str,
+    ok: bool,
+    reason: Option<&str>,
+    message: Option<String>,
+    prev: Option<&Value>,
+    now: &Time,
+) -> PodCondition {
+    let status = if ok { "True" } else { "False" };
+    let previous = prev
+        .and_then(|p| p.get("conditions"))
+        .and_then(|c| c.as_array())
+        .and_then(|c| {
+            c.iter()
+                .find(|c| c.get("type").and_then(|t| t.as_str()) == Some(type_))
+        })
+        .filter(|c| c.get("status").and_then(|s| s.as_str()) == Some(status))
+        .and_then(|c| c.get("lastTransitionTime").cloned())
+        .and_then(|t| serde_json::from_value::<Time>(t).ok());
+    PodCondition {
+        type_: type_.into(),
+        status: status.into(),
+        reason: reason.map(str::to_string),
+        message,
+        last_transition_time: Some(previous.unwrap_or_else(|| now.clone())),
+        last_probe_time: None,
+        observed_generation: None,
+    }
+}
+
+fn unschedulable_status(pod: &Pod, nodes: usize, now: &Time) -> Value {
+    let prev = pod
+        .status
+        .as_ref()
+        .and_then(|s| serde_json::to_value(s).ok());
+    let message = format!(
+        "0/{nodes} nodes are available: {nodes} Insufficient cpu. preemption: 0/{nodes} nodes are available: {nodes} No preemption victims found for incoming pod."
+    );
+    let status = PodStatus {
+        phase: Some("Pending".into()),
+        conditions: Some(vec![pod_condition(
+            "PodScheduled",
+            false,
+            Some("Unschedulable"),
+            Some(message),
+            prev.as_ref(),
+            now,
+        )]),
+        qos_class: Some("BestEffort".into()),
+        ..Default::default()
+    };
+    serde_json::to_value(status).unwrap_or(Value::Null)
+}
+
+fn terminated_status(pod: &Pod, now: &Time) -> Value {
+    let mut status = pod.status.clone().unwrap_or_default();
+    if let Some(cs) = status.container_statuses.as_mut() {
+        for c in cs.iter_mut() {
+            let started = c
+                .state
+                .as_ref()
+                .and_then(|s| s.running.as_ref())
+                .and_then(|r| r.started_at.clone());
+            c.state = Some(ContainerState {
+                terminated: Some(ContainerStateTerminated {
+                    exit_code: 0,
+                    reason: Some("Completed".into()),
+                    started_at: started,
+                    finished_at: Some(now.clone()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            });
+            c.ready = false;
+            c.started = Some(false);
+        }
+    }
+    if let Some(conds) = status.conditions.as_mut() {
+        for c in conds.iter_mut() {
+            if (c.type_ == "Ready" || c.type_ == "ContainersReady") && c.status == "True" {
+                c.status = "False".into();
+                c.reason = Some("PodCompleted".into());
+                c.last_transition_time = Some(now.clone());
+            }
+        }
+    }
+    json!({ "containerStatuses": status.container_statuses, "conditions": status.conditions })
+}
+
+/// The status of a scheduled, running pod, and when it next changes.
+#[allow(clippy::too_many_arguments)]
+fn running_status(
+    pod: &Pod,
+    run: &PodRun,
+    config: &KubeletConfig,
+    node: usize,
+    override_ready: Option<bool>,
+    now: Instant,
+    wall: &Time,
+    prev: Option<&Value>,
+) -> (Value, Option<Duration>) {
+    let pod_name = pod.name_any();
+    let ns = pod.namespace().unwrap_or_default();
+    let uid = pod.uid().unwrap_or_default();
+    let mut wake: Option<Duration> = None;
+    let mut statuses = Vec::new();
+    let mut all_ready = true;
+    let mut all_running = true;
+    let mut any_started = false;
+    let mut unready = Vec::new();
+    for c in &run.containers {
+        let (state, last, ready, started, restarts) = match &c.run {
+            Run::Running {
+                since,
+                since_wall,
+                restarts,
+                last_terminated,
+            } => {
+                any_started = true;
+                let delay = config.ready_delay_for(&c.image);
+                let up = now.saturating_duration_since(*since);
+                let timer_ready = up >= delay;
+                if !timer_ready {
+                    wake = earliest(wake, Some(delay - up));
+                }
+                let ready = match override_ready {
+                    Some(v) => v,
+                    None => timer_ready,
+                };
+                (
+                    ContainerState {
+                        running: Some(ContainerStateRunning {
+                            started_at: Some(since_wall.clone()),
+                        }),
+                        ..Default::default()
+                    },
+                    last_terminated.clone(),
+                    ready,
+                    true,
+                    *restarts,
+                )
+            }
+            Run::CrashLoop {
+                since,
+                since_wall,
+                base_restarts,
+            } => {
+                any_started = true;
+                let elapsed = now.saturating_duration_since(*since);
+                let (crashes, last_at, next) = crash_schedule(elapsed);
+                wake = earliest(wake, Some(next));
+                let at = add(since_wall, last_at);
+                (
+                    ContainerState {
+                        waiting: Some(ContainerStateWaiting {
+                            reason: Some("CrashLoopBackOff".into()),
+                            message: Some(format!(
+                                "back-off {}s restarting failed container={} pod={}_{}({})",
+                                crash_backoff(crashes).as_secs().max(1),
+                                c.name,
+                                pod_name,
+                                ns,
+                                uid
+                            )),
+                        }),
+                        ..Default::default()
+                    },
+                    Some(crashed(&at, &at)),
+                    false,
+                    false,
+                    base_restarts + crashes,
+                )
+            }
+            Run::ImagePull { since } => {
+                let (err, next) = pull_schedule(now.saturating_duration_since(*since));
+                wake = earliest(wake, Some(next));
+                let (reason, message) = if err {
+                    (
+                        "ErrImagePull",
+                        format!("failed to pull and unpack image {:?}: not found", c.image),
+                    )
+                } else {
+                    (
+                        "ImagePullBackOff",
+                        format!("Back-off pulling image {:?}", c.image),
+                    )
+                };
+                (
+                    ContainerState {
+                        waiting: Some(ContainerStateWaiting {
+                            reason: Some(reason.into()),
+                            message: Some(message),
+                        }),
+                        ..Default::default()
+                    },
+                    None,
+                    false,
+                    false,
+                    0,
+                )
+            }
+            Run::InvalidImage => (
+                ContainerState {
+                    waiting: Some(ContainerStateWaiting {
+                        reason: Some("InvalidImageName".into()),
+                        message: Some(format!(
+                            "Failed to apply default image tag {:?}: couldn't parse image name {:?}: invalid reference format",
+                            c.image, c.image
+                        )),
+                    }),
+                    ..Default::default()
+                },
+                None,
+                false,
+                false,
+                0,
+            ),
+        };
+        if !matches!(c.run, Run::Running { .. }) {
+            all_running = false;
+        }
+        if !ready {
+            all_ready = false;
+            unready.push(c.name.clone());
+        }
+        statuses.push(ContainerStatus {
+            name: c.name.clone(),
+            image: c.image.clone(),
+            image_id: if started
+                || any_started && !matches!(c.run, Run::ImagePull { .. } | Run::InvalidImage)
+            {
+                format!("sandbox://{}", c.image)
+            } else {
+                String::new()
+            },
+            container_id: started.then(|| format!("sandbox://{uid}/{}", c.name)),
+            ready,
+            started: Some(started),
+            restart_count: restarts,
+            state: Some(state),
+            last_state: last.map(|t| ContainerState {
+                terminated: Some(t),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+    }
+    let init_statuses: Option<Vec<ContainerStatus>> = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.init_containers.as_ref())
+        .filter(|i| !i.is_empty())
+        .map(|inits| {
+            inits
+                .iter()
+                .map(|c| {
+                    let image = c.image.clone().unwrap_or_default();
+                    let at = run.start_time.clone().unwrap_or_else(|| wall.clone());
+                    ContainerStatus {
+                        name: c.name.clone(),
+                        image: image.clone(),
+                        image_id: format!("sandbox://{image}"),
+                        container_id: Some(format!("sandbox://{uid}/{}", c.name)),
+                        ready: true,
+                        started: Some(false),
+                        restart_count: 0,
+                        state: Some(ContainerState {
+                            terminated: Some(ContainerStateTerminated {
+                                exit_code: 0,
+                                reason: Some("Completed".into()),
+                                started_at: Some(at.clone()),
+                                finished_at: Some(at),
+                                ..Default::default()
+                            }),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    }
+                })
+                .collect()
+        });
+    let containers_ready = all_ready && all_running;
+    let not_ready_msg = (!unready.is_empty())
+        .then(|| format!("containers with unready status: [{}]", unready.join(" ")));
+    let containers_reason = (!containers_ready).then_some("ContainersNotReady");
+    let pod_ready = containers_ready;
+    let phase = if any_started { "Running" } else { "Pending" };
+    let ip = run.pod_ip.clone();
+    let conditions = vec![
+        pod_condition("PodReadyToStartContainers", true, None, None, prev, wall),
+        pod_condition("Initialized", true, None, None, prev, wall),
+        pod_condition(
+            "Ready",
+            pod_ready,
+            containers_reason,
+            not_ready_msg.clone(),
+            prev,
+            wall,
+        ),
+        pod_condition(
+            "ContainersReady",
+            containers_ready,
+            containers_reason,
+            not_ready_msg,
+            prev,
+            wall,
+        ),
+        pod_condition("PodScheduled", true, None, None, prev, wall),
+    ];
+    let status = PodStatus {
+        phase: Some(phase.into()),
+        conditions: Some(conditions),
+        host_ip: Some(host_ip(node)),
+        host_ips: Some(vec![HostIP { ip: host_ip(node) }]),
+        pod_ip: ip.clone(),
+        pod_ips: ip.map(|ip| vec![PodIP { ip }]),
+        start_time: run.start_time.clone(),
+        container_statuses: Some(statuses),
+        init_container_statuses: init_statuses,
+        qos_class: Some("BestEffort".into()),
+        ..Default::default()
+    };
+    (serde_json::to_value(status).unwrap_or(Value::Null), wake)
+}
+
+pub(crate) async fn reconcile(pod: Arc<Pod>, ctx: Arc<Kubelet>) -> Result<Action, SimError> {
+    ctx.sync(&pod).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crash_backoff_is_accelerated_and_bounded() {
+        assert_eq!(crash_backoff(1), Duration::from_millis(1000));
+        assert_eq!(crash_backoff(2), Duration::from_millis(1500));
+        assert_eq!(crash_backoff(50), Duration::from_millis(2000));
+        let (n, at, next) = crash_schedule(Duration::ZERO);
+        assert_eq!(
+            (n, at, next),
+            (1, Duration::ZERO, Duration::from_millis(1000))
+        );
+        let (n, at, next) = crash_schedule(Duration::from_millis(1200));
+        assert_eq!(
+            (n, at, next),
+            (2, Duration::from_millis(1000), Duration::from_millis(1300))
+        );
+        let (n, _, _) = crash_schedule(Duration::from_millis(2500));
+        assert_eq!(n, 3);
+        // Restarts only ever grow with time.
+        let mut last = 0;
+        for ms in (0..20_000).step_by(250) {
+            let (n, at, next) = crash_schedule(Duration::from_millis(ms));
+            assert!(n >= last);
+            assert!(at <= Duration::from_millis(ms));
+            assert!(next > Duration::ZERO && next <= Duration::from_millis(2000));
+            last = n;
+        }
+        assert!(last >= 10);
+    }
+
+    #[test]
+    fn pull_errors_alternate() {
+        assert_eq!(pull_schedule(Duration::ZERO), (true, PULL_ERROR_FOR));
+        assert!(!pull_schedule(Duration::from_millis(1200)).0);
+        assert!(pull_schedule(Duration::from_millis(2600)).0);
+    }
+
+    #[test]
+    fn image_references_are_validated() {
+        for ok in [
+            "nginx",
+            "nginx:1.0",
+            "pravega/pravega:0.5.0-1",
+            "docker.io/library/nginx:latest",
+            "localhost:5000/a/b_c:v1",
+            "ghcr.io/org/img@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+        ] {
+            assert!(is_valid_image(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "Nginx:1.0",
+            "nginx:",
+            "nginx::1",
+            "bad image",
+            "nginx:-x",
+            "-nginx",
+            "a//b",
+        ] {
+            assert!(!is_valid_image(bad), "{bad}");
+        }
+    }
+}

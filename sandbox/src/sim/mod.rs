@@ -1,0 +1,322 @@
+//! Simulated Kubernetes controllers and kubelets.
+//!
+//! The simulation acts only through the API, with ordinary kube clients,
+//! exactly like kube-controller-manager, kube-scheduler and the kubelet do:
+//! a StatefulSet controller, a Deployment controller, a ReplicaSet controller
+//! and a set of simulated nodes whose kubelets "run" pods. Everything it
+//! knows is derived from the API, so a restarted simulation adopts the
+//! objects it finds without recreating them.
+//!
+//! ```no_run
+//! # async fn demo(client: kube::Client) -> Result<(), pravega_sandbox::sim::SimError> {
+//! use pravega_sandbox::sim::{FailureMode, SimOptions, Simulation};
+//! let sim = Simulation::start(client, SimOptions::default()).await?;
+//! sim.fail_image(regex::Regex::new(r":0\.5\.0$").expect("valid regex"), FailureMode::CrashLoop);
+//! sim.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+mod deployment;
+mod disruption;
+mod events;
+mod hash;
+mod kubelet;
+mod replicaset;
+mod rng;
+mod statefulset;
+mod util;
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use futures::StreamExt;
+use futures::channel::mpsc;
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+use kube::{Api, Client, ResourceExt};
+use regex::Regex;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// How a container whose image matches an injected failure misbehaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureMode {
+    /// The container starts and exits with code 1, again and again:
+    /// `CrashLoopBackOff` with a growing restart count.
+    CrashLoop,
+    /// The image cannot be pulled: `ErrImagePull`, then `ImagePullBackOff`.
+    ImagePull,
+    /// The pod is never scheduled: `Pending`, `PodScheduled` False
+    /// (`Unschedulable`).
+    Unschedulable,
+}
+
+/// Tuning of the simulation.
+#[derive(Debug, Clone)]
+pub struct SimOptions {
+    /// How long a running container takes to become ready.
+    pub ready_delay: Duration,
+    /// Per-image ready delays (first matching pattern wins).
+    pub image_ready_delays: Vec<(Regex, Duration)>,
+    /// Failures injected from the start (first matching pattern wins).
+    pub failures: Vec<(Regex, FailureMode)>,
+    /// Cap on termination grace periods (`None`: honour the pod's grace).
+    pub termination_grace: Option<Duration>,
+    /// Seed of the random choices (generated pod names).
+    pub seed: u64,
+    /// Number of simulated nodes (`sandbox-node-0` ...).
+    pub nodes: usize,
+}
+
+impl Default for SimOptions {
+    fn default() -> Self {
+        Self {
+            ready_delay: Duration::from_millis(300),
+            image_ready_delays: Vec::new(),
+            failures: Vec::new(),
+            termination_grace: Some(Duration::from_millis(200)),
+            seed: 0x5eed,
+            nodes: 3,
+        }
+    }
+}
+
+/// Errors of the simulation.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    /// A request to the API server failed.
+    #[error("{context}: {source}")]
+    Api {
+        context: String,
+        #[source]
+        source: Box<kube::Error>,
+    },
+    /// An object the request names does not exist.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// An object has a value the simulation cannot work with.
+    #[error("invalid object: {0}")]
+    Invalid(String),
+}
+
+impl SimError {
+    pub(crate) fn api(context: String, source: kube::Error) -> Self {
+        Self::Api {
+            context,
+            source: Box::new(source),
+        }
+    }
+}
+
+/// A running simulation. It stops when shut down or dropped.
+pub struct Simulation {
+    kubelet: Arc<kubelet::Kubelet>,
+    resync: mpsc::UnboundedSender<()>,
+    cancel: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+/// Retry delay after a failed reconcile: short, the API server is local.
+fn retry(err: &SimError) -> Action {
+    tracing::debug!(error = %err, "simulated controller will retry");
+    Action::requeue(Duration::from_millis(200))
+}
+
+impl Simulation {
+    /// Registers the simulated nodes and starts the controllers and kubelets.
+    pub async fn start(client: Client, opts: SimOptions) -> Result<Simulation, SimError> {
+        let config = Arc::new(kubelet::KubeletConfig {
+            ready_delay: opts.ready_delay,
+            image_ready_delays: opts.image_ready_delays.clone(),
+            failures: RwLock::new(opts.failures.clone()),
+            termination_grace: opts.termination_grace,
+            nodes: opts.nodes,
+        });
+        let kubelet = Arc::new(kubelet::Kubelet::new(client.clone(), config));
+        kubelet.register_nodes().await?;
+
+        let cancel = CancellationToken::new();
+        let (resync, resync_rx) = mpsc::unbounded::<()>();
+        let mut tasks = Vec::new();
+        let wc = watcher::Config::default;
+
+        // StatefulSets.
+        {
+            let ctx = Arc::new(statefulset::Ctx {
+                client: client.clone(),
+            });
+            let c = cancel.clone();
+            let fut = Controller::new(Api::<StatefulSet>::all(client.clone()), wc())
+                .owns(Api::<Pod>::all(client.clone()), wc())
+                .graceful_shutdown_on(async move { c.cancelled().await })
+                .run(statefulset::reconcile, |_, e, _| retry(e), ctx)
+                .for_each(|r| async move { log_result("statefulset", r) });
+            tasks.push(tokio::spawn(fut));
+        }
+        // Deployments.
+        {
+            let ctx = Arc::new(deployment::Ctx {
+                client: client.clone(),
+            });
+            let c = cancel.clone();
+            let fut = Controller::new(Api::<Deployment>::all(client.clone()), wc())
+                .owns(Api::<ReplicaSet>::all(client.clone()), wc())
+                .graceful_shutdown_on(async move { c.cancelled().await })
+                .run(deployment::reconcile, |_, e, _| retry(e), ctx)
+                .for_each(|r| async move { log_result("deployment", r) });
+            tasks.push(tokio::spawn(fut));
+        }
+        // ReplicaSets.
+        {
+            let ctx = Arc::new(replicaset::Ctx {
+                client: client.clone(),
+                rng: Mutex::new(rng::SplitMix64::new(opts.seed)),
+            });
+            let c = cancel.clone();
+            let fut = Controller::new(Api::<ReplicaSet>::all(client.clone()), wc())
+                .owns(Api::<Pod>::all(client.clone()), wc())
+                .graceful_shutdown_on(async move { c.cancelled().await })
+                .run(replicaset::reconcile, |_, e, _| retry(e), ctx)
+                .for_each(|r| async move { log_result("replicaset", r) });
+            tasks.push(tokio::spawn(fut));
+        }
+        // PodDisruptionBudgets.
+        {
+            let ctx = Arc::new(disruption::Ctx {
+                client: client.clone(),
+            });
+            let c = cancel.clone();
+            let controller = Controller::new(Api::<PodDisruptionBudget>::all(client.clone()), wc());
+            let budgets = controller.store();
+            let fut = controller
+                .watches(Api::<Pod>::all(client.clone()), wc(), move |pod: Pod| {
+                    budgets
+                        .state()
+                        .iter()
+                        .filter(|b| {
+                            b.namespace() == pod.namespace()
+                                && disruption::selects(
+                                    b.spec.as_ref().and_then(|s| s.selector.as_ref()),
+                                    pod.labels(),
+                                )
+                        })
+                        .map(|b| ObjectRef::from_obj(b.as_ref()))
+                        .collect::<Vec<_>>()
+                })
+                .graceful_shutdown_on(async move { c.cancelled().await })
+                .run(disruption::reconcile, |_, e, _| retry(e), ctx)
+                .for_each(|r| async move { log_result("disruption", r) });
+            tasks.push(tokio::spawn(fut));
+        }
+        // Scheduler and kubelets.
+        {
+            let c = cancel.clone();
+            let controller = Controller::new(Api::<Pod>::all(client.clone()), wc())
+                .reconcile_all_on(resync_rx)
+                .graceful_shutdown_on(async move { c.cancelled().await });
+            let store = controller.store();
+            let k = kubelet.clone();
+            let fut = controller
+                .run(
+                    move |pod: Arc<Pod>, ctx: Arc<kubelet::Kubelet>| {
+                        // Forget pods that are gone once the bookkeeping
+                        // outgrows the live set.
+                        if ctx.tracked() > store.len() * 2 + 64 {
+                            let live: HashSet<String> =
+                                store.state().iter().filter_map(|p| p.uid()).collect();
+                            ctx.retain(&live);
+                        }
+                        kubelet::reconcile(pod, ctx)
+                    },
+                    |_, e, _| retry(e),
+                    k,
+                )
+                .for_each(|r| async move { log_result("kubelet", r) });
+            tasks.push(tokio::spawn(fut));
+        }
+        tracing::info!(nodes = opts.nodes, ready_delay = ?opts.ready_delay, "simulation started");
+        Ok(Simulation {
+            kubelet,
+            resync,
+            cancel,
+            tasks,
+        })
+    }
+
+    /// From now on, containers whose image matches `pattern` fail as `mode`
+    /// (running pods too: a crash-looping image makes running containers
+    /// crash).
+    pub fn fail_image(&self, pattern: Regex, mode: FailureMode) {
+        {
+            let mut rules = self
+                .kubelet
+                .config
+                .failures
+                .write()
+                .unwrap_or_else(|e| e.into_inner());
+            rules.insert(0, (pattern, mode));
+        }
+        let _ = self.resync.unbounded_send(());
+    }
+
+    /// Removes every injected failure; failing containers recover.
+    pub fn clear_failures(&self) {
+        self.kubelet
+            .config
+            .failures
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+        let _ = self.resync.unbounded_send(());
+    }
+
+    /// Overrides the readiness of pod `namespace/name` (until it is deleted)
+    /// and reports it right away.
+    pub async fn set_pod_ready(
+        &self,
+        namespace: &str,
+        name: &str,
+        ready: bool,
+    ) -> Result<(), SimError> {
+        let api: Api<Pod> = Api::namespaced(self.kubelet.client.clone(), namespace);
+        let pod = api
+            .get_opt(name)
+            .await
+            .map_err(|e| SimError::api(format!("get pod {namespace}/{name}"), e))?
+            .ok_or_else(|| SimError::NotFound(format!("pod {namespace}/{name}")))?;
+        let uid = pod
+            .uid()
+            .ok_or_else(|| SimError::Invalid(format!("pod {namespace}/{name} has no uid")))?;
+        self.kubelet.set_override(&uid, ready);
+        self.kubelet.sync(&pod).await?;
+        Ok(())
+    }
+
+    /// Stops the controllers and kubelets and waits for them to finish.
+    pub async fn shutdown(mut self) {
+        self.cancel.cancel();
+        for t in self.tasks.drain(..) {
+            let _ = t.await;
+        }
+    }
+}
+
+impl Drop for Simulation {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+fn log_result<T: std::fmt::Debug, E: std::fmt::Display>(what: &str, r: Result<T, E>) {
+    if let Err(e) = r {
+        tracing::debug!(controller = what, error = %e, "simulated controller event");
+    }
+}

@@ -1,0 +1,117 @@
+//! Small helpers shared by the simulated controllers.
+
+use std::time::Duration;
+
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
+use kube::Resource;
+
+/// Current wall-clock time at the precision the API serialises (seconds), so
+/// that values we compute compare equal to what we read back.
+pub(crate) fn now_time() -> Time {
+    Time(Timestamp::from_second(Timestamp::now().as_second()).unwrap_or(Timestamp::UNIX_EPOCH))
+}
+
+/// A controller owner reference (`controller: true`) pointing at `owner`.
+pub(crate) fn controller_ref<K>(owner: &K) -> Option<OwnerReference>
+where
+    K: Resource<DynamicType = ()>,
+{
+    let meta = owner.meta();
+    Some(OwnerReference {
+        api_version: K::api_version(&()).into_owned(),
+        kind: K::kind(&()).into_owned(),
+        name: meta.name.clone()?,
+        uid: meta.uid.clone()?,
+        controller: Some(true),
+        block_owner_deletion: Some(true),
+    })
+}
+
+/// The uid of the object's controlling owner, if any.
+pub(crate) fn controller_uid(meta: &ObjectMeta) -> Option<&str> {
+    meta.owner_references
+        .as_ref()?
+        .iter()
+        .find(|r| r.controller == Some(true))
+        .map(|r| r.uid.as_str())
+}
+
+pub(crate) fn is_controlled_by(meta: &ObjectMeta, uid: &str) -> bool {
+    controller_uid(meta) == Some(uid)
+}
+
+pub(crate) fn is_terminating(meta: &ObjectMeta) -> bool {
+    meta.deletion_timestamp.is_some()
+}
+
+pub(crate) fn pod_phase(pod: &Pod) -> &str {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.phase.as_deref())
+        .unwrap_or("")
+}
+
+/// The pod's `Ready` condition, if it is `True`.
+pub(crate) fn ready_condition_since(pod: &Pod) -> Option<Option<&Time>> {
+    pod.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == "Ready" && c.status == "True")
+        .map(|c| c.last_transition_time.as_ref())
+}
+
+pub(crate) fn is_pod_ready(pod: &Pod) -> bool {
+    ready_condition_since(pod).is_some()
+}
+
+pub(crate) fn is_running_and_ready(pod: &Pod) -> bool {
+    pod_phase(pod) == "Running" && is_pod_ready(pod)
+}
+
+/// Whether a ready pod has been ready for at least `min_ready_seconds`
+/// at wall-clock `now`; otherwise the time left until it will be.
+pub(crate) fn availability(pod: &Pod, min_ready_seconds: i32, now: &Time) -> Availability {
+    match ready_condition_since(pod) {
+        None => Availability::Unavailable,
+        Some(_) if min_ready_seconds <= 0 => Availability::Available,
+        Some(None) => Availability::Available,
+        Some(Some(since)) => {
+            let ready_for = now.0.as_second() - since.0.as_second();
+            let needed = i64::from(min_ready_seconds);
+            if ready_for >= needed {
+                Availability::Available
+            } else {
+                Availability::AvailableIn(Duration::from_secs((needed - ready_for) as u64))
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Availability {
+    Unavailable,
+    AvailableIn(Duration),
+    Available,
+}
+
+/// Whether a pod still counts towards its controller's replicas.
+pub(crate) fn is_active(pod: &Pod) -> bool {
+    !is_terminating(&pod.metadata) && !matches!(pod_phase(pod), "Succeeded" | "Failed")
+}
+
+pub(crate) fn is_status(err: &kube::Error, code: u16) -> bool {
+    matches!(err, kube::Error::Api(s) if s.code == code)
+}
+
+/// Keeps the earlier of two optional durations.
+pub(crate) fn earliest(a: Option<Duration>, b: Option<Duration>) -> Option<Duration> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x.min(y)),
+        (x, None) => x,
+        (None, y) => y,
+    }
+}

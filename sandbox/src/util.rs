@@ -1,0 +1,315 @@
+//! Small pure helpers: timestamps, identifiers, base64, JSON navigation.
+
+use serde_json::{Map, Value};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The current time formatted like Kubernetes `metav1.Time` (RFC 3339, seconds, UTC).
+pub fn now_rfc3339() -> String {
+    format_time(jiff::Timestamp::now())
+}
+
+/// Formats a timestamp like Kubernetes `metav1.Time`.
+pub fn format_time(ts: jiff::Timestamp) -> String {
+    ts.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// Parses an RFC 3339 timestamp.
+pub fn parse_time(s: &str) -> Option<jiff::Timestamp> {
+    s.parse::<jiff::Timestamp>().ok()
+}
+
+/// Kubernetes' human-readable duration (`kubectl get`'s AGE column), for a number of seconds.
+pub fn human_duration(seconds: i64) -> String {
+    if seconds < -1 {
+        return "<invalid>".to_string();
+    }
+    if seconds < 0 {
+        return "0s".to_string();
+    }
+    if seconds < 60 * 2 {
+        return format!("{seconds}s");
+    }
+    let minutes = seconds / 60;
+    if minutes < 10 {
+        let s = seconds % 60;
+        if s == 0 {
+            return format!("{minutes}m");
+        }
+        return format!("{minutes}m{s}s");
+    }
+    if minutes < 60 * 3 {
+        return format!("{minutes}m");
+    }
+    let hours = minutes / 60;
+    if hours < 8 {
+        let m = minutes % 60;
+        if m == 0 {
+            return format!("{hours}h");
+        }
+        return format!("{hours}h{m}m");
+    }
+    if hours < 48 {
+        return format!("{hours}h");
+    }
+    if hours < 24 * 8 {
+        let h = hours % 24;
+        if h == 0 {
+            return format!("{}d", hours / 24);
+        }
+        return format!("{}d{}h", hours / 24, h);
+    }
+    if hours < 24 * 365 * 2 {
+        return format!("{}d", hours / 24);
+    }
+    if hours < 24 * 365 * 8 {
+        let dy = (hours / 24) % 365;
+        if dy == 0 {
+            return format!("{}y", hours / 24 / 365);
+        }
+        return format!("{}y{}d", hours / 24 / 365, dy);
+    }
+    format!("{}y", hours / 24 / 365)
+}
+
+/// The age of an object created at `ts` (RFC 3339), like `kubectl get`'s AGE column.
+pub fn age(ts: Option<&str>) -> String {
+    match ts.and_then(parse_time) {
+        Some(t) => {
+            let secs = jiff::Timestamp::now().as_second() - t.as_second();
+            human_duration(secs)
+        }
+        None => "<unknown>".to_string(),
+    }
+}
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+fn splitmix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// A fresh pseudo-random 64-bit value (unique per process; not for cryptography).
+pub fn random_u64() -> u64 {
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let t = jiff::Timestamp::now().as_nanosecond() as u64;
+    splitmix(t ^ splitmix(n) ^ (std::process::id() as u64).rotate_left(32))
+}
+
+/// A random UUID (version 4 layout), as Kubernetes uses for `metadata.uid`.
+pub fn new_uid() -> String {
+    let a = random_u64();
+    let b = random_u64();
+    let mut bytes = [0u8; 16];
+    bytes[..8].copy_from_slice(&a.to_be_bytes());
+    bytes[8..].copy_from_slice(&b.to_be_bytes());
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let h: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+/// The 5-character random suffix the API server appends to `generateName`.
+pub fn name_suffix() -> String {
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let mut v = random_u64();
+    (0..5)
+        .map(|_| {
+            let c = ALPHABET[(v % ALPHABET.len() as u64) as usize] as char;
+            v /= ALPHABET.len() as u64;
+            c
+        })
+        .collect()
+}
+
+const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/// Standard base64 with padding.
+pub fn base64_encode(data: &[u8]) -> String {
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        out.push(B64[(n >> 18) as usize & 63] as char);
+        out.push(B64[(n >> 12) as usize & 63] as char);
+        out.push(if chunk.len() > 1 {
+            B64[(n >> 6) as usize & 63] as char
+        } else {
+            '='
+        });
+        out.push(if chunk.len() > 2 {
+            B64[n as usize & 63] as char
+        } else {
+            '='
+        });
+    }
+    out
+}
+
+/// Decodes standard base64 (padding optional, whitespace ignored). `None` if malformed.
+pub fn base64_decode(s: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    let mut acc: u32 = 0;
+    let mut bits = 0;
+    for c in s.bytes() {
+        if c.is_ascii_whitespace() {
+            continue;
+        }
+        if c == b'=' {
+            break;
+        }
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' | b'-' => 62,
+            b'/' | b'_' => 63,
+            _ => return None,
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    Some(out)
+}
+
+/// Hex encoding.
+pub fn hex(data: &[u8]) -> String {
+    data.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Hex decoding; `None` if malformed.
+pub fn unhex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// `obj.metadata` as a mutable map, created if missing.
+pub fn meta_mut(obj: &mut Value) -> &mut Map<String, Value> {
+    if !obj.is_object() {
+        *obj = Value::Object(Map::new());
+    }
+    let Value::Object(map) = obj else {
+        unreachable!("just made an object")
+    };
+    let m = map
+        .entry("metadata")
+        .or_insert_with(|| Value::Object(Map::new()));
+    if !m.is_object() {
+        *m = Value::Object(Map::new());
+    }
+    match m {
+        Value::Object(m) => m,
+        _ => unreachable!("just made an object"),
+    }
+}
+
+/// A string field of `metadata`.
+pub fn meta_str<'a>(obj: &'a Value, field: &str) -> Option<&'a str> {
+    obj.get("metadata")?.get(field)?.as_str()
+}
+
+/// The labels of an object as string pairs.
+pub fn labels_of(obj: &Value) -> std::collections::BTreeMap<String, String> {
+    string_map(obj.get("metadata").and_then(|m| m.get("labels")))
+}
+
+/// A JSON object of strings as a map (non-string values are skipped).
+pub fn string_map(v: Option<&Value>) -> std::collections::BTreeMap<String, String> {
+    v.and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Whether `name` is a valid DNS-1123 subdomain (most object names).
+pub fn is_dns_subdomain(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|part| {
+            !part.is_empty()
+                && part
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !part.starts_with('-')
+                && !part.ends_with('-')
+        })
+}
+
+/// Whether `name` is a valid DNS-1123 label (namespace names, service names).
+pub fn is_dns_label(name: &str) -> bool {
+    is_dns_subdomain(name) && !name.contains('.') && name.len() <= 63
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn human_durations_match_kubernetes() {
+        assert_eq!(human_duration(5), "5s");
+        assert_eq!(human_duration(119), "119s");
+        assert_eq!(human_duration(125), "2m5s");
+        assert_eq!(human_duration(600), "10m");
+        assert_eq!(human_duration(3 * 3600 + 120), "3h2m");
+        assert_eq!(human_duration(10 * 3600), "10h");
+        assert_eq!(human_duration(3 * 86400), "3d");
+        assert_eq!(human_duration(3 * 86400 + 3600), "3d1h");
+        assert_eq!(human_duration(-5), "<invalid>");
+    }
+
+    #[test]
+    fn uids_look_like_uuids_and_differ() {
+        let a = new_uid();
+        let b = new_uid();
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 36);
+        assert_eq!(a.as_bytes()[14], b'4');
+    }
+
+    #[test]
+    fn names() {
+        assert!(is_dns_subdomain("example.com"));
+        assert!(!is_dns_subdomain("Example"));
+        assert!(!is_dns_label("a.b"));
+        assert!(is_dns_label("pravega-1"));
+    }
+
+    proptest! {
+        #[test]
+        fn base64_round_trips(data in proptest::collection::vec(any::<u8>(), 0..200)) {
+            prop_assert_eq!(base64_decode(&base64_encode(&data)), Some(data));
+        }
+
+        #[test]
+        fn hex_round_trips(data in proptest::collection::vec(any::<u8>(), 0..100)) {
+            prop_assert_eq!(unhex(&hex(&data)), Some(data));
+        }
+    }
+}

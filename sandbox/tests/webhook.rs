@@ -1,0 +1,310 @@
+//! Validating admission webhooks: a tiny HTTPS webhook (its own rcgen CA) registered through
+//! kubectl, its denials and warnings as kubectl shows them, and `failurePolicy` when it is down.
+
+mod common;
+
+use common::*;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+use serde_json::{Value, json};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use tokio_util::sync::CancellationToken;
+
+const NS: &str = "pravega";
+const HOOK: &str = "validate.pravegaclusters.pravega.io";
+
+struct TestWebhook {
+    addr: SocketAddr,
+    ca_pem: String,
+    reviews: Arc<Mutex<Vec<Value>>>,
+    stop: CancellationToken,
+}
+
+/// Denies `spec.version: 0.3.0`, warns on `0.5.0`, allows anything else.
+fn decide(review: &Value) -> Value {
+    let req = &review["request"];
+    let version = req["object"]["spec"]["version"]
+        .as_str()
+        .unwrap_or_default();
+    let mut resp = json!({"uid": req["uid"], "allowed": true});
+    if version == "0.3.0" {
+        resp = json!({"uid": req["uid"], "allowed": false,
+            "status": {"code": 403, "message": "downgrading the cluster from 0.4.0 to 0.3.0 is not supported"}});
+    } else if version == "0.5.0" {
+        resp["warnings"] = json!(["upgrading the cluster from 0.4.0 to 0.5.0"]);
+    }
+    json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": resp})
+}
+
+async fn start_webhook() -> TestWebhook {
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&key, &issuer)
+        .unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let cfg = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        )
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let reviews = Arc::new(Mutex::new(Vec::new()));
+    let stop = CancellationToken::new();
+    let (r2, s2) = (reviews.clone(), stop.clone());
+    tokio::spawn(async move {
+        loop {
+            let (tcp, _) = tokio::select! {
+                a = listener.accept() => a.unwrap(),
+                _ = s2.cancelled() => return,
+            };
+            let (acceptor, reviews) = (acceptor.clone(), r2.clone());
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let svc =
+                    hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                        let reviews = reviews.clone();
+                        async move {
+                            let body = req.into_body().collect().await.unwrap().to_bytes();
+                            let review: Value = serde_json::from_slice(&body).unwrap();
+                            let out = decide(&review);
+                            reviews.lock().unwrap().push(review);
+                            Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(
+                                Bytes::from(out.to_string()),
+                            )))
+                        }
+                    });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(tls), svc)
+                    .await;
+            });
+        }
+    });
+    TestWebhook {
+        addr,
+        ca_pem: ca_cert.pem(),
+        reviews,
+        stop,
+    }
+}
+
+fn b64(data: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for c in data.chunks(3) {
+        let n = (u32::from(c[0]) << 16)
+            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*c.get(2).unwrap_or(&0));
+        for i in 0..4 {
+            if i <= c.len() {
+                out.push(T[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+fn vwc(client_config: &str, failure_policy: &str, ca: &str) -> String {
+    format!(
+        "apiVersion: admissionregistration.k8s.io/v1\nkind: ValidatingWebhookConfiguration\nmetadata:\n  name: pravega-webhook\nwebhooks:\n- name: {HOOK}\n  admissionReviewVersions: [v1]\n  sideEffects: None\n  failurePolicy: {failure_policy}\n  timeoutSeconds: 5\n  clientConfig:\n{client_config}    caBundle: {}\n  rules:\n  - apiGroups: [pravega.pravega.io]\n    apiVersions: [v1beta1]\n    operations: [CREATE, UPDATE]\n    resources: [pravegaclusters]\n    scope: Namespaced\n",
+        b64(ca.as_bytes())
+    )
+}
+
+fn patch_version(sb: &pravega_sandbox::Sandbox, version: &str, extra: &[&str]) -> Run {
+    let p =
+        format!("[{{\"op\": \"replace\", \"path\": \"/spec/version\", \"value\": \"{version}\"}}]");
+    let mut args = vec![
+        "-n",
+        NS,
+        "patch",
+        "PravegaCluster",
+        "example",
+        "--type=json",
+        "-p",
+        &p,
+    ];
+    args.extend_from_slice(extra);
+    kubectl(sb, &args)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn webhook_denials_warnings_and_failure_policy() {
+    let sb = sandbox().await;
+    install_crd(&sb, NS);
+    let hook = start_webhook().await;
+    let url = format!("https://{}/validate", hook.addr);
+    ok_stdin(
+        &sb,
+        &["apply", "-f", "-"],
+        &vwc(&format!("    url: {url}\n"), "Fail", &hook.ca_pem),
+    );
+
+    // CREATE is reviewed and allowed.
+    let sample = repo_root().join("deploy/sample/pravegacluster.yaml");
+    ok(&sb, &["-n", NS, "apply", "-f", sample.to_str().unwrap()]);
+    {
+        let reviews = hook.reviews.lock().unwrap();
+        assert_eq!(reviews.len(), 1);
+        let r = &reviews[0]["request"];
+        assert_eq!(r["operation"], "CREATE");
+        assert_eq!(
+            r["kind"],
+            json!({"group": "pravega.pravega.io", "version": "v1beta1", "kind": "PravegaCluster"})
+        );
+        assert_eq!(r["resource"]["resource"], "pravegaclusters");
+        assert_eq!(
+            (r["namespace"].as_str(), r["name"].as_str()),
+            (Some(NS), Some("example"))
+        );
+        assert_eq!(r["dryRun"], false);
+        assert!(r["oldObject"].is_null());
+        assert_eq!(r["object"]["spec"]["version"], "0.4.0");
+        assert!(r["userInfo"]["username"].is_string());
+    }
+
+    // A denial reaches kubectl exactly as the API server words it.
+    let denied = patch_version(&sb, "0.3.0", &[]);
+    assert!(!denied.ok);
+    assert!(
+        denied.stderr.contains(&format!(
+            "Error from server (Forbidden): admission webhook \"{HOOK}\" denied the request: downgrading the cluster from 0.4.0 to 0.3.0 is not supported"
+        )),
+        "{}",
+        denied.stderr
+    );
+    {
+        let reviews = hook.reviews.lock().unwrap();
+        let r = &reviews.last().unwrap()["request"];
+        assert_eq!(r["operation"], "UPDATE");
+        assert_eq!(r["oldObject"]["spec"]["version"], "0.4.0");
+        assert_eq!(r["object"]["spec"]["version"], "0.3.0");
+    }
+    let v = ok(
+        &sb,
+        &[
+            "-n",
+            NS,
+            "get",
+            "pk",
+            "example",
+            "-o",
+            "jsonpath={.spec.version}",
+        ],
+    );
+    assert_eq!(v, "0.4.0", "a denied write is not stored");
+
+    // Dry run: reviewed with dryRun=true, nothing stored.
+    let dry = patch_version(&sb, "0.4.1", &["--dry-run=server"]);
+    assert!(dry.ok, "{}", dry.stderr);
+    assert_eq!(
+        hook.reviews.lock().unwrap().last().unwrap()["request"]["dryRun"],
+        true
+    );
+    assert_eq!(
+        ok(
+            &sb,
+            &[
+                "-n",
+                NS,
+                "get",
+                "pk",
+                "example",
+                "-o",
+                "jsonpath={.spec.version}"
+            ]
+        ),
+        "0.4.0"
+    );
+
+    // Warnings become `Warning:` lines; the write goes through.
+    let warned = patch_version(&sb, "0.5.0", &[]);
+    assert!(warned.ok, "{}", warned.stderr);
+    assert!(
+        warned
+            .stderr
+            .contains("Warning: upgrading the cluster from 0.4.0 to 0.5.0"),
+        "{}",
+        warned.stderr
+    );
+
+    // The status subresource is not reviewed unless a rule names pravegaclusters/status.
+    let before = hook.reviews.lock().unwrap().len();
+    ok(
+        &sb,
+        &[
+            "-n",
+            NS,
+            "patch",
+            "pk",
+            "example",
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            r#"{"status":{"replicas":7}}"#,
+        ],
+    );
+    assert_eq!(hook.reviews.lock().unwrap().len(), before);
+
+    // A `service` reference mapped to the local webhook.
+    sb.map_service("pravega-system", "pravega-webhook", 443, hook.addr);
+    ok_stdin(
+        &sb,
+        &["apply", "-f", "-"],
+        &vwc(
+            "    service:\n      namespace: pravega-system\n      name: pravega-webhook\n      port: 443\n      path: /validate\n",
+            "Fail",
+            &hook.ca_pem,
+        ),
+    );
+    let denied = patch_version(&sb, "0.3.0", &[]);
+    assert!(
+        denied.stderr.contains("denied the request: downgrading"),
+        "{}",
+        denied.stderr
+    );
+
+    // The webhook goes down: failurePolicy Fail blocks writes with the API server's message.
+    hook.stop.cancel();
+    ok_stdin(
+        &sb,
+        &["apply", "-f", "-"],
+        &vwc(&format!("    url: {url}\n"), "Fail", &hook.ca_pem),
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let blocked = patch_version(&sb, "0.6.0", &[]);
+    assert!(!blocked.ok);
+    let port = hook.addr.port();
+    assert!(
+        blocked.stderr.contains(&format!(
+            "Error from server (InternalError): Internal error occurred: failed calling webhook \"{HOOK}\": failed to call webhook: Post \"https://127.0.0.1:{port}/validate?timeout=5s\": dial tcp 127.0.0.1:{port}: connect: connection refused"
+        )),
+        "{}",
+        blocked.stderr
+    );
+    // failurePolicy Ignore lets writes through.
+    ok_stdin(
+        &sb,
+        &["apply", "-f", "-"],
+        &vwc(&format!("    url: {url}\n"), "Ignore", &hook.ca_pem),
+    );
+    let through = patch_version(&sb, "0.6.0", &[]);
+    assert!(through.ok, "{}", through.stderr);
+}
