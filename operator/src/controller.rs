@@ -379,7 +379,7 @@ pub async fn reconcile(
     // Decide on the cluster as it is now, not as the watch cache last saw it: the status this
     // operator wrote a moment ago may not have reached the cache yet.
     let api: Api<PravegaCluster> = Api::namespaced(ctx.client.clone(), &ns);
-    let fresh = match api.get_opt(&name).await {
+    let cluster = match api.get_opt(&name).await {
         Ok(Some(fresh)) => fresh,
         Ok(None) => {
             ctx.metrics.remove_cluster(&ns, &name);
@@ -394,7 +394,6 @@ pub async fn reconcile(
             return Err(e);
         }
     };
-    let cluster = fresh;
     let result = reconcile_cluster(&cluster, &ctx, &ns, &name).await;
     ctx.metrics.observe_duration(started.elapsed());
     match &result {

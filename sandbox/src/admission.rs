@@ -6,7 +6,7 @@ use crate::api::Core;
 use crate::error::ApiError;
 use crate::resources::ResourceInfo;
 use crate::selector::from_label_selector_object;
-use crate::util::{labels_of, meta_str};
+use crate::util::labels_of;
 use http_body_util::{BodyExt, Full};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -352,6 +352,7 @@ pub async fn admit(
         let resp = match post(&call, body).await {
             Ok(r) => r,
             Err(why) => {
+                core.metrics.webhook(&call.name, "error");
                 tracing::warn!(webhook = %call.name, error = %why, "calling admission webhook failed");
                 if call.fail_closed {
                     return Err(failed(&call.name, &call.url, &why));
@@ -382,7 +383,10 @@ pub async fn admit(
             continue;
         }
         warnings.extend(strs(r.get("warnings")));
-        if !r.get("allowed").and_then(Value::as_bool).unwrap_or(false) {
+        let allowed = r.get("allowed").and_then(Value::as_bool).unwrap_or(false);
+        core.metrics
+            .webhook(&call.name, if allowed { "allowed" } else { "denied" });
+        if !allowed {
             let status = r.get("status").cloned().unwrap_or(json!({}));
             let msg = status
                 .get("message")
@@ -418,7 +422,6 @@ pub async fn admit(
             };
             let mut e = ApiError::custom(code, reason, message);
             e.details = status.get("details").cloned();
-            let _ = meta_str(obj, "name");
             return Err(e);
         }
     }

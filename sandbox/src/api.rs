@@ -84,6 +84,8 @@ pub struct Core {
     ip_counter: AtomicU32,
     /// Cancelled at shutdown.
     pub shutdown: CancellationToken,
+    /// Prometheus metrics.
+    pub metrics: crate::metrics::Metrics,
 }
 
 /// The key of an object of `info`.
@@ -100,10 +102,14 @@ pub fn key(info: &ResourceInfo, ns: &str, name: &str) -> ObjKey {
     }
 }
 
-fn spec_part(v: &Value) -> Value {
+/// What `generation` follows: everything outside `metadata`, and outside `status` when the
+/// resource has a status subresource.
+fn spec_part(v: &Value, has_status: bool) -> Value {
     let mut m = v.as_object().cloned().unwrap_or_default();
     m.remove("metadata");
-    m.remove("status");
+    if has_status {
+        m.remove("status");
+    }
     Value::Object(m)
 }
 
@@ -150,6 +156,7 @@ impl Core {
             services: Mutex::new(HashMap::new()),
             ip_counter: AtomicU32::new(10),
             shutdown: CancellationToken::new(),
+            metrics: crate::metrics::Metrics::default(),
         });
         {
             let mut st = core.lock();
@@ -270,6 +277,15 @@ impl Core {
         warnings: &mut Vec<String>,
     ) -> Result<(), ApiError> {
         let name = meta_str(obj, "name").unwrap_or_default().to_string();
+        let label_errs = crate::util::validate_labels(obj);
+        if !label_errs.is_empty() {
+            return Err(ApiError::invalid(
+                &info.group,
+                &info.kind,
+                &name,
+                &label_errs,
+            ));
+        }
         if let Some(custom) = &info.custom {
             if let Some(schema) = &custom.schema {
                 let mut unknown = Vec::new();
@@ -303,6 +319,25 @@ impl Core {
                 }
             }
         } else {
+            let unknown = crate::openapi::unknown_builtin_fields(info, obj);
+            if !unknown.is_empty() {
+                let list: Vec<String> = unknown
+                    .iter()
+                    .map(|u| format!("unknown field \"{u}\""))
+                    .collect();
+                match opts.validation {
+                    FieldValidation::Strict => {
+                        return Err(ApiError::bad_request(format!(
+                            "{kind} in version \"{v}\" cannot be handled as a {kind}: strict decoding error: {}",
+                            list.join(", "),
+                            kind = info.kind,
+                            v = info.version
+                        )));
+                    }
+                    FieldValidation::Warn => warnings.extend(list),
+                    FieldValidation::Ignore => {}
+                }
+            }
             crate::defaults::apply_defaults(&info.plural, &info.group, obj, &|| self.next_ip());
             let errs = crate::defaults::validate(&info.plural, &info.group, obj, old);
             if !errs.is_empty() {
@@ -600,7 +635,7 @@ impl Core {
             }
         }
         meta.remove("managedFields");
-        if info.has_generation() && spec_part(old) != spec_part(&next) {
+        if info.has_generation() && spec_part(old, info.status) != spec_part(&next, info.status) {
             let g = old_meta
                 .get("generation")
                 .and_then(Value::as_i64)
@@ -760,12 +795,17 @@ impl Core {
             serde_json::from_slice(body)
                 .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?
         };
+        let manager_key = format!(
+            "{}{}",
+            opts.field_manager.as_deref().unwrap_or_default(),
+            sub.map(|s| format!("/{s}")).unwrap_or_default()
+        );
+        // Resolved before taking the state lock: `internal_info` takes it too.
+        let internal = self.internal_info(info);
         for attempt in 0..5 {
             let current = {
                 let st = self.lock();
-                st.objects
-                    .get(&key(&self.internal_info(info), ns, name))
-                    .cloned()
+                st.objects.get(&key(&internal, ns, name)).cloned()
             };
             let Some(current) = current else {
                 if apply {
@@ -774,7 +814,11 @@ impl Core {
                         return Err(ApiError::not_found(&info.group, &info.plural, name));
                     }
                     meta_mut(&mut obj).insert("name".into(), json!(name));
-                    return self.create(info, ns, obj, opts).await;
+                    let out = self.create(info, ns, obj, opts).await?;
+                    if !opts.dry_run {
+                        self.remember_applied(&out.object, &manager_key, &patch);
+                    }
+                    return Ok(out);
                 }
                 return Err(ApiError::not_found(&info.group, &info.plural, name));
             };
@@ -805,6 +849,15 @@ impl Core {
                             info.kind
                         )));
                     }
+                    let uid = meta_str(&current, "uid").unwrap_or_default().to_string();
+                    let previous = self
+                        .lock()
+                        .applied
+                        .get(&(uid, manager_key.clone()))
+                        .cloned();
+                    if let Some(previous) = previous {
+                        crate::patch::remove_unapplied(&mut target, &previous, &patch);
+                    }
                     if info.custom.is_some() {
                         crate::patch::merge_patch(&mut target, &patch)
                     } else {
@@ -830,10 +883,24 @@ impl Core {
                 Err(e) if e.code == 409 && e.reason == "Conflict" && !explicit && attempt < 4 => {
                     continue;
                 }
+                Ok(out) => {
+                    if apply && !opts.dry_run {
+                        self.remember_applied(&out.object, &manager_key, &patch);
+                    }
+                    return Ok(out);
+                }
                 other => return other,
             }
         }
         Err(ApiError::stale(&info.group, &info.plural, name))
+    }
+
+    fn remember_applied(&self, obj: &Value, manager: &str, applied: &Value) {
+        if let Some(uid) = meta_str(obj, "uid") {
+            self.lock()
+                .applied
+                .insert((uid.to_string(), manager.to_string()), applied.clone());
+        }
     }
 
     /// DELETE of one object.

@@ -20,19 +20,22 @@
 //! - [`SandboxOptions`]: `addr` (default `127.0.0.1:0`), `kubeconfig` (`None`: a file in a temp
 //!   dir owned by the sandbox), `watch_history` (size of the watch-event window; older
 //!   `resourceVersion`s get `410 Gone`).
-//! - [`Sandbox`]: `start`, `kubeconfig_path`, `url`, `token`, `ca_pem`, `client`,
+//! - [`Sandbox`]: `start`, `kubeconfig_path`, `url`, `addr`, `token`, `ca_pem`, `client`,
 //!   `map_service`, `close_watches` (ends every open watch, as an API server restart would),
-//!   `shutdown` (also on `Drop`).
+//!   `audit` (the write requests answered), `shutdown` (also on `Drop`).
+//! - [`ApiError`]: a failed request as the `Status` the API server returns.
 //!
 //! See the crate's README for what the API server supports and every simplification.
 
 mod admission;
 mod api;
+pub mod audit;
 mod convert;
 mod defaults;
 pub mod demo;
 mod discovery;
 mod error;
+mod metrics;
 mod openapi;
 mod patch;
 mod protobuf;
@@ -47,5 +50,6 @@ mod table;
 mod tls;
 mod util;
 
+pub use audit::{AuditEntry, DeleteDetails};
 pub use error::{ApiError, Error};
 pub use sandbox::{Sandbox, SandboxOptions};

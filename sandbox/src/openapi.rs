@@ -34,7 +34,21 @@ pub fn index(reg: &Registry) -> Value {
 }
 
 fn fingerprint(reg: &Registry, g: &str, v: &str) -> u64 {
-    let text = serde_json::to_string(&document_for(reg, g, v)).unwrap_or_default();
+    // Built-in schemas never change; custom resources change with their CRDs.
+    let custom: Vec<(String, Option<Value>)> = reg
+        .all()
+        .filter(|r| r.group == g && r.version == v)
+        .map(|r| {
+            (
+                r.plural.clone(),
+                r.custom.as_ref().and_then(|c| c.schema.clone()),
+            )
+        })
+        .collect();
+    let text = format!(
+        "{g}/{v}{}",
+        serde_json::to_string(&custom).unwrap_or_default()
+    );
     text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     })
@@ -110,6 +124,180 @@ fn operations(r: &ResourceInfo) -> Map<String, Value> {
     paths
 }
 
+type Published = (Value, Map<String, Value>);
+
+fn generate<T: schemars::JsonSchema>() -> Option<Published> {
+    let root = schemars::generate::SchemaSettings::openapi3()
+        .into_generator()
+        .into_root_schema_for::<T>();
+    let mut v = serde_json::to_value(root).ok()?;
+    let m = v.as_object_mut()?;
+    m.remove("$schema");
+    let defs = m
+        .remove("components")
+        .and_then(|c| c.get("schemas").and_then(Value::as_object).cloned())
+        .unwrap_or_default();
+    Some((v, defs))
+}
+
+/// The published schema of a built-in kind (from k8s-openapi) and the definitions it refers to.
+fn builtin_schema(r: &ResourceInfo) -> Option<&'static Published> {
+    use k8s_openapi::api::{
+        admissionregistration::v1 as adm, apps::v1 as apps, coordination::v1 as coord,
+        core::v1 as core, events::v1 as events, policy::v1 as policy, rbac::v1 as rbac,
+    };
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1 as apiext;
+    type Cache = std::collections::HashMap<(&'static str, &'static str), Published>;
+    static CACHE: std::sync::OnceLock<Cache> = std::sync::OnceLock::new();
+    if r.custom.is_some() {
+        return None;
+    }
+    let cache = CACHE.get_or_init(|| {
+        let entries: Vec<((&'static str, &'static str), Option<Published>)> = vec![
+            (("", "namespaces"), generate::<core::Namespace>()),
+            (("", "pods"), generate::<core::Pod>()),
+            (("", "services"), generate::<core::Service>()),
+            (("", "endpoints"), generate::<core::Endpoints>()),
+            (("", "configmaps"), generate::<core::ConfigMap>()),
+            (("", "secrets"), generate::<core::Secret>()),
+            (("", "events"), generate::<core::Event>()),
+            (("", "serviceaccounts"), generate::<core::ServiceAccount>()),
+            (
+                ("", "persistentvolumeclaims"),
+                generate::<core::PersistentVolumeClaim>(),
+            ),
+            (("", "nodes"), generate::<core::Node>()),
+            (("apps", "statefulsets"), generate::<apps::StatefulSet>()),
+            (("apps", "deployments"), generate::<apps::Deployment>()),
+            (("apps", "replicasets"), generate::<apps::ReplicaSet>()),
+            (
+                ("apps", "controllerrevisions"),
+                generate::<apps::ControllerRevision>(),
+            ),
+            (
+                ("policy", "poddisruptionbudgets"),
+                generate::<policy::PodDisruptionBudget>(),
+            ),
+            (
+                ("coordination.k8s.io", "leases"),
+                generate::<coord::Lease>(),
+            ),
+            (("events.k8s.io", "events"), generate::<events::Event>()),
+            (
+                ("apiextensions.k8s.io", "customresourcedefinitions"),
+                generate::<apiext::CustomResourceDefinition>(),
+            ),
+            (
+                (
+                    "admissionregistration.k8s.io",
+                    "validatingwebhookconfigurations",
+                ),
+                generate::<adm::ValidatingWebhookConfiguration>(),
+            ),
+            (
+                ("rbac.authorization.k8s.io", "roles"),
+                generate::<rbac::Role>(),
+            ),
+            (
+                ("rbac.authorization.k8s.io", "rolebindings"),
+                generate::<rbac::RoleBinding>(),
+            ),
+            (
+                ("rbac.authorization.k8s.io", "clusterroles"),
+                generate::<rbac::ClusterRole>(),
+            ),
+            (
+                ("rbac.authorization.k8s.io", "clusterrolebindings"),
+                generate::<rbac::ClusterRoleBinding>(),
+            ),
+        ];
+        entries
+            .into_iter()
+            .filter_map(|(k, v)| v.map(|v| (k, v)))
+            .collect()
+    });
+    cache
+        .iter()
+        .find(|((g, p), _)| *g == r.group && *p == r.plural)
+        .map(|(_, v)| v)
+}
+
+fn resolve<'a>(schema: &'a Value, defs: &'a Map<String, Value>) -> &'a Value {
+    let mut cur = schema;
+    for _ in 0..8 {
+        if let Some(r) = cur.get("$ref").and_then(Value::as_str) {
+            match r.rsplit('/').next().and_then(|name| defs.get(name)) {
+                Some(d) => cur = d,
+                None => return cur,
+            }
+        } else if let Some([one]) = cur
+            .get("allOf")
+            .and_then(Value::as_array)
+            .map(Vec::as_slice)
+        {
+            cur = one;
+        } else {
+            return cur;
+        }
+    }
+    cur
+}
+
+fn walk_unknown(
+    schema: &Value,
+    defs: &Map<String, Value>,
+    value: &Value,
+    path: &str,
+    out: &mut Vec<String>,
+) {
+    let schema = resolve(schema, defs);
+    let join = |k: &str| {
+        if path.is_empty() {
+            k.to_string()
+        } else {
+            format!("{path}.{k}")
+        }
+    };
+    match value {
+        Value::Object(m) => {
+            if let Some(props) = schema.get("properties").and_then(Value::as_object) {
+                let open = schema
+                    .get("x-kubernetes-preserve-unknown-fields")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false);
+                for (k, v) in m {
+                    match props.get(k) {
+                        Some(s) => walk_unknown(s, defs, v, &join(k), out),
+                        None if open => {}
+                        None => out.push(join(k)),
+                    }
+                }
+            } else if let Some(ap) = schema.get("additionalProperties").filter(|a| a.is_object()) {
+                for (k, v) in m {
+                    walk_unknown(ap, defs, v, &join(k), out);
+                }
+            }
+        }
+        Value::Array(items) => {
+            if let Some(s) = schema.get("items") {
+                for (i, v) in items.iter().enumerate() {
+                    walk_unknown(s, defs, v, &format!("{path}[{i}]"), out);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Fields of a built-in object that its published schema does not declare (`spec.replica`).
+pub fn unknown_builtin_fields(r: &ResourceInfo, obj: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some((schema, defs)) = builtin_schema(r) {
+        walk_unknown(schema, defs, obj, "", &mut out);
+    }
+    out
+}
+
 fn object_schema(r: &ResourceInfo) -> Value {
     let gvk = json!([{"group": r.group, "version": r.version, "kind": r.kind}]);
     let base = json!({
@@ -119,9 +307,12 @@ fn object_schema(r: &ResourceInfo) -> Value {
     });
     let mut s = match r.custom.as_ref().and_then(|c| c.schema.clone()) {
         Some(s) => s,
-        None => {
-            json!({"type": "object", "description": format!("{} (schema not published by the sandbox)", r.kind), "x-kubernetes-preserve-unknown-fields": true})
-        }
+        None => match builtin_schema(r) {
+            Some((s, _)) => s.clone(),
+            None => {
+                json!({"type": "object", "description": format!("{} (schema not published by the sandbox)", r.kind), "x-kubernetes-preserve-unknown-fields": true})
+            }
+        },
     };
     if let Some(m) = s.as_object_mut() {
         let props = m.entry("properties").or_insert_with(|| json!({}));
@@ -143,6 +334,11 @@ fn document_for(reg: &Registry, group: &str, version: &str) -> Value {
         .filter(|r| r.group == group && r.version == version)
     {
         paths.extend(operations(r));
+        if let Some((_, defs)) = builtin_schema(r) {
+            for (k, v) in defs {
+                schemas.entry(k.clone()).or_insert_with(|| v.clone());
+            }
+        }
         schemas.insert(schema_name(r), object_schema(r));
     }
     json!({"openapi": "3.0.0", "info": {"title": "Kubernetes", "version": "v1.33.0"}, "paths": paths, "components": {"schemas": schemas}})
@@ -159,4 +355,38 @@ pub fn document(reg: &Registry, rest: &[&str]) -> Option<Value> {
         return None;
     }
     Some(document_for(reg, g, v))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn builtin_schemas_find_unknown_fields() {
+        let reg = Registry::default();
+        let deps = reg.find("apps", "v1", "deployments").unwrap();
+        let d = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d", "labels": {"a": "b"}},
+            "spec": {"replica": 2, "selector": {"matchLabels": {"a": "b"}}, "strategy": {"rollingUpdate": {"maxSurge": "25%"}},
+                "template": {"metadata": {"labels": {"a": "b"}}, "spec": {"containers": [{"name": "c", "image": "x", "imagePullPolicy": "Always", "bogus": true,
+                    "resources": {"limits": {"cpu": "1"}}, "ports": [{"containerPort": 80}]}]}}},
+            "status": {"replicas": 1}});
+        assert_eq!(
+            unknown_builtin_fields(&deps, &d),
+            ["spec.replica", "spec.template.spec.containers[0].bogus"]
+        );
+        let cms = reg.find("", "v1", "configmaps").unwrap();
+        assert!(
+            unknown_builtin_fields(
+                &cms,
+                &json!({"data": {"k": "v"}, "metadata": {"annotations": {"x": "y"}}})
+            )
+            .is_empty()
+        );
+        let doc = document(&reg, &["apis", "apps", "v1"]).unwrap();
+        assert!(
+            doc["components"]["schemas"][schema_name(&deps)]["x-kubernetes-group-version-kind"]
+                .is_array()
+        );
+    }
 }

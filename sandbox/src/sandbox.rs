@@ -37,6 +37,7 @@ pub struct Sandbox {
     kubeconfig: PathBuf,
     ca_pem: String,
     token: String,
+    audit: crate::audit::AuditLog,
     _tempdir: Option<tempfile::TempDir>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -97,10 +98,13 @@ impl Sandbox {
             core: core.clone(),
             token: creds.token.clone(),
             server_addr: addr.to_string(),
+            audit: crate::audit::AuditLog::default(),
         });
+        let audit = ctx.audit.clone();
         let task = tokio::spawn(serve(listener, tls, ctx));
         tracing::info!(%url, kubeconfig = %kubeconfig.display(), "sandbox API server listening");
         Ok(Sandbox {
+            audit,
             core,
             url,
             addr,
@@ -162,6 +166,11 @@ impl Sandbox {
     /// (and get `410 Gone` if it has left the history window), as after an API server restart.
     pub fn close_watches(&self) {
         self.core.close_watches();
+    }
+
+    /// Every write request (POST, PUT, PATCH, DELETE) answered so far, oldest first.
+    pub fn audit(&self) -> Vec<crate::audit::AuditEntry> {
+        self.audit.entries()
     }
 
     /// Stops serving and waits for the listener to close.

@@ -28,6 +28,8 @@ pub struct Ctx {
     pub token: String,
     /// `host:port` advertised in `/api`.
     pub server_addr: String,
+    /// Write requests answered, for [`crate::Sandbox::audit`].
+    pub audit: crate::audit::AuditLog,
 }
 
 /// Accepts connections until the core's shutdown token is cancelled.
@@ -169,9 +171,57 @@ async fn handle(ctx: Arc<Ctx>, req: Request<Incoming>) -> Response<Body> {
     if !public && !authorized {
         return error_response(&ApiError::unauthorized());
     }
+    let user_agent = req
+        .headers()
+        .get(http::header::USER_AGENT)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let (verb, resource) = classify(&method, &path, req.uri().query());
     let resp = route(&ctx, req).await;
+    ctx.core
+        .metrics
+        .request(verb, &resource, resp.status().as_u16());
+    ctx.audit.record(&method, &path, &user_agent, &resp);
     tracing::debug!(%method, %path, status = resp.status().as_u16(), "request");
     resp
+}
+
+/// The verb and resource of a request, for metrics.
+fn classify(method: &Method, path: &str, query: Option<&str>) -> (&'static str, String) {
+    let segs: Vec<&str> = path
+        .trim_matches('/')
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect();
+    let rest: &[&str] = match segs.as_slice() {
+        ["api", _, rest @ ..] => rest,
+        ["apis", _, _, rest @ ..] => rest,
+        _ => &[],
+    };
+    let rest = match rest {
+        ["namespaces", _, r, more @ ..]
+            if !(more.is_empty() && (*r == "status" || *r == "finalize")) =>
+        {
+            &rest[2..]
+        }
+        _ => rest,
+    };
+    let resource = rest.first().map(|s| s.to_string()).unwrap_or_default();
+    let named = rest.len() >= 2;
+    let watch = query.is_some_and(|q| q.split('&').any(|p| p == "watch=true" || p == "watch=1"));
+    let verb = match *method {
+        Method::GET if watch => "watch",
+        Method::GET if named || resource.is_empty() => "get",
+        Method::GET => "list",
+        Method::POST => "create",
+        Method::PUT => "update",
+        Method::PATCH => "patch",
+        Method::DELETE if named => "delete",
+        Method::DELETE => "deletecollection",
+        _ => "other",
+    };
+    (verb, resource)
 }
 
 async fn route(ctx: &Arc<Ctx>, req: Request<Incoming>) -> Response<Body> {
@@ -208,6 +258,16 @@ async fn route(ctx: &Arc<Ctx>, req: Request<Incoming>) -> Response<Body> {
                 doc
             }
             ["openapi", "v2"] => return error_response(&ApiError::no_route("")),
+            ["metrics"] => {
+                let mut r = Response::new(Body::from(core.metrics.encode()));
+                r.headers_mut().insert(
+                    http::header::CONTENT_TYPE,
+                    HeaderValue::from_static(
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    ),
+                );
+                return r;
+            }
             [] => Some(
                 json!({"paths": ["/api", "/api/v1", "/apis", "/healthz", "/livez", "/openapi/v3", "/readyz", "/version"]}),
             ),
@@ -501,12 +561,18 @@ async fn resource_request(
                 Ok(o) => o,
                 Err(e) => return error_response(&e),
             };
-            outcome_response(
+            let mut resp = outcome_response(
                 &info,
                 As::Plain,
                 &q,
                 core.delete(&info, &ns_str, &name, &opts).await,
-            )
+            );
+            resp.extensions_mut().insert(crate::audit::DeleteDetails {
+                uid: opts.uid.clone(),
+                resource_version: opts.resource_version.clone(),
+                grace_period_seconds: opts.grace,
+            });
+            resp
         }
         (Method::DELETE, None) => {
             let body = match read_body(req).await {
@@ -949,6 +1015,14 @@ fn watch(
     let info = info.clone();
     let q = q.clone();
     tokio::spawn(async move {
+        struct Open(prometheus_client::metrics::gauge::Gauge);
+        impl Drop for Open {
+            fn drop(&mut self) {
+                self.0.dec();
+            }
+        }
+        core.metrics.watches.inc();
+        let _open = Open(core.metrics.watches.clone());
         let mut changed = core.changed.subscribe();
         let mut closer = core.closer.subscribe();
         closer.mark_unchanged();

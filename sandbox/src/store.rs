@@ -72,6 +72,9 @@ pub struct State {
     pub compacted_rv: u64,
     /// Served resources.
     pub registry: Registry,
+    /// The configuration each field manager last applied (server-side apply), by
+    /// (object uid, manager).
+    pub applied: std::collections::HashMap<(String, String), Value>,
 }
 
 /// The outcome of asking for changes after a resourceVersion.
@@ -93,6 +96,7 @@ impl State {
             history_limit: history_limit.max(1),
             compacted_rv: 0,
             registry: Registry::default(),
+            applied: std::collections::HashMap::new(),
         }
     }
 
@@ -143,6 +147,13 @@ impl State {
     /// Removes an object; the DELETED event carries a new resourceVersion.
     pub fn remove(&mut self, key: &ObjKey) -> Option<Arc<Value>> {
         let old = self.objects.remove(key)?;
+        if let Some(uid) = old
+            .get("metadata")
+            .and_then(|m| m.get("uid"))
+            .and_then(Value::as_str)
+        {
+            self.applied.retain(|(u, _), _| u != uid);
+        }
         let mut obj = (*old).clone();
         self.stamp(&mut obj);
         let obj = Arc::new(obj);
@@ -182,6 +193,45 @@ impl State {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Replaying the changes after any still-covered version onto the objects as they were
+        /// then gives the current objects; versions strictly increase.
+        #[test]
+        fn history_replays_to_the_current_state(ops in proptest::collection::vec((0u8..3, 0u8..4), 1..60), limit in 1usize..30) {
+            let mut s = State::new(limit);
+            let mut snapshots = vec![(s.rv, s.objects.clone())];
+            for (op, n) in ops {
+                let k = key(&format!("o{n}"));
+                match (op, s.objects.contains_key(&k)) {
+                    (0, false) => { s.insert(k, json!({"metadata": {"name": format!("o{n}")}})); }
+                    (1, true) | (0, true) => { s.replace(k, json!({"metadata": {"name": format!("o{n}")}, "data": {"rv": s.rv.to_string()}})); }
+                    (_, true) => { s.remove(&k); }
+                    _ => continue,
+                }
+                snapshots.push((s.rv, s.objects.clone()));
+            }
+            for (rv, objs) in snapshots {
+                match s.since(rv) {
+                    Since::Expired => prop_assert!(rv < s.compacted_rv),
+                    Since::Changes(changes) => {
+                        let mut replay = objs.clone();
+                        let mut last = rv;
+                        for c in changes {
+                            prop_assert!(c.rv > last);
+                            last = c.rv;
+                            match c.kind {
+                                EventType::Deleted => { replay.remove(&c.key); }
+                                _ => { replay.insert(c.key.clone(), c.object.clone()); }
+                            }
+                        }
+                        prop_assert_eq!(&replay, &s.objects);
+                    }
+                }
+            }
+        }
+    }
 
     fn key(name: &str) -> ObjKey {
         ObjKey {

@@ -266,6 +266,47 @@ pub fn is_dns_label(name: &str) -> bool {
     is_dns_subdomain(name) && !name.contains('.') && name.len() <= 63
 }
 
+fn label_name_ok(n: &str) -> bool {
+    !n.is_empty()
+        && n.len() <= 63
+        && n.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && n.as_bytes().first().is_some_and(u8::is_ascii_alphanumeric)
+        && n.as_bytes().last().is_some_and(u8::is_ascii_alphanumeric)
+}
+
+/// Validates `metadata.labels` like the API server; returns `(field, message)` causes.
+pub fn validate_labels(obj: &Value) -> Vec<(String, String)> {
+    let mut errs = Vec::new();
+    let Some(labels) = obj
+        .get("metadata")
+        .and_then(|m| m.get("labels"))
+        .and_then(Value::as_object)
+    else {
+        return errs;
+    };
+    for (k, v) in labels {
+        let (prefix, name) = match k.split_once('/') {
+            Some((p, n)) => (Some(p), n),
+            None => (None, k.as_str()),
+        };
+        if prefix.is_some_and(|p| !is_dns_subdomain(p)) || !label_name_ok(name) {
+            errs.push((
+                "metadata.labels".into(),
+                format!("Invalid value: \"{k}\": name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]') with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')"),
+            ));
+        }
+        match v.as_str() {
+            Some(s) if s.is_empty() || label_name_ok(s) => {}
+            _ => errs.push((
+                "metadata.labels".into(),
+                format!("Invalid value: {v}: a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')"),
+            )),
+        }
+    }
+    errs
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -291,6 +332,14 @@ mod tests {
         assert_ne!(a, b);
         assert_eq!(a.len(), 36);
         assert_eq!(a.as_bytes()[14], b'4');
+    }
+
+    #[test]
+    fn labels_are_validated() {
+        let ok = serde_json::json!({"metadata": {"labels": {"app.kubernetes.io/name": "pravega", "empty": ""}}});
+        assert!(validate_labels(&ok).is_empty());
+        let bad = serde_json::json!({"metadata": {"labels": {"-x": "y", "k": "bad value"}}});
+        assert_eq!(validate_labels(&bad).len(), 2);
     }
 
     #[test]

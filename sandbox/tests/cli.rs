@@ -62,6 +62,7 @@ fn serve_prints_usage_serves_kubectl_and_stops_on_ctrl_c() {
     let out = Command::new("kubectl")
         .args(["get", "namespaces", "-o", "name"])
         .env("KUBECONFIG", &kc)
+        .env("KUBECACHEDIR", dir.path().join("kubectl-cache"))
         .output()
         .unwrap();
     let names = String::from_utf8_lossy(&out.stdout);

@@ -414,3 +414,55 @@ async fn selector_watches_dry_run_and_events_through_both_apis() {
     assert_eq!(back.note.as_deref(), Some("upgrading pod x-0"));
     assert_eq!(back.regarding.and_then(|r| r.name).as_deref(), Some("x"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_side_apply_merges_and_removes_what_a_manager_stopped_applying() {
+    let sb = common::sandbox().await;
+    let api: Api<ConfigMap> = Api::namespaced(sb.client().await.expect("client"), "default");
+    let apply = |labels: serde_json::Value, data: serde_json::Value| {
+        Patch::Apply(
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "s", "labels": labels}, "data": data}),
+        )
+    };
+    let pp = PatchParams::apply("pravega-operator").force();
+    api.patch(
+        "s",
+        &pp,
+        &apply(json!({"a": "1", "b": "2"}), json!({"x": "1", "y": "2"})),
+    )
+    .await
+    .expect("apply creates");
+    // Another manager adds a label of its own.
+    api.patch(
+        "s",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"labels": {"other": "z"}}})),
+    )
+    .await
+    .expect("merge");
+    let got = api
+        .patch("s", &pp, &apply(json!({"a": "1"}), json!({"x": "3"})))
+        .await
+        .expect("re-apply");
+    let labels = got.metadata.labels.unwrap_or_default();
+    assert_eq!(labels.get("a").map(String::as_str), Some("1"));
+    assert!(
+        !labels.contains_key("b"),
+        "dropped from the applied configuration"
+    );
+    assert_eq!(
+        labels.get("other").map(String::as_str),
+        Some("z"),
+        "owned by someone else"
+    );
+    assert_eq!(
+        got.data,
+        Some(BTreeMap::from([("x".to_string(), "3".to_string())]))
+    );
+    // fieldManager is required for apply.
+    let err = api
+        .patch("s", &PatchParams::default(), &apply(json!({}), json!({})))
+        .await
+        .expect_err("no field manager");
+    assert_eq!(api_code(&err).0, 400);
+}

@@ -208,6 +208,7 @@ async fn pravegacluster_lifecycle_with_kubectl() {
         .args(["-n", NS, "edit", "pravegacluster", "example"])
         .env("KUBECONFIG", sb.kubeconfig_path())
         .env("EDITOR", &editor)
+        .env("KUBECACHEDIR", dir.path().join("kubectl-cache"))
         .output()
         .unwrap();
     assert!(
@@ -451,6 +452,25 @@ async fn builtins_defaults_tables_and_namespace_deletion() {
         gone.stderr
     );
 
+    // Unknown fields in built-ins are rejected under kubectl's strict validation.
+    let typo = kubectl_stdin(
+        &sb,
+        &["apply", "-f", "-"],
+        &dep.replace("  selector:", "  replica: 2\n  selector:"),
+    );
+    assert!(
+        typo.stderr.contains("Deployment in version \"v1\" cannot be handled as a Deployment: strict decoding error: unknown field \"spec.replica\""),
+        "{}",
+        typo.stderr
+    );
+
+    // kubectl explain works for built-ins too.
+    let e = ok(&sb, &["explain", "deployment.spec.strategy"]);
+    assert!(
+        e.contains("DeploymentStrategy describes how to replace existing pods"),
+        "{e}"
+    );
+
     // Unknown kinds are a clear error.
     let unknown = kubectl(&sb, &["get", "widgets"]);
     assert!(
@@ -460,6 +480,15 @@ async fn builtins_defaults_tables_and_namespace_deletion() {
                 .contains("the server doesn't have a resource type \"widgets\""),
         "{}",
         unknown.stderr
+    );
+
+    // Prometheus metrics of the API server.
+    let metrics = ok(&sb, &["get", "--raw", "/metrics"]);
+    assert!(
+        metrics.contains(
+            "apiserver_request_total{verb=\"create\",resource=\"deployments\",code=\"201\"} 1"
+        ),
+        "{metrics}"
     );
 
     // Deleting the namespace deletes its contents; the default namespace cannot be deleted.

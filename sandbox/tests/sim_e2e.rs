@@ -169,6 +169,71 @@ async fn statefulset_ready(env: &Env, name: &str, replicas: i32) -> StatefulSet 
     .await
 }
 
+/// Name and resourceVersion of every pod, StatefulSet, ReplicaSet and
+/// Deployment: equal snapshots mean nothing was written in between.
+async fn resource_versions(env: &Env) -> Vec<(String, String)> {
+    let lp = ListParams::default();
+    let c = env.client.clone();
+    let mut objects: Vec<(String, String)> = Vec::new();
+    for p in Api::<Pod>::namespaced(c.clone(), "default")
+        .list(&lp)
+        .await
+        .unwrap()
+    {
+        objects.push((
+            format!("pod/{}", p.name_any()),
+            p.resource_version().unwrap(),
+        ));
+    }
+    for s in Api::<StatefulSet>::namespaced(c.clone(), "default")
+        .list(&lp)
+        .await
+        .unwrap()
+    {
+        objects.push((
+            format!("sts/{}", s.name_any()),
+            s.resource_version().unwrap(),
+        ));
+    }
+    for r in Api::<ReplicaSet>::namespaced(c.clone(), "default")
+        .list(&lp)
+        .await
+        .unwrap()
+    {
+        objects.push((
+            format!("rs/{}", r.name_any()),
+            r.resource_version().unwrap(),
+        ));
+    }
+    for d in Api::<Deployment>::namespaced(c.clone(), "default")
+        .list(&lp)
+        .await
+        .unwrap()
+    {
+        objects.push((
+            format!("deploy/{}", d.name_any()),
+            d.resource_version().unwrap(),
+        ));
+    }
+    objects.sort();
+    objects
+}
+
+/// Waits until nothing is written for 300ms; returns that state.
+async fn settled(env: &Env) -> Vec<(String, String)> {
+    let start = Instant::now();
+    let mut last = resource_versions(env).await;
+    loop {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let now = resource_versions(env).await;
+        if now == last {
+            return now;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "never settled");
+        last = now;
+    }
+}
+
 const WEB_STS: &str = r#"
 apiVersion: apps/v1
 kind: StatefulSet
@@ -735,23 +800,14 @@ async fn restarted_simulation_adopts_existing_pods() {
     statefulset_ready(&env, "web", 3).await;
     env.kubectl(&["rollout", "status", "deployment/api", "--timeout=30s"])
         .await;
-    // Pods as they are: identity and last write.
-    let state = |pods: &[Pod]| {
-        let mut v: Vec<(String, String, String)> = pods
-            .iter()
-            .map(|p| {
-                (
-                    p.name_any(),
-                    p.uid().unwrap(),
-                    p.resource_version().unwrap(),
-                )
-            })
-            .collect();
+    // Everything as it is once settled: identity and last write.
+    let uids = |pods: &[Pod]| {
+        let mut v: Vec<String> = pods.iter().map(|p| p.uid().unwrap()).collect();
         v.sort();
         v
     };
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let before = state(&env.pods().await);
+    let before = settled(&env).await;
+    let before_uids = uids(&env.pods().await);
 
     env.sim.take().unwrap().shutdown().await;
     env.sim = Some(
@@ -766,23 +822,19 @@ async fn restarted_simulation_adopts_existing_pods() {
         .unwrap(),
     );
     // The restarted controllers and kubelets adopt everything as it is:
-    // no pod is recreated, none is even rewritten.
+    // no pod is recreated, nothing is even rewritten.
     tokio::time::sleep(Duration::from_secs(1)).await;
     let pods = env.pods().await;
-    let after = state(&pods);
-    assert_eq!(before, after);
+    assert_eq!(before_uids, uids(&pods));
+    assert_eq!(before, resource_versions(&env).await);
     assert!(pods.iter().all(is_ready));
     // And it keeps working, also across dropped watches: a scale-up is served.
     env.sandbox.close_watches();
-    env.kubectl(&[
-        "patch",
-        "deployment/api",
-        "-p",
-        r#"{"spec":{"replicas":3}}"#,
-    ])
-    .await;
+    env.kubectl(&["scale", "deployment/api", "--replicas=3"])
+        .await;
     env.kubectl(&["rollout", "status", "deployment/api", "--timeout=30s"])
         .await;
+    assert_eq!(env.pods().await.iter().filter(|p| is_ready(p)).count(), 6);
     env.shutdown().await;
 }
 
@@ -812,45 +864,9 @@ async fn a_pravega_like_set_of_workloads_becomes_ready_quickly() {
     );
 
     // Once converged, the simulation stays quiet: nothing is written.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let snapshot = || async {
-        let lp = ListParams::default();
-        let c = env.client.clone();
-        let mut objects: Vec<(String, String)> = Vec::new();
-        for p in Api::<Pod>::namespaced(c.clone(), "default")
-            .list(&lp)
-            .await
-            .unwrap()
-        {
-            objects.push((p.name_any(), p.resource_version().unwrap()));
-        }
-        for s in Api::<StatefulSet>::namespaced(c.clone(), "default")
-            .list(&lp)
-            .await
-            .unwrap()
-        {
-            objects.push((s.name_any(), s.resource_version().unwrap()));
-        }
-        for r in Api::<ReplicaSet>::namespaced(c.clone(), "default")
-            .list(&lp)
-            .await
-            .unwrap()
-        {
-            objects.push((r.name_any(), r.resource_version().unwrap()));
-        }
-        for d in Api::<Deployment>::namespaced(c.clone(), "default")
-            .list(&lp)
-            .await
-            .unwrap()
-        {
-            objects.push((d.name_any(), d.resource_version().unwrap()));
-        }
-        objects.sort();
-        objects
-    };
-    let before = snapshot().await;
+    let before = settled(&env).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_eq!(before, snapshot().await);
+    assert_eq!(before, resource_versions(&env).await);
     env.shutdown().await;
 }
 

@@ -8,6 +8,11 @@
 //! - [`metrics`]: Prometheus metrics.
 //! - [`devcerts`]: a development CA and serving certificate ([`generate_dev_certs`]).
 //! - [`cli`]: the command line of the `pravega-webhook` binary.
+//!
+//! Running it in process (as the benchmark does): [`Server::bind`] with a [`Config`] (port 0 is
+//! fine; [`Server::local_addr`] and [`Server::metrics_addr`] tell the bound addresses), then
+//! [`Server::run`] with a future that completes on shutdown. Certificates for it can come from
+//! [`generate_dev_certs`] / [`DevCa`] and [`write_dev_certs`].
 
 pub mod admission;
 pub mod cli;

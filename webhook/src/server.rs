@@ -37,8 +37,13 @@ pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_CERT_RELOAD_INTERVAL: Duration = Duration::from_secs(2);
 /// Default longest wait for in-flight requests on shutdown.
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(25);
-/// Longest time a client may take for its TLS handshake or its request headers.
+/// Longest time a client may take for its TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest time an HTTP/1.1 connection may wait for the head of its next request. hyper runs this
+/// timer on idle keep-alive connections too, so it is longer than the 90 s after which Go clients
+/// (the API server) drop idle connections themselves: the client closes first, and a request is
+/// never sent on a connection the server is closing. It still bounds slow-header clients.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Errors of the server.
 #[derive(Debug, thiserror::Error)]
@@ -473,7 +478,7 @@ async fn serve_tls(
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(HANDSHAKE_TIMEOUT);
+        .header_read_timeout(HEADER_READ_TIMEOUT);
     builder.http2().timer(TokioTimer::new());
     loop {
         let (tcp, peer) = tokio::select! {

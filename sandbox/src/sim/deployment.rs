@@ -843,57 +843,49 @@ mod tests {
         assert_eq!(step.old_specs, vec![0, 2]);
     }
 
-    /// Drives the arithmetic against an instant cluster for many shapes: it
-    /// always converges to `desired` pods on the new set, and never exceeds
-    /// `desired + maxSurge` pods nor drops below `desired - maxUnavailable`
-    /// available pods (once that many were available).
-    #[test]
-    fn rolling_updates_converge_within_bounds() {
-        let mut rng = crate::sim::rng::SplitMix64::new(11);
-        for _ in 0..500 {
-            let desired = rng.below(8) as i32;
-            let surge_pct = rng.below(101) as i32;
-            let unav_pct = rng.below(101) as i32;
+    proptest::proptest! {
+        /// Drives the arithmetic against a cluster where new pods become
+        /// available one step after they are asked for, from any previous
+        /// size: the rollout always converges to `desired` pods on the new
+        /// set, never asks for more than `desired + maxSurge` pods in total
+        /// (once within that bound), and never scales away availability
+        /// below `desired - maxUnavailable`.
+        #[test]
+        fn rolling_updates_converge_within_bounds(
+            desired in 0i32..10,
+            previous in 0i32..10,
+            surge_pct in 0i32..=100,
+            unavailable_pct in 0i32..=100,
+        ) {
             let (surge, unav) = fenceposts(
                 Some(&s(&format!("{surge_pct}%"))),
-                Some(&s(&format!("{unav_pct}%"))),
+                Some(&s(&format!("{unavailable_pct}%"))),
                 desired,
             )
-            .unwrap();
+            .map_err(proptest::test_runner::TestCaseError::fail)?;
             let mut new = rs(0, 0);
-            let mut olds = vec![rs(desired, desired)];
-            let mut steps = 0;
-            loop {
+            let mut olds = vec![rs(previous, previous)];
+            let min_available = desired - unav;
+            for _ in 0..200 {
                 let step = rolling_step(desired, surge, unav, new, &olds);
+                let total_before = new.spec + olds.iter().map(|o| o.spec).sum::<i32>();
                 let total = step.new_spec + step.old_specs.iter().sum::<i32>();
-                assert!(
-                    total <= desired + surge,
-                    "{desired} {surge} {unav}: {total}"
-                );
-                let kept_available: i32 = step.new_spec.min(new.available)
-                    + step
-                        .old_specs
-                        .iter()
-                        .zip(&olds)
-                        .map(|(s, o)| (*s).min(o.available))
-                        .sum::<i32>();
-                assert!(
-                    kept_available >= (desired - unav).min(desired),
-                    "{desired} {surge} {unav}"
-                );
-                if step.new_spec == new.spec
-                    && step.old_specs == olds.iter().map(|o| o.spec).collect::<Vec<_>>()
-                {
+                proptest::prop_assert!(total <= (desired + surge).max(total_before));
+                let available_before = new.available + olds.iter().map(|o| o.available).sum::<i32>();
+                let kept: i32 = step.new_spec.min(new.available)
+                    + step.old_specs.iter().zip(&olds).map(|(s, o)| (*s).min(o.available)).sum::<i32>();
+                proptest::prop_assert!(kept >= min_available.min(available_before));
+                let unchanged = step.new_spec == new.spec
+                    && step.old_specs == olds.iter().map(|o| o.spec).collect::<Vec<_>>();
+                if unchanged && new.available == new.spec {
                     break;
                 }
-                // Everything becomes available instantly.
-                new = rs(step.new_spec, step.new_spec);
+                // What was asked for last time is available now.
+                new = RsCounts { spec: step.new_spec, actual: step.new_spec, ready: new.spec.min(step.new_spec), available: new.spec.min(step.new_spec) };
                 olds = step.old_specs.iter().map(|s| rs(*s, *s)).collect();
-                steps += 1;
-                assert!(steps < 100, "no convergence for {desired} {surge} {unav}");
             }
-            assert_eq!(new.spec, desired);
-            assert!(olds.iter().all(|o| o.spec == 0));
+            proptest::prop_assert_eq!(new.spec, desired);
+            proptest::prop_assert!(olds.iter().all(|o| o.spec == 0));
         }
     }
 

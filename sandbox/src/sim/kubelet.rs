@@ -115,6 +115,124 @@ impl KubeletConfig {
             .find(|(re, _)| re.is_match(image))
             .map(|(_, m)| *m)
     }
+
+    fn initial_run(&self, container: &Container, now: Instant, wall: &Time) -> Run {
+        let image = container.image.clone().unwrap_or_default();
+        if !is_valid_image(&image) {
+            return Run::InvalidImage;
+        }
+        match self.failure_for(&image) {
+            Some(FailureMode::CrashLoop) => Run::CrashLoop {
+                since: now,
+                since_wall: wall.clone(),
+                base_restarts: 0,
+            },
+            Some(FailureMode::ImagePull) => Run::ImagePull { since: now },
+            _ => Run::Running {
+                since: now,
+                since_wall: wall.clone(),
+                restarts: 0,
+                last_terminated: None,
+            },
+        }
+    }
+
+    /// Rebuilds what a container is doing from its reported status (used
+    /// when adopting pods that existed before this simulation started).
+    fn adopt_run(
+        &self,
+        container: &Container,
+        status: Option<&ContainerStatus>,
+        now: Instant,
+        wall: &Time,
+    ) -> Run {
+        let Some(cs) = status else {
+            return self.initial_run(container, now, wall);
+        };
+        let state = cs.state.as_ref();
+        if let Some(running) = state.and_then(|s| s.running.as_ref()) {
+            let since_wall = running.started_at.clone().unwrap_or_else(|| wall.clone());
+            let mut ago =
+                Duration::from_secs((wall.0.as_second() - since_wall.0.as_second()).max(0) as u64);
+            // A container reported ready stays ready (times are only
+            // reported to the second).
+            if cs.ready {
+                let image = container.image.clone().unwrap_or_default();
+                ago = ago.max(self.ready_delay_for(&image));
+            }
+            return Run::Running {
+                since: now.checked_sub(ago).unwrap_or(now),
+                since_wall,
+                restarts: cs.restart_count,
+                last_terminated: cs.last_state.as_ref().and_then(|l| l.terminated.clone()),
+            };
+        }
+        match state
+            .and_then(|s| s.waiting.as_ref())
+            .and_then(|w| w.reason.as_deref())
+        {
+            Some("CrashLoopBackOff") => Run::CrashLoop {
+                since: now,
+                since_wall: wall.clone(),
+                base_restarts: (cs.restart_count - 1).max(0),
+            },
+            Some("ErrImagePull") | Some("ImagePullBackOff") => Run::ImagePull { since: now },
+            _ => self.initial_run(container, now, wall),
+        }
+    }
+
+    /// Applies the current failure rules to a container.
+    fn transition(&self, c: &mut ContainerRun, now: Instant, wall: &Time) {
+        if matches!(c.run, Run::InvalidImage) {
+            return;
+        }
+        let mode = self.failure_for(&c.image);
+        let restarts_now = |run: &Run| match run {
+            Run::Running { restarts, .. } => *restarts,
+            Run::CrashLoop {
+                since,
+                base_restarts,
+                ..
+            } => base_restarts + crash_schedule(now.saturating_duration_since(*since)).0,
+            _ => 0,
+        };
+        match (&c.run, mode) {
+            (Run::Running { restarts, .. }, Some(FailureMode::CrashLoop)) => {
+                c.run = Run::CrashLoop {
+                    since: now,
+                    since_wall: wall.clone(),
+                    base_restarts: *restarts,
+                };
+            }
+            (Run::CrashLoop { .. }, Some(FailureMode::ImagePull)) => {
+                c.run = Run::ImagePull { since: now };
+            }
+            (Run::ImagePull { .. }, Some(FailureMode::CrashLoop)) => {
+                c.run = Run::CrashLoop {
+                    since: now,
+                    since_wall: wall.clone(),
+                    base_restarts: 0,
+                };
+            }
+            (
+                Run::CrashLoop { .. } | Run::ImagePull { .. },
+                None | Some(FailureMode::Unschedulable),
+            ) => {
+                let restarts = restarts_now(&c.run);
+                let last_terminated = match &c.run {
+                    Run::CrashLoop { .. } => Some(crashed(wall, wall)),
+                    _ => None,
+                };
+                c.run = Run::Running {
+                    since: now,
+                    since_wall: wall.clone(),
+                    restarts,
+                    last_terminated,
+                };
+            }
+            _ => {}
+        }
+    }
 }
 
 pub(crate) fn node_name(i: usize) -> String {
@@ -305,115 +423,87 @@ impl Kubelet {
         self.lock().pods.len()
     }
 
-    fn initial_run(&self, container: &Container, now: Instant, wall: &Time) -> Run {
-        let image = container.image.clone().unwrap_or_default();
-        if !is_valid_image(&image) {
-            return Run::InvalidImage;
-        }
-        match self.config.failure_for(&image) {
-            Some(FailureMode::CrashLoop) => Run::CrashLoop {
-                since: now,
-                since_wall: wall.clone(),
-                base_restarts: 0,
-            },
-            Some(FailureMode::ImagePull) => Run::ImagePull { since: now },
-            _ => Run::Running {
-                since: now,
-                since_wall: wall.clone(),
-                restarts: 0,
-                last_terminated: None,
-            },
-        }
-    }
-
-    /// Rebuilds what a container is doing from its reported status (used
-    /// when adopting pods that existed before this simulation started).
-    fn adopt_run(
+    /// Stops a deleted pod's containers, then removes the pod once its
+    /// (capped) grace period is over.
+    async fn terminate(
         &self,
-        container: &Container,
-        status: Option<&ContainerStatus>,
-        now: Instant,
-        wall: &Time,
-    ) -> Run {
-        let Some(cs) = status else {
-            return self.initial_run(container, now, wall);
+        api: &Api<Pod>,
+        pod: &Pod,
+        uid: &str,
+        assigned: bool,
+    ) -> Result<Action, SimError> {
+        let ns = pod.namespace().unwrap_or_else(|| "default".into());
+        let name = pod.name_any();
+        let now = Instant::now();
+        let wall = now_time();
+        let spec = pod.spec.clone().unwrap_or_default();
+        let uid = uid.to_string();
+        let grace = pod
+            .metadata
+            .deletion_grace_period_seconds
+            .or(spec.termination_grace_period_seconds)
+            .unwrap_or(30)
+            .max(0) as u64;
+        let mut grace = Duration::from_secs(grace);
+        if let Some(cap) = self.config.termination_grace {
+            grace = grace.min(cap);
+        }
+        if !assigned {
+            // Never started: nothing to stop.
+            grace = Duration::ZERO;
+        }
+        let (since, write) = {
+            let mut st = self.lock();
+            let run = st.pods.entry(uid.clone()).or_default();
+            let first = run.terminating_since.is_none();
+            let since = *run.terminating_since.get_or_insert(now);
+            (since, first && assigned)
         };
-        let state = cs.state.as_ref();
-        if let Some(running) = state.and_then(|s| s.running.as_ref()) {
-            let since_wall = running.started_at.clone().unwrap_or_else(|| wall.clone());
-            let ago = (wall.0.as_second() - since_wall.0.as_second()).max(0) as u64;
-            return Run::Running {
-                since: now.checked_sub(Duration::from_secs(ago)).unwrap_or(now),
-                since_wall,
-                restarts: cs.restart_count,
-                last_terminated: cs.last_state.as_ref().and_then(|l| l.terminated.clone()),
-            };
+        if write {
+            for c in &spec.containers {
+                events::emit(
+                    &self.client,
+                    events::reference(pod),
+                    false,
+                    "Killing",
+                    format!("Stopping container {}", c.name),
+                    "kubelet",
+                );
+            }
+            let status = terminated_status(pod, &wall);
+            if let Err(e) = api
+                .patch_status(
+                    &name,
+                    &PatchParams::default(),
+                    &Patch::Merge(json!({ "status": status })),
+                )
+                .await
+                && !is_status(&e, 404)
+            {
+                tracing::debug!(pod = %name, namespace = %ns, error = %e, "could not report terminated containers");
+            }
         }
-        match state
-            .and_then(|s| s.waiting.as_ref())
-            .and_then(|w| w.reason.as_deref())
-        {
-            Some("CrashLoopBackOff") => Run::CrashLoop {
-                since: now,
-                since_wall: wall.clone(),
-                base_restarts: (cs.restart_count - 1).max(0),
-            },
-            Some("ErrImagePull") | Some("ImagePullBackOff") => Run::ImagePull { since: now },
-            _ => self.initial_run(container, now, wall),
+        let elapsed = now.saturating_duration_since(since);
+        if elapsed < grace {
+            return Ok(Action::requeue(grace - elapsed));
         }
-    }
-
-    /// Applies the current failure rules to a container.
-    fn transition(&self, c: &mut ContainerRun, now: Instant, wall: &Time) {
-        if matches!(c.run, Run::InvalidImage) {
-            return;
-        }
-        let mode = self.config.failure_for(&c.image);
-        let restarts_now = |run: &Run| match run {
-            Run::Running { restarts, .. } => *restarts,
-            Run::CrashLoop {
-                since,
-                base_restarts,
-                ..
-            } => base_restarts + crash_schedule(now.saturating_duration_since(*since)).0,
-            _ => 0,
+        let dp = DeleteParams {
+            grace_period_seconds: Some(0),
+            preconditions: Some(Preconditions {
+                uid: Some(uid.clone()),
+                resource_version: None,
+            }),
+            ..Default::default()
         };
-        match (&c.run, mode) {
-            (Run::Running { restarts, .. }, Some(FailureMode::CrashLoop)) => {
-                c.run = Run::CrashLoop {
-                    since: now,
-                    since_wall: wall.clone(),
-                    base_restarts: *restarts,
-                };
-            }
-            (Run::CrashLoop { .. }, Some(FailureMode::ImagePull)) => {
-                c.run = Run::ImagePull { since: now };
-            }
-            (Run::ImagePull { .. }, Some(FailureMode::CrashLoop)) => {
-                c.run = Run::CrashLoop {
-                    since: now,
-                    since_wall: wall.clone(),
-                    base_restarts: 0,
-                };
-            }
-            (
-                Run::CrashLoop { .. } | Run::ImagePull { .. },
-                None | Some(FailureMode::Unschedulable),
-            ) => {
-                let restarts = restarts_now(&c.run);
-                let last_terminated = match &c.run {
-                    Run::CrashLoop { .. } => Some(crashed(wall, wall)),
-                    _ => None,
-                };
-                c.run = Run::Running {
-                    since: now,
-                    since_wall: wall.clone(),
-                    restarts,
-                    last_terminated,
-                };
-            }
-            _ => {}
+        match api.delete(&name, &dp).await {
+            Ok(_) => {}
+            Err(e) if is_status(&e, 404) || is_status(&e, 409) => {}
+            Err(e) => return Err(SimError::api(format!("delete pod {ns}/{name}"), e)),
         }
+        let mut st = self.lock();
+        st.pods.remove(&uid);
+        st.overrides.remove(&uid);
+        Ok(Action::await_change())
     }
 
     /// Brings one pod's simulated state forward and writes its status when it
@@ -432,73 +522,8 @@ impl Kubelet {
         let wall = now_time();
         let assigned = spec.node_name.as_ref().filter(|n| !n.is_empty()).cloned();
 
-        // Termination.
         if is_terminating(&pod.metadata) {
-            let grace = pod
-                .metadata
-                .deletion_grace_period_seconds
-                .or(spec.termination_grace_period_seconds)
-                .unwrap_or(30)
-                .max(0) as u64;
-            let mut grace = Duration::from_secs(grace);
-            if let Some(cap) = self.config.termination_grace {
-                grace = grace.min(cap);
-            }
-            if assigned.is_none() {
-                grace = Duration::ZERO;
-            }
-            let (since, write) = {
-                let mut st = self.lock();
-                let run = st.pods.entry(uid.clone()).or_default();
-                let first = run.terminating_since.is_none();
-                let since = *run.terminating_since.get_or_insert(now);
-                (since, first && assigned.is_some())
-            };
-            if write {
-                for c in &spec.containers {
-                    events::emit(
-                        &self.client,
-                        events::reference(pod),
-                        false,
-                        "Killing",
-                        format!("Stopping container {}", c.name),
-                        "kubelet",
-                    );
-                }
-                let status = terminated_status(pod, &wall);
-                if let Err(e) = api
-                    .patch_status(
-                        &name,
-                        &PatchParams::default(),
-                        &Patch::Merge(json!({ "status": status })),
-                    )
-                    .await
-                    && !is_status(&e, 404)
-                {
-                    tracing::debug!(pod = %name, namespace = %ns, error = %e, "could not report terminated containers");
-                }
-            }
-            let elapsed = now.saturating_duration_since(since);
-            if elapsed < grace {
-                return Ok(Action::requeue(grace - elapsed));
-            }
-            let dp = DeleteParams {
-                grace_period_seconds: Some(0),
-                preconditions: Some(Preconditions {
-                    uid: Some(uid.clone()),
-                    resource_version: None,
-                }),
-                ..Default::default()
-            };
-            match api.delete(&name, &dp).await {
-                Ok(_) => {}
-                Err(e) if is_status(&e, 404) || is_status(&e, 409) => {}
-                Err(e) => return Err(SimError::api(format!("delete pod {ns}/{name}"), e)),
-            }
-            let mut st = self.lock();
-            st.pods.remove(&uid);
-            st.overrides.remove(&uid);
-            return Ok(Action::await_change());
+            return self.terminate(&api, pod, &uid, assigned.is_some()).await;
         }
 
         // Scheduling.
@@ -596,7 +621,7 @@ impl Kubelet {
                         ContainerRun {
                             name: c.name.clone(),
                             image: c.image.clone().unwrap_or_default(),
-                            run: self.adopt_run(c, cs, now, &wall),
+                            run: self.config.adopt_run(c, cs, now, &wall),
                         }
                     })
                     .collect();
@@ -619,7 +644,7 @@ impl Kubelet {
                         _ => 0,
                     };
                     c.image = image;
-                    c.run = match self.initial_run(spec_c, now, &wall) {
+                    c.run = match self.config.initial_run(spec_c, now, &wall) {
                         Run::Running {
                             since, since_wall, ..
                         } => Run::Running {
@@ -631,7 +656,7 @@ impl Kubelet {
                         other => other,
                     };
                 }
-                self.transition(c, now, &wall);
+                self.config.transition(c, now, &wall);
             }
             let kinds: Vec<&'static str> =
                 run.containers.iter().map(|c| run_kind(&c.run)).collect();
@@ -1269,11 +1294,204 @@ mod tests {
         assert!(last >= 10);
     }
 
+    proptest::proptest! {
+        /// Restarts never go down as time passes, the last crash is in the
+        /// past and the next one comes within the back-off cap.
+        #[test]
+        fn crash_schedule_is_monotonic_and_bounded(a in 0u64..120_000, b in 0u64..120_000) {
+            let (early, late) = (a.min(b), a.max(b));
+            let (n1, at1, next1) = crash_schedule(Duration::from_millis(early));
+            let (n2, _, _) = crash_schedule(Duration::from_millis(late));
+            proptest::prop_assert!(n1 >= 1 && n1 <= n2);
+            proptest::prop_assert!(at1 <= Duration::from_millis(early));
+            proptest::prop_assert!(next1 > Duration::ZERO && next1 <= Duration::from_millis(2000));
+        }
+    }
+
     #[test]
     fn pull_errors_alternate() {
         assert_eq!(pull_schedule(Duration::ZERO), (true, PULL_ERROR_FOR));
         assert!(!pull_schedule(Duration::from_millis(1200)).0);
         assert!(pull_schedule(Duration::from_millis(2600)).0);
+    }
+
+    fn config(failures: Vec<(Regex, FailureMode)>) -> KubeletConfig {
+        KubeletConfig {
+            ready_delay: Duration::from_millis(300),
+            image_ready_delays: vec![(Regex::new("^slow").unwrap(), Duration::from_secs(5))],
+            failures: RwLock::new(failures),
+            termination_grace: Some(Duration::from_millis(200)),
+            nodes: 3,
+        }
+    }
+
+    fn pod(image: &str) -> Pod {
+        Pod {
+            metadata: ObjectMeta {
+                name: Some("p".into()),
+                namespace: Some("default".into()),
+                uid: Some("u1".into()),
+                ..Default::default()
+            },
+            spec: Some(k8s_openapi::api::core::v1::PodSpec {
+                containers: vec![Container {
+                    name: "main".into(),
+                    image: Some(image.into()),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+            status: None,
+        }
+    }
+
+    fn run_of(image: &str, run: Run) -> PodRun {
+        PodRun {
+            node: Some(1),
+            pod_ip: Some("10.244.1.2".into()),
+            start_time: Some(now_time()),
+            containers: vec![ContainerRun {
+                name: "main".into(),
+                image: image.into(),
+                run,
+            }],
+            ..Default::default()
+        }
+    }
+
+    fn condition(status: &Value, type_: &str) -> String {
+        status["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["type"] == type_)
+            .map(|c| c["status"].as_str().unwrap().to_string())
+            .unwrap()
+    }
+
+    #[test]
+    fn pods_become_ready_after_the_ready_delay_unless_overridden() {
+        let cfg = config(vec![]);
+        let wall = now_time();
+        let start = Instant::now();
+        let running = Run::Running {
+            since: start,
+            since_wall: wall.clone(),
+            restarts: 0,
+            last_terminated: None,
+        };
+        let run = run_of("nginx:1", running);
+        let p = pod("nginx:1");
+        let at = |ms| start + Duration::from_millis(ms);
+
+        let (st, wake) = running_status(&p, &run, &cfg, 1, None, at(100), &wall, None);
+        assert_eq!(st["phase"], "Running");
+        assert_eq!(condition(&st, "Ready"), "False");
+        assert_eq!(condition(&st, "PodScheduled"), "True");
+        assert_eq!(st["containerStatuses"][0]["started"], true);
+        assert_eq!(st["containerStatuses"][0]["ready"], false);
+        assert!(st["containerStatuses"][0]["state"]["running"].is_object());
+        assert_eq!(
+            (st["hostIP"].as_str(), st["podIP"].as_str()),
+            (Some("172.18.0.3"), Some("10.244.1.2"))
+        );
+        assert_eq!(wake, Some(Duration::from_millis(200)));
+
+        let (st, wake) = running_status(&p, &run, &cfg, 1, None, at(300), &wall, None);
+        assert_eq!(condition(&st, "Ready"), "True");
+        assert_eq!(condition(&st, "ContainersReady"), "True");
+        assert_eq!(wake, None);
+
+        let (st, _) = running_status(&p, &run, &cfg, 1, Some(false), at(400), &wall, None);
+        assert_eq!(condition(&st, "Ready"), "False");
+        let (st, _) = running_status(&p, &run, &cfg, 1, Some(true), at(10), &wall, None);
+        assert_eq!(condition(&st, "Ready"), "True");
+
+        // Per-image delays.
+        assert_eq!(cfg.ready_delay_for("slow/app:1"), Duration::from_secs(5));
+        assert_eq!(cfg.ready_delay_for("nginx:1"), Duration::from_millis(300));
+    }
+
+    #[test]
+    fn crash_loops_report_back_off_and_growing_restarts() {
+        let cfg = config(vec![]);
+        let wall = now_time();
+        let start = Instant::now();
+        let run = run_of(
+            "app:bad",
+            Run::CrashLoop {
+                since: start,
+                since_wall: wall.clone(),
+                base_restarts: 0,
+            },
+        );
+        let p = pod("app:bad");
+        let (st, wake) = running_status(&p, &run, &cfg, 0, None, start, &wall, None);
+        let cs = &st["containerStatuses"][0];
+        assert_eq!(cs["state"]["waiting"]["reason"], "CrashLoopBackOff");
+        assert_eq!(cs["restartCount"], 1);
+        assert_eq!(cs["lastState"]["terminated"]["exitCode"], 1);
+        assert_eq!(cs["lastState"]["terminated"]["reason"], "Error");
+        assert_eq!(cs["ready"], false);
+        assert_eq!(condition(&st, "Ready"), "False");
+        assert_eq!(wake, Some(Duration::from_millis(1000)));
+        let (st, _) = running_status(
+            &p,
+            &run,
+            &cfg,
+            0,
+            None,
+            start + Duration::from_secs(5),
+            &wall,
+            None,
+        );
+        assert_eq!(st["containerStatuses"][0]["restartCount"], 4);
+    }
+
+    #[test]
+    fn failure_rules_match_in_order_and_transitions_follow_them() {
+        let cfg = config(vec![
+            (Regex::new(":1$").unwrap(), FailureMode::ImagePull),
+            (Regex::new("^app").unwrap(), FailureMode::CrashLoop),
+        ]);
+        assert_eq!(cfg.failure_for("app:1"), Some(FailureMode::ImagePull));
+        assert_eq!(cfg.failure_for("app:2"), Some(FailureMode::CrashLoop));
+        assert_eq!(cfg.failure_for("web:2"), None);
+
+        let k = cfg;
+        let wall = now_time();
+        let now = Instant::now();
+        let mut c = ContainerRun {
+            name: "main".into(),
+            image: "app:2".into(),
+            run: Run::Running {
+                since: now,
+                since_wall: wall.clone(),
+                restarts: 2,
+                last_terminated: None,
+            },
+        };
+        k.transition(&mut c, now, &wall);
+        assert!(matches!(
+            c.run,
+            Run::CrashLoop {
+                base_restarts: 2,
+                ..
+            }
+        ));
+        k.failures.write().unwrap().clear();
+        k.transition(&mut c, now + Duration::from_millis(1500), &wall);
+        match &c.run {
+            Run::Running {
+                restarts,
+                last_terminated,
+                ..
+            } => {
+                assert_eq!(*restarts, 4);
+                assert!(last_terminated.is_some());
+            }
+            other => panic!("expected running, got {other:?}"),
+        }
     }
 
     #[test]

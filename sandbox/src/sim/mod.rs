@@ -1,11 +1,34 @@
 //! Simulated Kubernetes controllers and kubelets.
 //!
 //! The simulation acts only through the API, with ordinary kube clients,
-//! exactly like kube-controller-manager, kube-scheduler and the kubelet do:
-//! a StatefulSet controller, a Deployment controller, a ReplicaSet controller
-//! and a set of simulated nodes whose kubelets "run" pods. Everything it
-//! knows is derived from the API, so a restarted simulation adopts the
-//! objects it finds without recreating them.
+//! exactly like kube-controller-manager, kube-scheduler and the kubelet do,
+//! so whatever a client sees is what it would see in a cluster:
+//!
+//! - **StatefulSets**: ordinal pods `<set>-N` (`OrderedReady` or `Parallel`),
+//!   `OnDelete` and `RollingUpdate` (with `partition`, highest ordinal first),
+//!   ControllerRevisions `<set>-<hash>` and the `controller-revision-hash`
+//!   label, PVCs `<claim>-<set>-N` (created once, never deleted, bound), and
+//!   the status counters. As in Kubernetes, `currentRevision` only advances
+//!   for `RollingUpdate`: with `OnDelete` watch `updatedReplicas`.
+//! - **Deployments**: a ReplicaSet per template (`<deploy>-<pod-template-hash>`,
+//!   `deployment.kubernetes.io/revision`), rolling updates bounded by
+//!   `maxSurge` / `maxUnavailable`, `Recreate`, the `Progressing` (including
+//!   `ProgressDeadlineExceeded`) and `Available` conditions.
+//! - **ReplicaSets**: pods `<rs>-<5 chars>` (seeded), extra pods deleted
+//!   not-ready first.
+//! - **PodDisruptionBudgets**: `currentHealthy`, `desiredHealthy`,
+//!   `disruptionsAllowed` over the pods the budget's `matchLabels` select.
+//! - **Scheduler and kubelets**: nodes `sandbox-node-N`; pods are bound,
+//!   run, and become Ready after a delay. Injected failures (by image
+//!   pattern) crash-loop, fail to pull, or leave pods unschedulable; invalid
+//!   image references give `InvalidImageName`. Deleted pods are terminated,
+//!   then removed after their (capped) grace period.
+//!
+//! Everything is event driven (watches), with timers only for delays. All
+//! state is derived from the API, so a restarted simulation adopts the
+//! objects it finds without recreating or even rewriting them (readiness
+//! overrides from [`Simulation::set_pod_ready`] live in memory and are not
+//! carried over).
 //!
 //! ```no_run
 //! # async fn demo(client: kube::Client) -> Result<(), pravega_sandbox::sim::SimError> {

@@ -309,4 +309,66 @@ mod tests {
         ];
         assert_eq!(plan(1, &pods).delete, vec!["crashy"]);
     }
+
+    fn key(
+        p: &PodRank,
+    ) -> (
+        bool,
+        u8,
+        bool,
+        std::cmp::Reverse<i32>,
+        std::cmp::Reverse<i64>,
+    ) {
+        (
+            p.assigned,
+            p.phase_rank,
+            p.ready,
+            std::cmp::Reverse(p.restarts),
+            std::cmp::Reverse(p.created),
+        )
+    }
+
+    proptest::proptest! {
+        /// The plan always reaches `desired`, deletes only existing pods,
+        /// each at most once, and never keeps a pod that is a worse choice
+        /// to keep than one it deletes.
+        #[test]
+        fn plan_reaches_desired_deleting_the_least_useful_pods(
+            desired in 0i32..10,
+            pods in proptest::collection::vec(
+                (proptest::bool::ANY, 0u8..3, proptest::bool::ANY, 0i32..5, 0i64..10),
+                0..12,
+            ),
+        ) {
+            let active: Vec<PodRank> = pods
+                .iter()
+                .enumerate()
+                .map(|(i, (assigned, phase_rank, ready, restarts, created))| PodRank {
+                    name: format!("p{i}"),
+                    assigned: *assigned,
+                    phase_rank: *phase_rank,
+                    ready: *ready,
+                    restarts: *restarts,
+                    created: *created,
+                })
+                .collect();
+            let decision = plan(desired, &active);
+            let remaining = active.len() as i32 + decision.create as i32 - decision.delete.len() as i32;
+            proptest::prop_assert_eq!(remaining, desired);
+            proptest::prop_assert!(decision.create == 0 || decision.delete.is_empty());
+            let mut unique = decision.delete.clone();
+            unique.sort();
+            unique.dedup();
+            proptest::prop_assert_eq!(unique.len(), decision.delete.len());
+            for d in &decision.delete {
+                let deleted = active.iter().find(|p| &p.name == d);
+                proptest::prop_assert!(deleted.is_some());
+                if let Some(deleted) = deleted {
+                    for kept in active.iter().filter(|p| !decision.delete.contains(&p.name)) {
+                        proptest::prop_assert!(key(deleted) <= key(kept));
+                    }
+                }
+            }
+        }
+    }
 }

@@ -874,54 +874,74 @@ mod tests {
         );
     }
 
-    /// Simulates the planner against an instant "cluster" (created pods
-    /// become ready, deleted pods vanish) for many random shapes: it always
-    /// converges to exactly `replicas` healthy pods at the update revision
-    /// (for RollingUpdate) and never has two pods down at once when ordered.
-    #[test]
-    fn planner_converges_for_random_shapes() {
-        let mut rng = crate::sim::rng::SplitMix64::new(5);
-        for _ in 0..300 {
-            let replicas = rng.below(6) as i32;
-            let parallel = rng.below(2) == 0;
-            let partition = rng.below(3) as i32;
-            let s = set(
-                replicas,
-                parallel,
-                UpdateStrategy::RollingUpdate { partition },
-            );
-            let n = rng.below(8) as i32;
-            let mut pods: Vec<PodView> = Vec::new();
-            for o in 0..n {
-                if rng.below(4) != 0 {
-                    let rev = if rng.below(2) == 0 { "s-old" } else { "s-new" };
-                    pods.push(pod(o, rev, true));
-                }
-            }
+    proptest::proptest! {
+        /// Runs the planner against an instant "cluster" (created pods become
+        /// ready, deleted pods vanish) from any starting shape: it converges
+        /// to exactly `replicas` pods, those at or above the partition at the
+        /// update revision, taking one step at a time when ordered.
+        #[test]
+        fn planner_converges_from_any_shape(
+            replicas in 0i32..6,
+            parallel: bool,
+            on_delete: bool,
+            partition in 0i32..4,
+            start in proptest::collection::vec((proptest::option::of(proptest::bool::ANY), proptest::bool::ANY), 0..8),
+        ) {
+            let strategy = if on_delete {
+                UpdateStrategy::OnDelete
+            } else {
+                UpdateStrategy::RollingUpdate { partition }
+            };
+            let s = set(replicas, parallel, strategy.clone());
+            let mut pods: Vec<PodView> = start
+                .iter()
+                .enumerate()
+                .filter_map(|(o, (present, healthy))| {
+                    present.map(|new| pod(o as i32, if new { "s-new" } else { "s-old" }, *healthy))
+                })
+                .collect();
+            let initial = pods.clone();
             for _ in 0..100 {
                 let actions = plan(&s, &pods);
                 if actions.is_empty() {
-                    break;
+                    // Unhealthy pods become healthy as time passes.
+                    if pods.iter().all(|p| p.healthy) {
+                        break;
+                    }
+                    for p in pods.iter_mut() {
+                        p.healthy = true;
+                    }
+                    continue;
                 }
                 if !parallel {
-                    assert_eq!(actions.len(), 1);
+                    proptest::prop_assert_eq!(actions.len(), 1);
                 }
                 for a in actions {
                     match a {
                         SetAction::Create { ordinal, revision } => {
+                            proptest::prop_assert!(pods.iter().all(|p| p.ordinal != ordinal));
                             pods.push(pod(ordinal, &revision, true))
                         }
                         SetAction::Delete { name } => pods.retain(|p| p.name != name),
                     }
                 }
             }
-            assert!(plan(&s, &pods).is_empty());
+            proptest::prop_assert!(plan(&s, &pods).is_empty());
             let mut ordinals: Vec<i32> = pods.iter().map(|p| p.ordinal).collect();
             ordinals.sort();
-            assert_eq!(ordinals, (0..replicas).collect::<Vec<_>>());
+            proptest::prop_assert_eq!(ordinals, (0..replicas).collect::<Vec<_>>());
             for p in &pods {
-                if p.ordinal >= partition {
-                    assert_eq!(p.revision, "s-new", "ordinal {}", p.ordinal);
+                match strategy {
+                    UpdateStrategy::RollingUpdate { partition } if p.ordinal >= partition => {
+                        proptest::prop_assert_eq!(&p.revision, "s-new");
+                    }
+                    UpdateStrategy::OnDelete => {
+                        // OnDelete never replaces a pod that was there.
+                        if let Some(before) = initial.iter().find(|b| b.ordinal == p.ordinal) {
+                            proptest::prop_assert_eq!(&p.revision, &before.revision);
+                        }
+                    }
+                    _ => {}
                 }
             }
         }

@@ -38,6 +38,14 @@ fn base(kubeconfig: &Path, args: &[&str]) -> Command {
     let mut c = Command::new("kubectl");
     c.args(args)
         .env("KUBECONFIG", kubeconfig)
+        // A discovery cache per sandbox (removed with it), not in the user's home.
+        .env(
+            "KUBECACHEDIR",
+            kubeconfig
+                .parent()
+                .unwrap_or(Path::new("."))
+                .join("kubectl-cache"),
+        )
         .env_remove("KUBECTL_EXTERNAL_DIFF")
         .stdin(Stdio::null());
     c

@@ -1,0 +1,204 @@
+//! An audit log of the write requests the API server answered (verb, resource, namespace, name,
+//! delete preconditions, response code, user agent), read with [`crate::Sandbox::audit`].
+//!
+//! Tests use it to prove properties that watches cannot show, e.g. that no pod was deleted twice:
+//! a second DELETE of a pod that is already terminating changes nothing a watch would see.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use http::{Method, Response};
+
+/// How many entries the log keeps (the oldest are dropped first).
+const CAPACITY: usize = 100_000;
+
+/// The `DeleteOptions` of a DELETE request that matter to an audit.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeleteDetails {
+    /// `preconditions.uid`.
+    pub uid: Option<String>,
+    /// `preconditions.resourceVersion`.
+    pub resource_version: Option<String>,
+    /// `gracePeriodSeconds`.
+    pub grace_period_seconds: Option<i64>,
+}
+
+/// One write request (POST, PUT, PATCH or DELETE) and its answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEntry {
+    /// When the answer was ready.
+    pub time: SystemTime,
+    /// `POST`, `PUT`, `PATCH` or `DELETE`.
+    pub verb: String,
+    /// API group (empty for the core group).
+    pub group: String,
+    /// Resource (plural), e.g. `pods`; empty when the path names none.
+    pub resource: String,
+    /// Namespace, for namespaced paths.
+    pub namespace: Option<String>,
+    /// Object name, when the path names one.
+    pub name: Option<String>,
+    /// Subresource, e.g. `status`.
+    pub subresource: Option<String>,
+    /// Preconditions and grace period, for a DELETE of a named object that was parsed.
+    pub delete: Option<DeleteDetails>,
+    /// HTTP status code of the answer.
+    pub code: u16,
+    /// The client's `User-Agent` header (empty when absent).
+    pub user_agent: String,
+}
+
+/// A shared, bounded audit log.
+#[derive(Debug, Clone, Default)]
+pub struct AuditLog {
+    entries: Arc<Mutex<VecDeque<AuditEntry>>>,
+}
+
+impl AuditLog {
+    /// Records a write request and its answer; other methods are ignored.
+    pub fn record<B>(&self, method: &Method, path: &str, user_agent: &str, resp: &Response<B>) {
+        if !matches!(
+            *method,
+            Method::POST | Method::PUT | Method::PATCH | Method::DELETE
+        ) {
+            return;
+        }
+        let (group, resource, namespace, name, subresource) = parse_path(path);
+        let entry = AuditEntry {
+            time: SystemTime::now(),
+            verb: method.as_str().to_owned(),
+            group,
+            resource,
+            namespace,
+            name,
+            subresource,
+            delete: resp.extensions().get::<DeleteDetails>().cloned(),
+            code: resp.status().as_u16(),
+            user_agent: user_agent.to_owned(),
+        };
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if entries.len() >= CAPACITY {
+            entries.pop_front();
+        }
+        entries.push_back(entry);
+    }
+
+    /// Every recorded entry, oldest first.
+    pub fn entries(&self) -> Vec<AuditEntry> {
+        self.entries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .cloned()
+            .collect()
+    }
+}
+
+type PathParts = (
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
+/// Splits `/api/v1/...` or `/apis/<group>/<version>/...` into group, resource, namespace, name
+/// and subresource.
+fn parse_path(path: &str) -> PathParts {
+    let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let (group, rest): (&str, &[&str]) = match segs.as_slice() {
+        ["api", _version, rest @ ..] => ("", rest),
+        ["apis", group, _version, rest @ ..] => (group, rest),
+        _ => ("", &[]),
+    };
+    // `namespaces/<ns>/<resource>...`, except the Namespace's own `status`/`finalize`.
+    let own_subresource =
+        rest.len() == 3 && rest[0] == "namespaces" && matches!(rest[2], "status" | "finalize");
+    let (namespace, rest) =
+        if rest.first() == Some(&"namespaces") && rest.len() >= 3 && !own_subresource {
+            (Some(rest[1].to_owned()), &rest[2..])
+        } else {
+            (None, rest)
+        };
+    let at = |i: usize| rest.get(i).map(|s| (*s).to_owned());
+    (
+        group.to_owned(),
+        at(0).unwrap_or_default(),
+        namespace,
+        at(1),
+        at(2),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_split_into_their_parts() {
+        assert_eq!(
+            parse_path("/api/v1/namespaces/default/pods/example-bookie-0"),
+            (
+                String::new(),
+                "pods".to_owned(),
+                Some("default".to_owned()),
+                Some("example-bookie-0".to_owned()),
+                None
+            )
+        );
+        assert_eq!(
+            parse_path("/apis/pravega.pravega.io/v1beta1/namespaces/ns/pravegaclusters/x/status"),
+            (
+                "pravega.pravega.io".to_owned(),
+                "pravegaclusters".to_owned(),
+                Some("ns".to_owned()),
+                Some("x".to_owned()),
+                Some("status".to_owned())
+            )
+        );
+        assert_eq!(
+            parse_path("/api/v1/namespaces/default/status"),
+            (
+                String::new(),
+                "namespaces".to_owned(),
+                None,
+                Some("default".to_owned()),
+                Some("status".to_owned())
+            )
+        );
+        assert_eq!(
+            parse_path("/api/v1/namespaces"),
+            (String::new(), "namespaces".to_owned(), None, None, None)
+        );
+    }
+
+    #[test]
+    fn only_writes_are_recorded_with_their_delete_details() {
+        let log = AuditLog::default();
+        let resp = Response::builder().status(200).body(()).unwrap();
+        log.record(&Method::GET, "/api/v1/pods", "kubectl", &resp);
+        assert!(log.entries().is_empty());
+        let mut resp = Response::builder().status(409).body(()).unwrap();
+        resp.extensions_mut().insert(DeleteDetails {
+            uid: Some("u1".into()),
+            resource_version: Some("7".into()),
+            grace_period_seconds: None,
+        });
+        log.record(
+            &Method::DELETE,
+            "/api/v1/namespaces/default/pods/p",
+            "op",
+            &resp,
+        );
+        let entries = log.entries();
+        assert_eq!(entries.len(), 1);
+        assert_eq!(entries[0].verb, "DELETE");
+        assert_eq!(entries[0].code, 409);
+        assert_eq!(entries[0].user_agent, "op");
+        assert_eq!(
+            entries[0].delete.as_ref().and_then(|d| d.uid.as_deref()),
+            Some("u1")
+        );
+    }
+}
