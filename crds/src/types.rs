@@ -117,7 +117,7 @@ pub struct BookkeeperSpec {
 
     /// Compute resources of each bookie container.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub resources: Option<ResourceRequirements>,
+    pub resources: Option<Box<ResourceRequirements>>,
 
     /// BookKeeper configuration options, passed to the bookie as environment variables.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -151,13 +151,13 @@ impl Default for BookkeeperSpec {
 pub struct BookkeeperStorage {
     /// Claim for the ledger directory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ledger_volume_claim_template: Option<PersistentVolumeClaimSpec>,
+    pub ledger_volume_claim_template: Option<Box<PersistentVolumeClaimSpec>>,
     /// Claim for the journal directory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub journal_volume_claim_template: Option<PersistentVolumeClaimSpec>,
+    pub journal_volume_claim_template: Option<Box<PersistentVolumeClaimSpec>>,
     /// Claim for the index directory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub index_volume_claim_template: Option<PersistentVolumeClaimSpec>,
+    pub index_volume_claim_template: Option<Box<PersistentVolumeClaimSpec>>,
 }
 
 /// Pravega Controller and Segment Store settings.
@@ -185,7 +185,7 @@ pub struct PravegaSpec {
     /// Claim for the Segment Store cache volume. When omitted the operator uses a 20Gi
     /// `ReadWriteOnce` claim of the default storage class.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cache_volume_claim_template: Option<PersistentVolumeClaimSpec>,
+    pub cache_volume_claim_template: Option<Box<PersistentVolumeClaimSpec>>,
 
     /// Long-term (tier 2) storage of the Segment Store.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -193,11 +193,11 @@ pub struct PravegaSpec {
 
     /// Compute resources of each Controller container.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub controller_resources: Option<ResourceRequirements>,
+    pub controller_resources: Option<Box<ResourceRequirements>>,
 
     /// Compute resources of each Segment Store container.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub segment_store_resources: Option<ResourceRequirements>,
+    pub segment_store_resources: Option<Box<ResourceRequirements>>,
 }
 
 fn default_one() -> i32 {

@@ -536,7 +536,7 @@ fn bookkeeper_statefulset(owner: &Owner<'_>, version: &str) -> StatefulSet {
     let c = Component::Bookkeeper;
     let spec = owner.spec;
     let storage = &spec.bookkeeper.storage;
-    let container = container(owner, c, version, spec.bookkeeper.resources.as_ref());
+    let container = container(owner, c, version, spec.bookkeeper.resources.as_deref());
     StatefulSet {
         metadata: owner.meta(c, c.workload_name(owner.name)),
         spec: Some(StatefulSetSpec {
@@ -550,17 +550,17 @@ fn bookkeeper_statefulset(owner: &Owner<'_>, version: &str) -> StatefulSet {
             volume_claim_templates: Some(vec![
                 claim_template(
                     "ledger",
-                    storage.ledger_volume_claim_template.as_ref(),
+                    storage.ledger_volume_claim_template.as_deref(),
                     DEFAULT_BOOKIE_VOLUME_SIZE,
                 ),
                 claim_template(
                     "journal",
-                    storage.journal_volume_claim_template.as_ref(),
+                    storage.journal_volume_claim_template.as_deref(),
                     DEFAULT_BOOKIE_VOLUME_SIZE,
                 ),
                 claim_template(
                     "index",
-                    storage.index_volume_claim_template.as_ref(),
+                    storage.index_volume_claim_template.as_deref(),
                     DEFAULT_BOOKIE_VOLUME_SIZE,
                 ),
             ]),
@@ -586,7 +586,7 @@ fn controller_deployment(owner: &Owner<'_>, version: &str) -> Deployment {
         owner,
         c,
         version,
-        spec.pravega.controller_resources.as_ref(),
+        spec.pravega.controller_resources.as_deref(),
     );
     Deployment {
         metadata: owner.meta(c, c.workload_name(owner.name)),
@@ -615,7 +615,7 @@ fn segmentstore_statefulset(owner: &Owner<'_>, version: &str) -> StatefulSet {
         owner,
         c,
         version,
-        spec.pravega.segment_store_resources.as_ref(),
+        spec.pravega.segment_store_resources.as_deref(),
     );
     let volumes = spec
         .pravega
@@ -644,7 +644,7 @@ fn segmentstore_statefulset(owner: &Owner<'_>, version: &str) -> StatefulSet {
             template: pod_template(owner, c, version, container, volumes),
             volume_claim_templates: Some(vec![claim_template(
                 "cache",
-                spec.pravega.cache_volume_claim_template.as_ref(),
+                spec.pravega.cache_volume_claim_template.as_deref(),
                 DEFAULT_CACHE_VOLUME_SIZE,
             )]),
             ..StatefulSetSpec::default()
@@ -909,10 +909,10 @@ mod tests {
 
         let mut custom = sample();
         custom.spec.bookkeeper.storage.journal_volume_claim_template =
-            Some(PersistentVolumeClaimSpec {
+            Some(Box::new(PersistentVolumeClaimSpec {
                 storage_class_name: Some("fast".into()),
                 ..PersistentVolumeClaimSpec::default()
-            });
+            }));
         let d = build(&custom);
         let claims = sts(&d, "example-bookie")
             .spec
