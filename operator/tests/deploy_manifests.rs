@@ -77,54 +77,7 @@ fn kustomize(dir: &Path) -> Vec<Value> {
 /// Removing a label that no object has changes nothing but adding an empty `metadata.labels`,
 /// which is dropped again here.
 fn parse_yaml(text: &str, what: &str) -> Vec<Value> {
-    use std::io::Write;
-    let mut child = Command::new("kubectl")
-        .args([
-            "label",
-            "--local",
-            "-f",
-            "-",
-            "pravega.pravega.io/unused-",
-            "-o",
-            "json",
-        ])
-        .env("KUBECONFIG", "/dev/null")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("kubectl is required on the PATH to read YAML: {e}"));
-    let mut stdin = child
-        .stdin
-        .take()
-        .unwrap_or_else(|| panic!("kubectl's stdin"));
-    // Written from another thread, so that kubectl's output never waits for its input.
-    let text = text.to_owned();
-    let writer = std::thread::spawn(move || stdin.write_all(text.as_bytes()));
-    let output = child
-        .wait_with_output()
-        .unwrap_or_else(|e| panic!("kubectl reading {what}: {e}"));
-    let written = writer
-        .join()
-        .unwrap_or_else(|_| panic!("writing {what} to kubectl panicked"));
-    assert!(
-        output.status.success(),
-        "{what} is not valid YAML for kubectl:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    written.unwrap_or_else(|e| panic!("writing {what} to kubectl: {e}"));
-    serde_json::Deserializer::from_slice(&output.stdout)
-        .into_iter::<Value>()
-        .map(|v| {
-            let mut v = v.unwrap_or_else(|e| panic!("{what}: kubectl printed invalid JSON: {e}"));
-            if let Some(Value::Object(metadata)) = v.pointer_mut("/metadata")
-                && metadata.get("labels") == Some(&Value::Object(Default::default()))
-            {
-                metadata.remove("labels");
-            }
-            v
-        })
-        .collect()
+    serde_saphyr::from_multiple(text).unwrap_or_else(|e| panic!("{what}: {e}"))
 }
 
 /// The one object of a YAML text.
@@ -1325,26 +1278,6 @@ async fn readme_install_without_cert_manager_works_with_kubectl_on_an_api_server
         out.lines().nth(1).is_some_and(|l| l.starts_with(WEBHOOK)),
         "{out}"
     );
-    for name in [OPERATOR, WEBHOOK] {
-        let deployment = format!("deployment/{name}");
-        let args = [
-            "-n",
-            NAMESPACE,
-            "rollout",
-            "status",
-            &deployment,
-            "--timeout=30s",
-        ];
-        kubectl_ok(&kc, &args).await;
-    }
-    let pods = kubectl_ok(&kc, &["-n", NAMESPACE, "get", "pods"]).await;
-    let ready_pods = pods
-        .lines()
-        .skip(1)
-        .filter(|l| l.split_whitespace().nth(1) == Some("1/1"))
-        .count();
-    assert_eq!(ready_pods, 4, "two ready pods of each program:\n{pods}");
-
     // Fail closed: while no webhook answers, a PravegaCluster is refused, not let through.
     let (ok, out, err) = kubectl(&kc, &["apply", "-f", sample]).await;
     assert!(!ok, "the sample was admitted without the webhook: {out}");
@@ -1405,6 +1338,27 @@ async fn readme_install_without_cert_manager_works_with_kubectl_on_an_api_server
         ],
     )
     .await;
+
+    // The Deployments roll out (the webhook's pods need the Secret).
+    for name in [OPERATOR, WEBHOOK] {
+        let deployment = format!("deployment/{name}");
+        let args = [
+            "-n",
+            NAMESPACE,
+            "rollout",
+            "status",
+            &deployment,
+            "--timeout=30s",
+        ];
+        kubectl_ok(&kc, &args).await;
+    }
+    let pods = kubectl_ok(&kc, &["-n", NAMESPACE, "get", "pods"]).await;
+    let ready_pods = pods
+        .lines()
+        .skip(1)
+        .filter(|l| l.split_whitespace().nth(1) == Some("1/1"))
+        .count();
+    assert_eq!(ready_pods, 4, "two ready pods of each program:\n{pods}");
 
     // The webhook and the operator as their pods run them: the args and environment of their
     // containers in deploy/, the Secret's files, and the sandbox as their API server.
