@@ -1,0 +1,544 @@
+//! Helpers of the upgrade acceptance tests and of the upgrade benchmark: a pod-watch monitor that
+//! records every change of the cluster's pods (when an old pod starts terminating, when a new pod
+//! appears and becomes Ready, how many members of a component are down), a PravegaCluster watch
+//! that records condition transitions, and the real `pravega-webhook` binary registered with the
+//! sandbox. Self-contained, so the benchmark example can use it too.
+
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use k8s_openapi::ByteString;
+use k8s_openapi::api::admissionregistration::v1::{
+    RuleWithOperations, ServiceReference, ValidatingWebhook, ValidatingWebhookConfiguration,
+    WebhookClientConfig,
+};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{ObjectMeta, PostParams};
+use kube::runtime::watcher;
+use kube::{Api, ResourceExt};
+use pravega_crds::names::{Component, VERSION_KEY, cluster_selector, component_of};
+use pravega_crds::{ConditionType, PravegaCluster};
+use pravega_sandbox::Sandbox;
+use tokio::process::{Child, Command};
+use tokio::task::JoinHandle;
+
+/// The name the webhook is registered under (as in `deploy/`).
+pub const WEBHOOK_NAME: &str = "pravegacluster.pravega.pravega.io";
+
+/// One observed state of one pod.
+#[derive(Debug, Clone)]
+pub struct PodObs {
+    /// When the watch delivered it.
+    pub at: Instant,
+    pub name: String,
+    pub uid: String,
+    pub resource_version: String,
+    pub component: Option<Component>,
+    /// The `pravega.pravega.io/version` label.
+    pub version: String,
+    /// `metadata.deletionTimestamp` is set.
+    pub terminating: bool,
+    /// The `Ready` condition is True.
+    pub ready: bool,
+    /// The pod is gone (a watch `DELETED`).
+    pub gone: bool,
+}
+
+impl PodObs {
+    fn of(pod: &Pod, gone: bool) -> PodObs {
+        let labels = pod.labels();
+        PodObs {
+            at: Instant::now(),
+            name: pod.name_any(),
+            uid: pod.uid().unwrap_or_default(),
+            resource_version: pod.resource_version().unwrap_or_default(),
+            component: component_of(labels),
+            version: labels.get(VERSION_KEY).cloned().unwrap_or_default(),
+            terminating: pod.metadata.deletion_timestamp.is_some(),
+            ready: pod
+                .status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True")),
+            gone,
+        }
+    }
+
+    /// Up: Ready and not terminating.
+    fn up(&self) -> bool {
+        self.ready && !self.terminating && !self.gone
+    }
+}
+
+/// A member down at once beyond what the monitor allows, with what it saw then.
+#[derive(Debug, Clone)]
+pub struct Violation {
+    pub component: Component,
+    pub down: usize,
+    pub pods: Vec<String>,
+}
+
+#[derive(Default)]
+struct MonitorState {
+    log: Vec<PodObs>,
+    live: HashMap<String, PodObs>,
+    /// Desired members per component; the check runs only while set.
+    armed: Option<BTreeMap<&'static str, usize>>,
+    max_down: BTreeMap<&'static str, usize>,
+    violations: Vec<Violation>,
+}
+
+/// Watches the pods of one cluster and records every state it sees.
+pub struct PodMonitor {
+    state: Arc<Mutex<MonitorState>>,
+    task: JoinHandle<()>,
+}
+
+impl PodMonitor {
+    /// Starts watching the pods of `cluster` in `namespace`.
+    pub fn start(client: kube::Client, namespace: &str, cluster: &str) -> PodMonitor {
+        let state = Arc::new(Mutex::new(MonitorState::default()));
+        let api: Api<Pod> = Api::namespaced(client, namespace);
+        let config = watcher::Config::default().labels(&cluster_selector(cluster));
+        let sink = state.clone();
+        let task = tokio::spawn(async move {
+            let mut events = watcher(api, config).boxed();
+            while let Some(event) = events.next().await {
+                let obs = match event {
+                    Ok(watcher::Event::Apply(p)) | Ok(watcher::Event::InitApply(p)) => {
+                        PodObs::of(&p, false)
+                    }
+                    Ok(watcher::Event::Delete(p)) => PodObs::of(&p, true),
+                    Ok(_) => continue,
+                    // The watcher retries at once: back off, and yield so the task can be
+                    // aborted (e.g. once the API server is gone).
+                    Err(_) => {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                sink.lock().expect("monitor lock").observe(obs);
+            }
+        });
+        PodMonitor { state, task }
+    }
+
+    /// From now on, checks after every change that no component has more than one member down
+    /// (`desired` minus the members that are Ready and not terminating).
+    pub fn arm(&self, bookies: usize, controllers: usize, segment_stores: usize) {
+        let mut st = self.state.lock().expect("monitor lock");
+        st.armed = Some(BTreeMap::from([
+            (Component::Bookkeeper.as_str(), bookies),
+            (Component::Controller.as_str(), controllers),
+            (Component::SegmentStore.as_str(), segment_stores),
+        ]));
+        st.max_down.clear();
+        st.check();
+    }
+
+    /// Stops the down-members check.
+    pub fn disarm(&self) {
+        self.state.lock().expect("monitor lock").armed = None;
+    }
+
+    /// The highest number of members down at once per component while armed.
+    pub fn max_down(&self) -> BTreeMap<&'static str, usize> {
+        self.state.lock().expect("monitor lock").max_down.clone()
+    }
+
+    /// Moments when more than one member of a component was down while armed.
+    pub fn violations(&self) -> Vec<Violation> {
+        self.state.lock().expect("monitor lock").violations.clone()
+    }
+
+    /// Every observed state, in the order the watch delivered them.
+    pub fn log(&self) -> Vec<PodObs> {
+        self.state.lock().expect("monitor lock").log.clone()
+    }
+
+    /// The state of pod `uid` at `resource_version`, if the watch delivered it.
+    pub fn state_at(&self, uid: &str, resource_version: &str) -> Option<PodObs> {
+        self.state
+            .lock()
+            .expect("monitor lock")
+            .log
+            .iter()
+            .find(|o| o.uid == uid && o.resource_version == resource_version)
+            .cloned()
+    }
+}
+
+impl Drop for PodMonitor {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl MonitorState {
+    fn observe(&mut self, obs: PodObs) {
+        if obs.gone {
+            self.live.remove(&obs.uid);
+        } else {
+            self.live.insert(obs.uid.clone(), obs.clone());
+        }
+        self.log.push(obs);
+        self.check();
+    }
+
+    fn check(&mut self) {
+        let Some(desired) = &self.armed else {
+            return;
+        };
+        for (component, want) in desired {
+            let pods: Vec<&PodObs> = self
+                .live
+                .values()
+                .filter(|p| p.component.map(Component::as_str) == Some(*component))
+                .collect();
+            let up = pods.iter().filter(|p| p.up()).count();
+            let down = want.saturating_sub(up);
+            let max = self.max_down.entry(component).or_default();
+            *max = (*max).max(down);
+            if down > 1 {
+                let component = Component::UPGRADE_ORDER
+                    .into_iter()
+                    .find(|c| c.as_str() == *component)
+                    .expect("known component");
+                let mut names: Vec<String> = pods
+                    .iter()
+                    .map(|p| {
+                        format!(
+                            "{} ({}{}{})",
+                            p.name,
+                            p.version,
+                            if p.ready { ", ready" } else { "" },
+                            if p.terminating { ", terminating" } else { "" }
+                        )
+                    })
+                    .collect();
+                names.sort();
+                self.violations.push(Violation {
+                    component,
+                    down,
+                    pods: names,
+                });
+            }
+        }
+    }
+}
+
+/// What happened to each pod over an observed stretch of time.
+#[derive(Debug, Clone)]
+pub struct PodHistory {
+    pub name: String,
+    pub uid: String,
+    pub component: Option<Component>,
+    pub version: String,
+    /// First seen by the watch.
+    pub appeared: Instant,
+    /// First seen Ready (and not terminating).
+    pub ready: Option<Instant>,
+    /// First seen with a deletionTimestamp.
+    pub terminating: Option<Instant>,
+    /// Seen deleted.
+    pub gone: Option<Instant>,
+    /// Already present in the initial listing of the watch.
+    pub initial: bool,
+}
+
+/// Folds the monitor's log into one history per pod (by uid), in order of first appearance.
+pub fn histories(log: &[PodObs]) -> Vec<PodHistory> {
+    let mut order: Vec<String> = Vec::new();
+    let mut by_uid: HashMap<String, PodHistory> = HashMap::new();
+    let start = log.first().map(|o| o.at);
+    for o in log {
+        let h = by_uid.entry(o.uid.clone()).or_insert_with(|| {
+            order.push(o.uid.clone());
+            PodHistory {
+                name: o.name.clone(),
+                uid: o.uid.clone(),
+                component: o.component,
+                version: o.version.clone(),
+                appeared: o.at,
+                ready: None,
+                terminating: None,
+                gone: None,
+                initial: Some(o.at) == start,
+            }
+        });
+        if o.ready && !o.terminating && !o.gone && h.ready.is_none() {
+            h.ready = Some(o.at);
+        }
+        if (o.terminating || o.gone) && h.terminating.is_none() {
+            h.terminating = Some(o.at);
+        }
+        if o.gone && h.gone.is_none() {
+            h.gone = Some(o.at);
+        }
+    }
+    order
+        .into_iter()
+        .filter_map(|uid| by_uid.remove(&uid))
+        .collect()
+}
+
+/// Condition type → `<status> <reason>`, as of one watch event.
+type Conditions = BTreeMap<String, String>;
+
+/// Records the transitions of the conditions of one PravegaCluster, as a watch sees them.
+pub struct ClusterMonitor {
+    seen: Arc<Mutex<Vec<(Instant, Conditions)>>>,
+    task: JoinHandle<()>,
+}
+
+impl ClusterMonitor {
+    pub fn start(client: kube::Client, namespace: &str, name: &str) -> ClusterMonitor {
+        let api: Api<PravegaCluster> = Api::namespaced(client, namespace);
+        let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let sink = seen.clone();
+        let task = tokio::spawn(async move {
+            let mut events = watcher(api, config).boxed();
+            while let Some(event) = events.next().await {
+                let pk = match event {
+                    Ok(watcher::Event::Apply(pk)) | Ok(watcher::Event::InitApply(pk)) => pk,
+                    Ok(_) => continue,
+                    Err(_) => {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let conditions: Conditions = pk
+                    .status
+                    .iter()
+                    .flat_map(|s| s.conditions.iter())
+                    .map(|c| {
+                        (
+                            c.type_.as_str().to_owned(),
+                            format!("{:?} {}", c.status, c.reason()),
+                        )
+                    })
+                    .collect();
+                sink.lock()
+                    .expect("monitor lock")
+                    .push((Instant::now(), conditions));
+            }
+        });
+        ClusterMonitor { seen, task }
+    }
+
+    /// The successive distinct statuses (`True <reason>` / `False <reason>`) of condition `type_`.
+    pub fn transitions(&self, type_: ConditionType) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for (_, conditions) in self.seen.lock().expect("monitor lock").iter() {
+            if let Some(v) = conditions.get(type_.as_str())
+                && out.last() != Some(v)
+            {
+                out.push(v.clone());
+            }
+        }
+        out
+    }
+}
+
+impl Drop for ClusterMonitor {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Runs kubectl with `kubeconfig`; returns (success, stdout, stderr).
+pub async fn kubectl(kubeconfig: &Path, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new("kubectl")
+        .args(args)
+        .env("KUBECONFIG", kubeconfig)
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .expect("kubectl runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The workspace's `target/<profile>` directory of the running test or example binary.
+fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    // target/<profile>/deps/<test> or target/<profile>/examples/<example>.
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("binary under target/<profile>/")
+        .to_path_buf()
+}
+
+/// A binary of the workspace built in the same profile as the running test or example: built
+/// with cargo first (a no-op when it is fresh), so it never lags behind its sources.
+pub fn workspace_binary(package: &str, bin: &str) -> PathBuf {
+    let dir = profile_dir();
+    let release = dir.file_name().is_some_and(|n| n == "release");
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = std::process::Command::new(cargo);
+    cmd.arg("build")
+        .arg("--quiet")
+        .arg("--manifest-path")
+        .arg(&manifest)
+        .args(["-p", package, "--bin", bin]);
+    if release {
+        cmd.arg("--release");
+    }
+    let status = cmd.status().expect("cargo build runs");
+    assert!(status.success(), "cargo build -p {package} failed");
+    let path = dir.join(bin);
+    assert!(path.is_file(), "{} not built", path.display());
+    path
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind(("127.0.0.1", 0))
+        .expect("bind")
+        .local_addr()
+        .expect("local addr")
+        .port()
+}
+
+/// The real `pravega-webhook` binary serving on loopback with certificates from its own
+/// `gen-certs`, registered with the sandbox by a ValidatingWebhookConfiguration that references
+/// the Service `pravega-system/pravega-webhook` (mapped to the process), failurePolicy Fail.
+pub struct Webhook {
+    child: Child,
+    dir: PathBuf,
+}
+
+impl Webhook {
+    pub async fn start(sandbox: &Sandbox, client: &kube::Client) -> Webhook {
+        let bin = workspace_binary("pravega-webhook", "pravega-webhook");
+        let dir = std::env::temp_dir().join(format!(
+            "pravega-webhook-test-{}-{}",
+            std::process::id(),
+            free_port()
+        ));
+        let certs = dir.join("certs");
+        let status = Command::new(&bin)
+            .arg("gen-certs")
+            .arg("--out-dir")
+            .arg(&certs)
+            .args(["--dns", "pravega-webhook.pravega-system.svc"])
+            .args(["--ip", "127.0.0.1"])
+            .stdout(Stdio::null())
+            .status()
+            .await
+            .expect("gen-certs runs");
+        assert!(status.success(), "pravega-webhook gen-certs failed");
+        let ca = std::fs::read(certs.join("ca.crt")).expect("ca.crt");
+        let port = free_port();
+        let metrics = free_port();
+        let child = Command::new(&bin)
+            .arg("--tls-cert-file")
+            .arg(certs.join("tls.crt"))
+            .arg("--tls-key-file")
+            .arg(certs.join("tls.key"))
+            .args(["--addr", &format!("127.0.0.1:{port}")])
+            .args(["--metrics-addr", &format!("127.0.0.1:{metrics}")])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("webhook starts");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !ready(metrics).await {
+            assert!(Instant::now() < deadline, "webhook not ready within 20s");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        sandbox.map_service(
+            "pravega-system",
+            "pravega-webhook",
+            443,
+            std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        );
+        let configs: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
+        configs
+            .create(&PostParams::default(), &webhook_configuration(ca))
+            .await
+            .expect("ValidatingWebhookConfiguration created");
+        Webhook { child, dir }
+    }
+
+    pub async fn stop(mut self) {
+        let _ = self.child.kill().await;
+    }
+}
+
+impl Drop for Webhook {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+async fn ready(port: u16) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(mut s) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
+        return false;
+    };
+    let req = "GET /readyz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+    if s.write_all(req.as_bytes()).await.is_err() {
+        return false;
+    }
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf).await;
+    String::from_utf8_lossy(&buf).starts_with("HTTP/1.1 200")
+}
+
+fn webhook_configuration(ca_pem: Vec<u8>) -> ValidatingWebhookConfiguration {
+    ValidatingWebhookConfiguration {
+        metadata: ObjectMeta {
+            name: Some("pravega-webhook".to_owned()),
+            ..Default::default()
+        },
+        webhooks: Some(vec![ValidatingWebhook {
+            name: WEBHOOK_NAME.to_owned(),
+            admission_review_versions: vec!["v1".to_owned()],
+            client_config: WebhookClientConfig {
+                ca_bundle: Some(ByteString(ca_pem)),
+                service: Some(ServiceReference {
+                    name: "pravega-webhook".to_owned(),
+                    namespace: "pravega-system".to_owned(),
+                    path: Some("/validate".to_owned()),
+                    port: Some(443),
+                }),
+                url: None,
+            },
+            failure_policy: Some("Fail".to_owned()),
+            side_effects: "None".to_owned(),
+            timeout_seconds: Some(5),
+            rules: Some(vec![RuleWithOperations {
+                api_groups: Some(vec!["pravega.pravega.io".to_owned()]),
+                api_versions: Some(vec!["v1beta1".to_owned()]),
+                operations: Some(vec!["CREATE".to_owned(), "UPDATE".to_owned()]),
+                resources: Some(vec!["pravegaclusters".to_owned()]),
+                scope: Some("Namespaced".to_owned()),
+            }]),
+            ..Default::default()
+        }]),
+    }
+}
+
+/// The `p`-th percentile (0..=100, nearest rank) of `samples`.
+pub fn percentile(samples: &[Duration], p: f64) -> Duration {
+    if samples.is_empty() {
+        return Duration::ZERO;
+    }
+    let mut s = samples.to_vec();
+    s.sort();
+    let rank = ((p / 100.0) * s.len() as f64).ceil() as usize;
+    s[rank.clamp(1, s.len()) - 1]
+}
