@@ -19,7 +19,7 @@ use serde_json::json;
 use super::SimError;
 use super::events;
 use super::hash::{canonical_json, template_hash};
-use super::util::{controller_ref, is_controlled_by, is_status, is_terminating, now_time};
+use super::util::{controller_ref, is_controlled_by, is_status, live_object, now_time};
 
 pub(crate) const POD_TEMPLATE_HASH: &str = "pod-template-hash";
 pub(crate) const REVISION_ANNOTATION: &str = "deployment.kubernetes.io/revision";
@@ -420,17 +420,10 @@ pub(crate) async fn reconcile(obj: Arc<Deployment>, ctx: Arc<Ctx>) -> Result<Act
     let ns = obj.namespace().unwrap_or_else(|| "default".into());
     let name = obj.name_any();
     let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &ns);
-    let Some(d) = deployments
-        .get_opt(&name)
-        .await
-        .map_err(|e| SimError::api(format!("get deployment {ns}/{name}"), e))?
-    else {
+    let Some((d, uid)) = live_object(&deployments, "deployment", &ns, &name).await? else {
         return Ok(Action::await_change());
     };
-    if is_terminating(&d.metadata) {
-        return Ok(Action::await_change());
-    }
-    let (Some(uid), Some(spec)) = (d.uid(), d.spec.clone()) else {
+    let Some(spec) = d.spec.clone() else {
         return Ok(Action::await_change());
     };
     let old_status = d.status.clone().unwrap_or_default();

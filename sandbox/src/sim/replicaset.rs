@@ -15,7 +15,7 @@ use super::events;
 use super::rng::SplitMix64;
 use super::util::{
     Availability, availability, controller_ref, earliest, is_active, is_controlled_by,
-    is_pod_ready, is_status, is_terminating, now_time, pod_phase,
+    is_pod_ready, is_status, live_object, now_time, pod_phase,
 };
 
 /// What deciding which pods to delete needs to know about a pod.
@@ -127,17 +127,7 @@ pub(crate) async fn reconcile(obj: Arc<ReplicaSet>, ctx: Arc<Ctx>) -> Result<Act
     let ns = obj.namespace().unwrap_or_else(|| "default".into());
     let name = obj.name_any();
     let sets: Api<ReplicaSet> = Api::namespaced(ctx.client.clone(), &ns);
-    let Some(rs) = sets
-        .get_opt(&name)
-        .await
-        .map_err(|e| SimError::api(format!("get replicaset {ns}/{name}"), e))?
-    else {
-        return Ok(Action::await_change());
-    };
-    if is_terminating(&rs.metadata) {
-        return Ok(Action::await_change());
-    }
-    let Some(uid) = rs.uid() else {
+    let Some((rs, uid)) = live_object(&sets, "replicaset", &ns, &name).await? else {
         return Ok(Action::await_change());
     };
     let desired = rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);

@@ -23,7 +23,7 @@ use super::events;
 use super::hash::template_hash;
 use super::util::{
     Availability, availability, controller_ref, is_controlled_by, is_running_and_ready, is_status,
-    is_terminating, now_time, pod_phase,
+    is_terminating, live_object, now_time, pod_phase,
 };
 
 pub(crate) const REVISION_LABEL: &str = "controller-revision-hash";
@@ -360,17 +360,7 @@ pub(crate) async fn reconcile(obj: Arc<StatefulSet>, ctx: Arc<Ctx>) -> Result<Ac
     let ns = obj.namespace().unwrap_or_else(|| "default".into());
     let name = obj.name_any();
     let sets: Api<StatefulSet> = Api::namespaced(ctx.client.clone(), &ns);
-    let Some(sts) = sets
-        .get_opt(&name)
-        .await
-        .map_err(|e| SimError::api(format!("get statefulset {ns}/{name}"), e))?
-    else {
-        return Ok(Action::await_change());
-    };
-    if is_terminating(&sts.metadata) {
-        return Ok(Action::await_change());
-    }
-    let Some(uid) = sts.uid() else {
+    let Some((sts, uid)) = live_object(&sets, "statefulset", &ns, &name).await? else {
         return Ok(Action::await_change());
     };
     let Some(spec) = sts.spec.clone() else {

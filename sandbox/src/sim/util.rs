@@ -5,7 +5,10 @@ use std::time::Duration;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
-use kube::Resource;
+use kube::{Api, Resource};
+use serde::de::DeserializeOwned;
+
+use super::SimError;
 
 /// Current wall-clock time at the precision the API serialises (seconds), so
 /// that values we compute compare equal to what we read back.
@@ -114,4 +117,29 @@ pub(crate) fn earliest(a: Option<Duration>, b: Option<Duration>) -> Option<Durat
         (x, None) => x,
         (None, y) => y,
     }
+}
+
+/// Re-reads the object a reconcile was triggered for, as a controller acting on fresh state
+/// does. `None` (nothing to do) when it is gone, being deleted, or has no uid yet; otherwise the
+/// object and its uid.
+pub(crate) async fn live_object<K>(
+    api: &Api<K>,
+    kind: &str,
+    ns: &str,
+    name: &str,
+) -> Result<Option<(K, String)>, SimError>
+where
+    K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    let obj = api
+        .get_opt(name)
+        .await
+        .map_err(|e| SimError::api(format!("get {kind} {ns}/{name}"), e))?;
+    Ok(obj.and_then(|o| {
+        if is_terminating(o.meta()) {
+            return None;
+        }
+        let uid = o.meta().uid.clone()?;
+        Some((o, uid))
+    }))
 }
