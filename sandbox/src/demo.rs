@@ -261,7 +261,57 @@ async fn install(
         "customresourcedefinition {crd_name} created and established"
     ));
 
-    // Certificates, as cert-manager would issue them, from the webhook's own helper.
+    let webhook = start_webhook(sandbox, client, webhook_bin, work_dir).await?;
+    story.ok(format!(
+        "pravega-webhook serving https://127.0.0.1:{}/validate (certificate from a generated CA)",
+        webhook.port
+    ));
+    story.ok(format!(
+        "validatingwebhookconfiguration pravega-webhook created (service {WEBHOOK_NAMESPACE}/{WEBHOOK_SERVICE}, failurePolicy Fail)"
+    ));
+
+    let operator_metrics = free_port()?;
+    let kubeconfig = sandbox.kubeconfig_path().to_string_lossy().into_owned();
+    let operator = spawn(
+        operator_bin,
+        &["--metrics-addr", &format!("127.0.0.1:{operator_metrics}")],
+        &[("KUBECONFIG", &kubeconfig)],
+        &work_dir.join("operator.log"),
+    )?;
+    let mut processes = Processes {
+        operator,
+        webhook: webhook.child,
+    };
+    wait_ready(
+        "pravega-operator",
+        operator_metrics,
+        &mut processes.operator,
+    )
+    .await?;
+    story.ok("pravega-operator running and ready");
+    Ok(processes)
+}
+
+/// The real `pravega-webhook` process started by [`start_webhook`].
+#[derive(Debug)]
+pub struct WebhookProcess {
+    /// The process (killed when dropped).
+    pub child: Child,
+    /// Loopback port of its HTTPS admission endpoint.
+    pub port: u16,
+}
+
+/// Starts the real `pravega-webhook` binary on loopback and registers it with the sandbox the
+/// way a cluster install does: a CA and serving certificate from its own `gen-certs` (in place of
+/// cert-manager) under `work_dir`, the Service `pravega-system/pravega-webhook` mapped to the
+/// process, and the ValidatingWebhookConfiguration `pravega-webhook` (failurePolicy Fail) trusting
+/// that CA. Returns once the webhook reports ready; its output goes to `work_dir/webhook.log`.
+pub async fn start_webhook(
+    sandbox: &Sandbox,
+    client: &Client,
+    webhook_bin: &Path,
+    work_dir: &Path,
+) -> Result<WebhookProcess, DemoError> {
     let certs = work_dir.join("webhook-certs");
     let status = Command::new(webhook_bin)
         .arg("gen-certs")
@@ -283,10 +333,9 @@ async fn install(
         ));
     }
     let ca = std::fs::read(certs.join("ca.crt")).map_err(io("reading the generated CA"))?;
-
-    let webhook_port = free_port()?;
-    let webhook_metrics = free_port()?;
-    let webhook = spawn(
+    let port = free_port()?;
+    let metrics = free_port()?;
+    let mut child = spawn(
         webhook_bin,
         &[
             "--tls-cert-file",
@@ -294,50 +343,26 @@ async fn install(
             "--tls-key-file",
             &certs.join("tls.key").to_string_lossy(),
             "--addr",
-            &format!("127.0.0.1:{webhook_port}"),
+            &format!("127.0.0.1:{port}"),
             "--metrics-addr",
-            &format!("127.0.0.1:{webhook_metrics}"),
+            &format!("127.0.0.1:{metrics}"),
         ],
         &[],
         &work_dir.join("webhook.log"),
     )?;
-    let operator_metrics = free_port()?;
-    let kubeconfig = sandbox.kubeconfig_path().to_string_lossy().into_owned();
-    let operator = spawn(
-        operator_bin,
-        &["--metrics-addr", &format!("127.0.0.1:{operator_metrics}")],
-        &[("KUBECONFIG", &kubeconfig)],
-        &work_dir.join("operator.log"),
-    )?;
-    let mut processes = Processes { operator, webhook };
-
-    wait_ready("pravega-webhook", webhook_metrics, &mut processes.webhook).await?;
-    story.ok(format!(
-        "pravega-webhook serving https://127.0.0.1:{webhook_port}/validate (certificate from a generated CA)"
-    ));
+    wait_ready("pravega-webhook", metrics, &mut child).await?;
     sandbox.map_service(
         WEBHOOK_NAMESPACE,
         WEBHOOK_SERVICE,
         443,
-        std::net::SocketAddr::from(([127, 0, 0, 1], webhook_port)),
+        std::net::SocketAddr::from(([127, 0, 0, 1], port)),
     );
     let configs: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
     configs
         .create(&PostParams::default(), &webhook_configuration(ca))
         .await
         .map_err(kube_err("creating the ValidatingWebhookConfiguration"))?;
-    story.ok(format!(
-        "validatingwebhookconfiguration pravega-webhook created (service {WEBHOOK_NAMESPACE}/{WEBHOOK_SERVICE}, failurePolicy Fail)"
-    ));
-
-    wait_ready(
-        "pravega-operator",
-        operator_metrics,
-        &mut processes.operator,
-    )
-    .await?;
-    story.ok("pravega-operator running and ready");
-    Ok(processes)
+    Ok(WebhookProcess { child, port })
 }
 
 async fn walk_through_the_guide(

@@ -13,19 +13,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use k8s_openapi::ByteString;
-use k8s_openapi::api::admissionregistration::v1::{
-    RuleWithOperations, ServiceReference, ValidatingWebhook, ValidatingWebhookConfiguration,
-    WebhookClientConfig,
-};
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{ObjectMeta, PostParams};
 use kube::runtime::watcher;
 use kube::{Api, ResourceExt};
 use pravega_crds::names::{Component, VERSION_KEY, cluster_selector, component_of};
 use pravega_crds::{ConditionType, PravegaCluster};
 use pravega_sandbox::Sandbox;
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 use tokio::task::JoinHandle;
 
 /// The name the webhook is registered under (as in `deploy/`).
@@ -410,11 +404,10 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// The real `pravega-webhook` binary serving on loopback with certificates from its own
-/// `gen-certs`, registered with the sandbox by a ValidatingWebhookConfiguration that references
-/// the Service `pravega-system/pravega-webhook` (mapped to the process), failurePolicy Fail.
+/// The real `pravega-webhook` binary serving on loopback, registered with the sandbox exactly as
+/// the demo does it (`pravega_sandbox::demo::start_webhook`).
 pub struct Webhook {
-    child: Child,
+    process: pravega_sandbox::demo::WebhookProcess,
     dir: PathBuf,
 }
 
@@ -426,109 +419,21 @@ impl Webhook {
             std::process::id(),
             free_port()
         ));
-        let certs = dir.join("certs");
-        let status = Command::new(&bin)
-            .arg("gen-certs")
-            .arg("--out-dir")
-            .arg(&certs)
-            .args(["--dns", "pravega-webhook.pravega-system.svc"])
-            .args(["--ip", "127.0.0.1"])
-            .stdout(Stdio::null())
-            .status()
+        std::fs::create_dir_all(&dir).expect("webhook work dir");
+        let process = pravega_sandbox::demo::start_webhook(sandbox, client, &bin, &dir)
             .await
-            .expect("gen-certs runs");
-        assert!(status.success(), "pravega-webhook gen-certs failed");
-        let ca = std::fs::read(certs.join("ca.crt")).expect("ca.crt");
-        let port = free_port();
-        let metrics = free_port();
-        let child = Command::new(&bin)
-            .arg("--tls-cert-file")
-            .arg(certs.join("tls.crt"))
-            .arg("--tls-key-file")
-            .arg(certs.join("tls.key"))
-            .args(["--addr", &format!("127.0.0.1:{port}")])
-            .args(["--metrics-addr", &format!("127.0.0.1:{metrics}")])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("webhook starts");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !ready(metrics).await {
-            assert!(Instant::now() < deadline, "webhook not ready within 20s");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        sandbox.map_service(
-            "pravega-system",
-            "pravega-webhook",
-            443,
-            std::net::SocketAddr::from(([127, 0, 0, 1], port)),
-        );
-        let configs: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
-        configs
-            .create(&PostParams::default(), &webhook_configuration(ca))
-            .await
-            .expect("ValidatingWebhookConfiguration created");
-        Webhook { child, dir }
+            .expect("webhook starts and is registered");
+        Webhook { process, dir }
     }
 
     pub async fn stop(mut self) {
-        let _ = self.child.kill().await;
+        let _ = self.process.child.kill().await;
     }
 }
 
 impl Drop for Webhook {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-async fn ready(port: u16) -> bool {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let Ok(mut s) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
-        return false;
-    };
-    let req = "GET /readyz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
-    if s.write_all(req.as_bytes()).await.is_err() {
-        return false;
-    }
-    let mut buf = Vec::new();
-    let _ = s.read_to_end(&mut buf).await;
-    String::from_utf8_lossy(&buf).starts_with("HTTP/1.1 200")
-}
-
-fn webhook_configuration(ca_pem: Vec<u8>) -> ValidatingWebhookConfiguration {
-    ValidatingWebhookConfiguration {
-        metadata: ObjectMeta {
-            name: Some("pravega-webhook".to_owned()),
-            ..Default::default()
-        },
-        webhooks: Some(vec![ValidatingWebhook {
-            name: WEBHOOK_NAME.to_owned(),
-            admission_review_versions: vec!["v1".to_owned()],
-            client_config: WebhookClientConfig {
-                ca_bundle: Some(ByteString(ca_pem)),
-                service: Some(ServiceReference {
-                    name: "pravega-webhook".to_owned(),
-                    namespace: "pravega-system".to_owned(),
-                    path: Some("/validate".to_owned()),
-                    port: Some(443),
-                }),
-                url: None,
-            },
-            failure_policy: Some("Fail".to_owned()),
-            side_effects: "None".to_owned(),
-            timeout_seconds: Some(5),
-            rules: Some(vec![RuleWithOperations {
-                api_groups: Some(vec!["pravega.pravega.io".to_owned()]),
-                api_versions: Some(vec!["v1beta1".to_owned()]),
-                operations: Some(vec!["CREATE".to_owned(), "UPDATE".to_owned()]),
-                resources: Some(vec!["pravegaclusters".to_owned()]),
-                scope: Some("Namespaced".to_owned()),
-            }]),
-            ..Default::default()
-        }]),
     }
 }
 
