@@ -3,15 +3,18 @@
 
 pub mod conditions;
 pub mod duration;
+pub mod facts;
 pub mod names;
 pub mod types;
 pub mod version;
 
 pub use conditions::{ClusterCondition, ConditionStatus, ConditionType, reasons};
+pub use facts::{SpecFacts, StatusFacts};
 pub use names::Component;
 pub use types::*;
 pub use version::{
-    Decision, DenyReason, VersionError, parse_version, validate_create, validate_update,
+    Decision, DenyReason, VersionError, check_spec, check_spec_facts, parse_version,
+    validate_create, validate_create_facts, validate_update, validate_update_facts,
     validate_version_change,
 };
 

@@ -124,7 +124,7 @@ pub struct BookkeeperSpec {
     pub options: BTreeMap<String, String>,
 }
 
-fn default_bookies() -> i32 {
+pub(crate) fn default_bookies() -> i32 {
     3
 }
 
@@ -200,7 +200,7 @@ pub struct PravegaSpec {
     pub segment_store_resources: Option<Box<ResourceRequirements>>,
 }
 
-fn default_one() -> i32 {
+pub(crate) fn default_one() -> i32 {
     1
 }
 

@@ -9,8 +9,8 @@ use std::fmt;
 
 use semver::Version;
 
-use crate::conditions::{ConditionType, reasons};
 use crate::duration::parse_duration;
+use crate::facts::{SpecFacts, StatusFacts};
 use crate::types::{PravegaCluster, PravegaClusterSpec, PravegaClusterStatus};
 
 /// Longest version string accepted (an image tag is at most 128 characters).
@@ -217,16 +217,18 @@ impl Decision {
 /// parses, image repositories carry no tag. Replica counts are checked too, for objects that
 /// reach the rules without schema validation (e.g. in tests or from an older CRD).
 pub fn check_spec(spec: &PravegaClusterSpec) -> Result<(), (DenyReason, String)> {
+    check_spec_facts(&spec.facts())
+}
+
+/// [`check_spec`] on what it reads of a spec.
+pub fn check_spec_facts(spec: &SpecFacts<'_>) -> Result<(), (DenyReason, String)> {
     parse_version(&spec.version).map_err(|e| (DenyReason::InvalidVersion, e.to_string()))?;
     let replicas = [
-        ("spec.bookkeeper.replicas", spec.bookkeeper.replicas),
-        (
-            "spec.pravega.controllerReplicas",
-            spec.pravega.controller_replicas,
-        ),
+        ("spec.bookkeeper.replicas", spec.bookkeeper_replicas),
+        ("spec.pravega.controllerReplicas", spec.controller_replicas),
         (
             "spec.pravega.segmentStoreReplicas",
-            spec.pravega.segment_store_replicas,
+            spec.segment_store_replicas,
         ),
     ];
     for (field, value) in replicas {
@@ -243,7 +245,7 @@ pub fn check_spec(spec: &PravegaClusterSpec) -> Result<(), (DenyReason, String)>
             "spec.zookeeperUri is empty; set it to the ZooKeeper client address, e.g. \"zookeeper-client:2181\"".to_owned(),
         ));
     }
-    parse_duration(&spec.upgrade.timeout).map_err(|e| {
+    parse_duration(&spec.upgrade_timeout).map_err(|e| {
         (
             DenyReason::InvalidSpec,
             format!("spec.upgrade.timeout: {e}"),
@@ -252,12 +254,9 @@ pub fn check_spec(spec: &PravegaClusterSpec) -> Result<(), (DenyReason, String)>
     for (field, repository) in [
         (
             "spec.bookkeeper.image.repository",
-            &spec.bookkeeper.image.repository,
+            &spec.bookkeeper_repository,
         ),
-        (
-            "spec.pravega.image.repository",
-            &spec.pravega.image.repository,
-        ),
+        ("spec.pravega.image.repository", &spec.pravega_repository),
     ] {
         let last = repository.rsplit('/').next().unwrap_or_default();
         if repository.is_empty() || last.contains([':', '@']) {
@@ -275,7 +274,12 @@ pub fn check_spec(spec: &PravegaClusterSpec) -> Result<(), (DenyReason, String)>
 
 /// The rules for a new `PravegaCluster` (admission CREATE).
 pub fn validate_create(new: &PravegaCluster) -> Decision {
-    match check_spec(&new.spec) {
+    validate_create_facts(&new.spec.facts())
+}
+
+/// [`validate_create`] on what it reads: the new spec.
+pub fn validate_create_facts(spec: &SpecFacts<'_>) -> Decision {
+    match check_spec_facts(spec) {
         Ok(()) => Decision::allow(),
         Err((reason, message)) => Decision::deny(reason, message),
     }
@@ -284,29 +288,52 @@ pub fn validate_create(new: &PravegaCluster) -> Decision {
 /// The rules for a change to an existing `PravegaCluster` (admission UPDATE), decided with the
 /// old object's status.
 pub fn validate_update(old: &PravegaCluster, new: &PravegaCluster) -> Decision {
-    if old.spec.version == new.spec.version {
-        // Not a version change: only the rest of the spec is checked, and only when it changed,
-        // so that an object stored before a rule existed can still be edited.
-        if old.spec == new.spec {
-            return Decision::allow();
-        }
-        return match check_spec(&new.spec) {
-            Ok(()) => Decision::allow(),
-            // An unchanged but already invalid version is not this change's fault.
-            Err((DenyReason::InvalidVersion, _)) => Decision::allow(),
-            Err((reason, message)) => Decision::deny(reason, message),
-        };
+    let decided = validate_update_facts(
+        &old.spec.version,
+        || Ok::<_, std::convert::Infallible>(old.spec == new.spec),
+        old.status.as_ref().map(PravegaClusterStatus::facts),
+        &new.spec.facts(),
+    );
+    match decided {
+        Ok(decision) => decision,
+        Err(never) => match never {},
     }
-    if let Err((reason, message)) = check_spec(&new.spec) {
-        return Decision::deny(reason, message);
-    }
-    validate_version_change(old.status.as_ref(), &new.spec.version)
 }
 
-/// The rules for moving a cluster whose observed status is `status` to `desired` (which must
+/// [`validate_update`] on what it reads: the old `spec.version`, what the old status says, the
+/// new spec, and whether the whole spec is unchanged. That last one is asked only in the one
+/// case where it matters (the version is unchanged and the rest of the new spec breaks a
+/// rule), so that a caller may find it out only then; its error is returned as is.
+pub fn validate_update_facts<E>(
+    old_version: &str,
+    spec_unchanged: impl FnOnce() -> Result<bool, E>,
+    old_status: Option<StatusFacts<'_>>,
+    new: &SpecFacts<'_>,
+) -> Result<Decision, E> {
+    if old_version == new.version {
+        // Not a version change: the rest of the spec is checked only when it changed, so that
+        // an object stored before a rule existed can still be edited.
+        return match check_spec_facts(new) {
+            Ok(()) => Ok(Decision::allow()),
+            // An unchanged but already invalid version is not this change's fault.
+            Err((DenyReason::InvalidVersion, _)) => Ok(Decision::allow()),
+            Err((reason, message)) => Ok(if spec_unchanged()? {
+                Decision::allow()
+            } else {
+                Decision::deny(reason, message)
+            }),
+        };
+    }
+    if let Err((reason, message)) = check_spec_facts(new) {
+        return Ok(Decision::deny(reason, message));
+    }
+    Ok(validate_version_change(old_status, &new.version))
+}
+
+/// The rules for moving a cluster whose observed status says `status` to `desired` (which must
 /// differ from the version it was asked for before). Used by the webhook through
 /// [`validate_update`] and by the operator before it starts a version change.
-pub fn validate_version_change(status: Option<&PravegaClusterStatus>, desired: &str) -> Decision {
+pub fn validate_version_change(status: Option<StatusFacts<'_>>, desired: &str) -> Decision {
     let desired_version = match parse_version(desired) {
         Ok(v) => v,
         Err(e) => return Decision::deny(DenyReason::InvalidVersion, e.to_string()),
@@ -315,15 +342,15 @@ pub fn validate_version_change(status: Option<&PravegaClusterStatus>, desired: &
         // Nothing deployed yet: any valid version will do.
         return Decision::allow();
     };
-    let current = status.current_version.as_deref();
-    let target = status.target_version.as_deref();
+    let current = status.current_version;
+    let target = status.target_version;
     let in_flight = |verb: &str| match (current, target) {
         (Some(c), Some(t)) => format!("{verb} from {c} to {t}"),
         (None, Some(t)) => format!("{verb} to {t}"),
         _ => verb.to_owned(),
     };
 
-    if status.is_condition_true(ConditionType::RollbackInProgress) {
+    if status.rolling_back {
         return Decision::deny(
             DenyReason::RollbackInProgress,
             format!(
@@ -332,7 +359,7 @@ pub fn validate_version_change(status: Option<&PravegaClusterStatus>, desired: &
             ),
         );
     }
-    if status.is_condition_true(ConditionType::Upgrading) {
+    if status.upgrading {
         let keep = target
             .map(|t| format!("; spec.version must stay {t}"))
             .unwrap_or_default();
@@ -353,7 +380,7 @@ pub fn validate_version_change(status: Option<&PravegaClusterStatus>, desired: &
         // A status written by someone else: nothing to compare against, let the operator judge.
         Err(_) => return Decision::allow(),
     };
-    let failed = status.has_error_reason(reasons::UPGRADE_FAILED);
+    let failed = status.upgrade_failed;
     match precedence(&desired_version, &current_version) {
         Ordering::Less => Decision::deny(
             DenyReason::Downgrade,

@@ -340,7 +340,7 @@ fn after_a_failed_upgrade_rollback_to_current_is_allowed_with_a_warning() {
 fn after_a_failed_upgrade_retry_and_roll_forward_are_allowed_but_not_below_current() {
     // Retry: spec was moved away and back to the failed target.
     let st = status(State::UpgradeFailed, "0.4.0", Some("0.5.0"));
-    let retry = validate_version_change(Some(&st), "0.5.0");
+    let retry = validate_version_change(Some(st.facts()), "0.5.0");
     assert!(
         matches!(&retry, Decision::Allow { warnings } if warnings.iter().any(|w| w.contains("retrying"))),
         "{retry:?}"

@@ -536,7 +536,7 @@ fn idle(
         return Step::Done(Outcome::wait(versions));
     }
     if let Decision::Deny { message, .. } =
-        pravega_crds::validate_version_change(Some(status), desired)
+        pravega_crds::validate_version_change(Some(status.facts()), desired)
     {
         if pre_start(status) {
             ctx.set(status, ConditionType::Upgrading, false, "", "");
@@ -634,7 +634,7 @@ fn new_progress(ctx: &Ctx<'_, '_>, from: &str, to: &str) -> UpgradeStatus {
 /// The note added to a condition's message when `spec.version` was changed to something the
 /// rules refuse while a version change is in flight or failed.
 fn refusal_note(status: &PravegaClusterStatus, desired: &str) -> String {
-    match pravega_crds::validate_version_change(Some(status), desired) {
+    match pravega_crds::validate_version_change(Some(status.facts()), desired) {
         Decision::Deny { message, .. } => {
             format!("; spec.version {desired} was refused: {message}")
         }
@@ -701,7 +701,7 @@ fn failed(
     }
     let mut note = String::new();
     if desired != current && Some(desired) != target.as_deref() {
-        match pravega_crds::validate_version_change(Some(status), desired) {
+        match pravega_crds::validate_version_change(Some(status.facts()), desired) {
             Decision::Allow { .. } => {
                 start_upgrade(ctx, status, out, &current, desired);
                 return Step::Again;

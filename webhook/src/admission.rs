@@ -5,9 +5,11 @@
 //! (what was asked and what was decided), and [`Reviewed::to_http`] renders the answer. The
 //! webhook has no side effects, so `dryRun` requests are answered exactly like the others.
 
+use std::borrow::Cow;
+
 use pravega_crds::{
-    Decision, DenyReason, PravegaCluster, PravegaClusterSpec, PravegaClusterStatus,
-    validate_create, validate_update,
+    ConditionStatus, ConditionType, Decision, DenyReason, PravegaClusterSpec, SpecFacts,
+    StatusFacts, validate_create_facts, validate_update_facts,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -341,25 +343,27 @@ fn plain(status: u16, mut message: String) -> HttpAnswer {
 
 /// `request.kind`.
 #[derive(Debug, Default, Deserialize)]
-struct GroupVersionKind {
-    #[serde(default)]
-    group: String,
-    #[serde(default)]
-    kind: String,
+struct GroupVersionKind<'a> {
+    #[serde(default, borrow)]
+    group: Cow<'a, str>,
+    #[serde(default, borrow)]
+    kind: Cow<'a, str>,
 }
 
 /// The parts of `request` read before the objects.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct RequestMeta {
-    kind: GroupVersionKind,
+struct RequestMeta<'a> {
+    #[serde(borrow)]
+    kind: GroupVersionKind<'a>,
     #[serde(default)]
-    sub_resource: Option<String>,
+    sub_resource: Option<&'a str>,
     #[serde(default)]
-    name: Option<String>,
+    name: Option<&'a str>,
     #[serde(default)]
-    namespace: Option<String>,
-    operation: String,
+    namespace: Option<&'a str>,
+    #[serde(borrow)]
+    operation: Cow<'a, str>,
     #[serde(default)]
     dry_run: Option<bool>,
 }
@@ -393,9 +397,11 @@ pub fn review(body: &[u8]) -> Reviewed {
 }
 
 fn decide(body: &[u8], info: &mut RequestInfo) -> Verdict {
-    // Well-formed reviews (all of the API server's) are decoded straight into typed structs;
-    // anything else is looked at piece by piece to say precisely what is wrong.
-    if let Ok(fast) = serde_json::from_slice::<FastReview>(body) {
+    // Well-formed reviews (all of the API server's) are decoded in one pass straight from the
+    // body; anything else is looked at piece by piece to say precisely what is wrong.
+    if let Ok(text) = std::str::from_utf8(body)
+        && let Ok(fast) = serde_json::from_str::<FastReview<'_>>(text)
+    {
         if let Some(verdict) = fast.decide(info) {
             return verdict;
         }
@@ -404,36 +410,44 @@ fn decide(body: &[u8], info: &mut RequestInfo) -> Verdict {
     decide_slowly(body, info)
 }
 
-/// A well-formed review, decoded in one pass.
+/// A well-formed review, decoded in one pass that reads only what the rules read (see
+/// [`SpecFacts`] and [`StatusFacts`]) and skips the rest (managed fields, annotations, members...)
+/// unread. Strings are borrowed from the body; one with escapes where a borrowed one is expected
+/// fails this pass, and the slow path (which unescapes) answers instead, with the same verdict.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct FastReview {
-    api_version: String,
-    kind: String,
-    request: FastRequest,
+struct FastReview<'a> {
+    #[serde(borrow)]
+    api_version: Cow<'a, str>,
+    #[serde(borrow)]
+    kind: Cow<'a, str>,
+    #[serde(borrow)]
+    request: FastRequest<'a>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct FastRequest {
-    uid: String,
-    kind: GroupVersionKind,
+struct FastRequest<'a> {
+    uid: &'a str,
+    #[serde(borrow)]
+    kind: GroupVersionKind<'a>,
     #[serde(default)]
-    sub_resource: Option<String>,
+    sub_resource: Option<&'a str>,
     #[serde(default)]
-    name: Option<String>,
+    name: Option<&'a str>,
     #[serde(default)]
-    namespace: Option<String>,
-    operation: String,
+    namespace: Option<&'a str>,
+    #[serde(borrow)]
+    operation: Cow<'a, str>,
     #[serde(default)]
     dry_run: Option<bool>,
-    #[serde(default)]
-    object: Option<LeanCluster<NewStatus>>,
-    #[serde(default)]
-    old_object: Option<LeanCluster>,
+    #[serde(default, borrow)]
+    object: Option<NewObject<'a>>,
+    #[serde(default, borrow)]
+    old_object: Option<OldObject<'a>>,
 }
 
-impl FastReview {
+impl FastReview<'_> {
     /// The verdict, or `None` when the review is not well-formed (then the slow path explains).
     fn decide(self, info: &mut RequestInfo) -> Option<Verdict> {
         if self.api_version != REVIEW_API_VERSION || self.kind != REVIEW_KIND {
@@ -444,128 +458,143 @@ impl FastReview {
             return None;
         }
         let operation = Operation::parse(&r.operation)?;
-        info.uid = Some(r.uid);
+        info.uid = Some(r.uid.to_owned());
         info.operation = Some(operation);
-        info.namespace = r.namespace.filter(|ns| !ns.is_empty());
-        info.name = r.name.filter(|n| !n.is_empty());
+        info.namespace = non_empty(r.namespace);
+        info.name = non_empty(r.name);
         info.dry_run = r.dry_run.unwrap_or(false);
-        Some(judge(
+        if let Some(verdict) = not_checked(&r.kind, r.sub_resource, operation) {
+            return Some(verdict);
+        }
+        // The whole specs are compared only in the rare case that needs it, by the slow path.
+        judge(
             info,
             operation,
-            &r.kind,
-            r.sub_resource.as_deref(),
-            || r.object.ok_or_else(|| missing("object")),
-            || r.old_object.ok_or_else(|| missing("oldObject")),
-        ))
+            r.object.as_ref(),
+            r.old_object.as_ref(),
+            || Err(()),
+        )
+        .ok()
     }
 }
 
-/// The parts of a `PravegaCluster` the rules read: its name, spec and (for the old object)
-/// status. The rest of the metadata (managed fields, annotations...) is skipped without being
-/// decoded.
+fn non_empty(s: Option<&str>) -> Option<String> {
+    s.filter(|s| !s.is_empty()).map(str::to_owned)
+}
+
+/// What the rules read of `request.object`: its name and what the rules read of its spec.
+/// Everything else, its status included (the rules decide with the old object's), is skipped
+/// without being decoded.
 #[derive(Debug, Deserialize)]
-struct LeanCluster<S = OldStatus> {
-    #[serde(default)]
-    metadata: LeanMeta,
-    spec: PravegaClusterSpec,
-    #[serde(default)]
-    status: S,
+struct NewObject<'a> {
+    #[serde(default, borrow)]
+    metadata: NameOnly<'a>,
+    #[serde(borrow)]
+    spec: SpecFacts<'a>,
 }
 
-/// The status of the old object: the rules decide with it.
-type OldStatus = Option<PravegaClusterStatus>;
-
-/// The status of the new object: the rules never read it (they decide with the old object's),
-/// so it is skipped.
-#[derive(Debug, Default)]
-struct NewStatus;
-
-impl<'de> Deserialize<'de> for NewStatus {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        serde::de::IgnoredAny::deserialize(d).map(|_| NewStatus)
-    }
-}
-
-trait IntoStatus {
-    fn into_status(self) -> Option<PravegaClusterStatus>;
-}
-
-impl IntoStatus for OldStatus {
-    fn into_status(self) -> Option<PravegaClusterStatus> {
-        self
-    }
-}
-
-impl IntoStatus for NewStatus {
-    fn into_status(self) -> Option<PravegaClusterStatus> {
-        None
-    }
+/// What the rules read of `request.oldObject`: what they read of its spec, and the versions and
+/// conditions of its status. Everything else (managed fields, annotations, members,
+/// progress...) is skipped without being decoded.
+#[derive(Debug, Deserialize)]
+struct OldObject<'a> {
+    #[serde(borrow)]
+    spec: SpecFacts<'a>,
+    #[serde(default, borrow)]
+    status: Option<OldStatus<'a>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
-struct LeanMeta {
+struct NameOnly<'a> {
     #[serde(default)]
-    name: Option<String>,
+    name: Option<&'a str>,
 }
 
-impl<S: IntoStatus> LeanCluster<S> {
-    fn into_cluster(self) -> PravegaCluster {
-        let mut cluster =
-            PravegaCluster::new(self.metadata.name.as_deref().unwrap_or_default(), self.spec);
-        cluster.status = self.status.into_status();
-        cluster
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct OldStatus<'a> {
+    #[serde(default)]
+    current_version: Option<&'a str>,
+    #[serde(default)]
+    target_version: Option<&'a str>,
+    #[serde(default, borrow)]
+    conditions: Vec<OldCondition<'a>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct OldCondition<'a> {
+    #[serde(rename = "type")]
+    type_: ConditionType,
+    status: ConditionStatus,
+    #[serde(default, borrow)]
+    reason: Option<Cow<'a, str>>,
+}
+
+impl OldStatus<'_> {
+    fn facts(&self) -> StatusFacts<'_> {
+        let mut facts = StatusFacts::new(self.current_version, self.target_version);
+        for c in &self.conditions {
+            facts.observe(c.type_, c.status, c.reason.as_deref().unwrap_or_default());
+        }
+        facts
     }
 }
 
-/// The rules, once the request is decoded. `object` and `old_object` are decoded only when
-/// needed.
-fn judge(
+fn not_valid(field: &str, e: &serde_json::Error) -> Verdict {
+    Verdict::invalid(
+        ErrorKind::InvalidObject,
+        format!("request.{field} is not a valid PravegaCluster: {e}"),
+    )
+}
+
+/// The requests the rules are not about: other kinds, sub-resources, DELETE and CONNECT.
+fn not_checked(
+    kind: &GroupVersionKind<'_>,
+    sub_resource: Option<&str>,
+    operation: Operation,
+) -> Option<Verdict> {
+    let why = if kind.group != CLUSTER_GROUP || kind.kind != CLUSTER_KIND {
+        "the request is not about a PravegaCluster"
+    } else if sub_resource.is_some_and(|s| !s.is_empty()) {
+        "sub-resources (status, scale) are not checked"
+    } else if operation == Operation::Delete {
+        "DELETE is not checked"
+    } else if operation == Operation::Connect {
+        "CONNECT is not checked"
+    } else {
+        return None;
+    };
+    Some(Verdict::NotChecked { why })
+}
+
+/// The rules for a CREATE or UPDATE of a PravegaCluster, once its objects are decoded.
+/// `specs_equal` compares the whole specs, when the rules need that; its error is returned.
+fn judge<E>(
     info: &mut RequestInfo,
     operation: Operation,
-    kind: &GroupVersionKind,
-    sub_resource: Option<&str>,
-    object: impl FnOnce() -> Result<LeanCluster<NewStatus>, Verdict>,
-    old_object: impl FnOnce() -> Result<LeanCluster, Verdict>,
-) -> Verdict {
-    if kind.group != CLUSTER_GROUP || kind.kind != CLUSTER_KIND {
-        return Verdict::NotChecked {
-            why: "the request is not about a PravegaCluster",
-        };
-    }
-    if sub_resource.is_some_and(|s| !s.is_empty()) {
-        return Verdict::NotChecked {
-            why: "sub-resources (status, scale) are not checked",
-        };
-    }
-    match operation {
-        Operation::Delete => Verdict::NotChecked {
-            why: "DELETE is not checked",
-        },
-        Operation::Connect => Verdict::NotChecked {
-            why: "CONNECT is not checked",
-        },
-        Operation::Create => {
-            let new = match object() {
-                Ok(new) => new,
-                Err(verdict) => return verdict,
-            };
-            if info.name.is_none() {
-                info.name = new.metadata.name.clone().filter(|n| !n.is_empty());
-            }
-            decision(validate_create(&new.into_cluster()))
+    object: Option<&NewObject<'_>>,
+    old_object: Option<&OldObject<'_>>,
+    specs_equal: impl FnOnce() -> Result<bool, E>,
+) -> Result<Verdict, E> {
+    let Some(new) = object else {
+        return Ok(missing("object"));
+    };
+    if operation == Operation::Create {
+        if info.name.is_none() {
+            info.name = non_empty(new.metadata.name);
         }
-        Operation::Update => {
-            let new = match object() {
-                Ok(new) => new,
-                Err(verdict) => return verdict,
-            };
-            let old = match old_object() {
-                Ok(old) => old,
-                Err(verdict) => return verdict,
-            };
-            decision(validate_update(&old.into_cluster(), &new.into_cluster()))
-        }
+        return Ok(decision(validate_create_facts(&new.spec)));
     }
+    let Some(old) = old_object else {
+        return Ok(missing("oldObject"));
+    };
+    validate_update_facts(
+        &old.spec.version,
+        specs_equal,
+        old.status.as_ref().map(OldStatus::facts),
+        &new.spec,
+    )
+    .map(decision)
 }
 
 fn missing(field: &str) -> Verdict {
@@ -655,8 +684,8 @@ fn decide_slowly(body: &[u8], info: &mut RequestInfo) -> Verdict {
             );
         }
     };
-    info.namespace = meta.namespace.filter(|ns| !ns.is_empty());
-    info.name = meta.name.filter(|n| !n.is_empty());
+    info.namespace = non_empty(meta.namespace);
+    info.name = non_empty(meta.name);
     info.dry_run = meta.dry_run.unwrap_or(false);
     let Some(operation) = Operation::parse(&meta.operation) else {
         return Verdict::invalid(
@@ -669,20 +698,43 @@ fn decide_slowly(body: &[u8], info: &mut RequestInfo) -> Verdict {
     };
     info.operation = Some(operation);
 
-    judge(
+    if let Some(verdict) = not_checked(&meta.kind, meta.sub_resource, operation) {
+        return verdict;
+    }
+    let object = match decoded::<NewObject<'_>>(&request, "object") {
+        Ok(object) => object,
+        Err(verdict) => return verdict,
+    };
+    let old_object = match (operation, &object) {
+        (Operation::Update, Some(_)) => match decoded::<OldObject<'_>>(&request, "oldObject") {
+            Ok(old) => old,
+            Err(verdict) => return verdict,
+        },
+        _ => None,
+    };
+    let specs_equal = || {
+        let spec = |field| match request.get(field).and_then(|o| o.get("spec")) {
+            Some(spec) => PravegaClusterSpec::deserialize(spec).map_err(|e| not_valid(field, &e)),
+            None => Err(missing(field)),
+        };
+        Ok::<_, Verdict>(spec("oldObject")? == spec("object")?)
+    };
+    match judge(
         info,
         operation,
-        &meta.kind,
-        meta.sub_resource.as_deref(),
-        || object(&request, "object"),
-        || object(&request, "oldObject"),
-    )
+        object.as_ref(),
+        old_object.as_ref(),
+        specs_equal,
+    ) {
+        Ok(verdict) | Err(verdict) => verdict,
+    }
 }
 
-fn object<'a, T: Deserialize<'a>>(request: &'a Value, field: &str) -> Result<T, Verdict> {
+/// `request.<field>`, decoded; `None` when absent (the rules say whether that is wrong).
+fn decoded<'a, T: Deserialize<'a>>(request: &'a Value, field: &str) -> Result<Option<T>, Verdict> {
     match request.get(field) {
-        None | Some(Value::Null) => Err(missing(field)),
-        Some(v) => T::deserialize(v).map_err(|e| {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => T::deserialize(v).map(Some).map_err(|e| {
             Verdict::invalid(
                 ErrorKind::InvalidObject,
                 format!("request.{field} is not a valid PravegaCluster: {e}"),

@@ -23,7 +23,9 @@ pub mod tls;
 
 pub use admission::{Reviewed, Verdict, review};
 pub use devcerts::{DevCa, DevCertError, DevCerts, generate_dev_certs, write_dev_certs};
-pub use server::{AppState, Config, Server, ServerError, metrics_router, webhook_router};
+pub use server::{
+    AppState, Config, Server, ServerError, WebhookService, metrics_router, webhook_service,
+};
 pub use tls::{CertPaths, CertResolver};
 
 /// Name of the webhook in the `ValidatingWebhookConfiguration`.

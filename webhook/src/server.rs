@@ -1,19 +1,23 @@
-//! The HTTP side: the admission router (served over TLS), the health and metrics router (plain
+//! The HTTP side: the admission service (served over TLS), the health and metrics router (plain
 //! HTTP), the TLS accept loop and graceful shutdown.
 
+use std::convert::Infallible;
 use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::extract::State;
+use axum::http::{HeaderValue, Method, Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
+use hyper::body::Bytes;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
@@ -22,7 +26,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
-use tracing::{Instrument, Span, debug, error, field, info, info_span, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::admission::{ErrorKind, Reviewed, Verdict, review};
 use crate::metrics::{self, Metrics, RequestLabels};
@@ -154,11 +158,63 @@ impl AppState {
     }
 }
 
-/// The admission router: `POST /validate`.
-pub fn webhook_router(state: Arc<AppState>) -> Router {
-    Router::new()
-        .route("/validate", post(validate))
-        .with_state(state)
+/// The admission service: `POST /validate` is answered directly, without a routing table in
+/// its way (it is the only hot path); any other request goes to an axum router that serves the
+/// same `/validate` and answers 405 for another method on it and 404 elsewhere.
+#[derive(Clone)]
+pub struct WebhookService {
+    state: Arc<AppState>,
+    others: Router,
+}
+
+impl std::fmt::Debug for WebhookService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookService").finish_non_exhaustive()
+    }
+}
+
+/// The admission service over `state`.
+pub fn webhook_service(state: Arc<AppState>) -> WebhookService {
+    WebhookService {
+        others: Router::new()
+            .route(
+                "/validate",
+                post(
+                    |State(state): State<Arc<AppState>>, request: Request<Body>| async move {
+                        validate(&state, request).await
+                    },
+                ),
+            )
+            .with_state(state.clone()),
+        state,
+    }
+}
+
+/// Errors a request body may fail with.
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl<B> tower::Service<Request<B>> for WebhookService
+where
+    B: hyper::body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        if request.method() == Method::POST && request.uri().path() == "/validate" {
+            let state = self.state.clone();
+            Box::pin(async move { Ok(validate(&state, request).await) })
+        } else {
+            let others = self.others.clone();
+            Box::pin(others.oneshot(request.map(Body::new)))
+        }
+    }
 }
 
 /// The health and metrics router: `/healthz`, `/readyz`, `/metrics`.
@@ -200,7 +256,11 @@ async fn render_metrics(State(state): State<Arc<AppState>>) -> Response {
     }
 }
 
-async fn read_and_review(request: Request, limit: usize) -> Reviewed {
+async fn read_and_review<B>(request: Request<B>, limit: usize) -> Reviewed
+where
+    B: hyper::body::Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
     let too_large = || {
         Reviewed::unreadable(
             ErrorKind::BodyTooLarge,
@@ -228,36 +288,26 @@ async fn read_and_review(request: Request, limit: usize) -> Reviewed {
     review(&body)
 }
 
-async fn validate(State(state): State<Arc<AppState>>, request: Request) -> Response {
+async fn validate<B>(state: &AppState, request: Request<B>) -> Response
+where
+    B: hyper::body::Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
     let started = Instant::now();
-    let span = info_span!(
-        "admission",
-        uid = field::Empty,
-        operation = field::Empty,
-        namespace = field::Empty,
-        name = field::Empty,
-        dry_run = field::Empty,
-        decision = field::Empty,
-        reason = field::Empty,
-    );
     let timeout = state.request_timeout;
-    let reviewed = match tokio::time::timeout(
-        timeout,
-        read_and_review(request, state.max_body_bytes).instrument(span.clone()),
-    )
-    .await
-    {
-        Ok(reviewed) => reviewed,
-        Err(_) => Reviewed::unreadable(
-            ErrorKind::Timeout,
-            format!(
-                "the request was not received and answered within {}",
-                format_duration(timeout)
+    let reviewed =
+        match tokio::time::timeout(timeout, read_and_review(request, state.max_body_bytes)).await {
+            Ok(reviewed) => reviewed,
+            Err(_) => Reviewed::unreadable(
+                ErrorKind::Timeout,
+                format!(
+                    "the request was not received and answered within {}",
+                    format_duration(timeout)
+                ),
             ),
-        ),
-    };
+        };
     let answer = reviewed.to_http();
-    record(&span, &reviewed);
+    log(&reviewed);
     state.metrics.observe_request(
         RequestLabels {
             operation: reviewed.info.operation_label(),
@@ -267,41 +317,43 @@ async fn validate(State(state): State<Arc<AppState>>, request: Request) -> Respo
         started.elapsed(),
     );
     let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    (
-        status,
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static(answer.content_type),
-        )],
-        Body::from(answer.body),
-    )
-        .into_response()
+    let mut response = Response::new(Body::from(answer.body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(answer.content_type),
+    );
+    response
 }
 
-/// Fills the request span and logs the decision: denials at info, errors at warn, allowed
-/// requests at debug.
-fn record(span: &Span, reviewed: &Reviewed) {
+/// Logs the decision with what was asked: denials at info, errors at warn, allowed requests at
+/// debug (so that, at the default level, an allowed request costs no logging at all).
+fn log(reviewed: &Reviewed) {
     let info = &reviewed.info;
-    if let Some(uid) = &info.uid {
-        span.record("uid", uid.as_str());
+    macro_rules! decision {
+        ($level:ident, $($message:tt)+) => {
+            $level!(
+                uid = info.uid.as_deref(),
+                operation = info.operation_label(),
+                namespace = info.namespace.as_deref(),
+                name = info.name.as_deref(),
+                dry_run = info.dry_run,
+                decision = reviewed.verdict.decision(),
+                reason = reviewed.verdict.reason(),
+                $($message)+
+            )
+        };
     }
-    span.record("operation", info.operation_label());
-    if let Some(ns) = &info.namespace {
-        span.record("namespace", ns.as_str());
-    }
-    if let Some(name) = &info.name {
-        span.record("name", name.as_str());
-    }
-    span.record("dry_run", info.dry_run);
-    span.record("decision", reviewed.verdict.decision());
-    span.record("reason", reviewed.verdict.reason());
-    let _entered = span.enter();
     match &reviewed.verdict {
-        Verdict::Allowed { warnings } if warnings.is_empty() => debug!("allowed"),
-        Verdict::Allowed { warnings } => info!("allowed with warnings: {}", warnings.join("; ")),
-        Verdict::NotChecked { why } => debug!("allowed without checking: {why}"),
-        Verdict::Denied { message, .. } => info!("denied: {message}"),
-        Verdict::Invalid { message, .. } => warn!("could not review the request: {message}"),
+        Verdict::Allowed { warnings } if warnings.is_empty() => decision!(debug, "allowed"),
+        Verdict::Allowed { warnings } => {
+            decision!(info, "allowed with warnings: {}", warnings.join("; "));
+        }
+        Verdict::NotChecked { why } => decision!(debug, "allowed without checking: {why}"),
+        Verdict::Denied { message, .. } => decision!(info, "denied: {message}"),
+        Verdict::Invalid { message, .. } => {
+            decision!(warn, "could not review the request: {message}");
+        }
     }
 }
 
@@ -394,7 +446,7 @@ impl Server {
         };
 
         let webhook = {
-            let router = webhook_router(state.clone());
+            let router = webhook_service(state.clone());
             let grace = config.shutdown_timeout;
             async move {
                 serve_tls(listener, acceptor, router, stop_rx, grace).await;
@@ -469,7 +521,7 @@ fn report_reload(metrics: &Metrics, outcome: Reload, initial: bool) {
 async fn serve_tls(
     listener: TcpListener,
     acceptor: TlsAcceptor,
-    router: Router,
+    router: WebhookService,
     mut stop: watch::Receiver<bool>,
     grace: Duration,
 ) {

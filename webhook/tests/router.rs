@@ -12,7 +12,7 @@ use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
 use http_body_util::BodyExt;
 use hyper::body::{Bytes, Frame};
-use pravega_webhook::{AppState, metrics_router, webhook_router};
+use pravega_webhook::{AppState, metrics_router, webhook_service};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -29,7 +29,7 @@ async fn post_raw(state: &Arc<AppState>, body: Body) -> (StatusCode, String, Vec
         .header(header::CONTENT_TYPE, "application/json")
         .body(body)
         .expect("request");
-    let response = webhook_router(state.clone())
+    let response = webhook_service(state.clone())
         .oneshot(request)
         .await
         .expect("infallible");
@@ -336,6 +336,29 @@ async fn other_spec_changes_with_an_unchanged_version_are_allowed() {
 }
 
 #[tokio::test]
+async fn an_object_stored_before_a_rule_existed_can_still_be_edited() {
+    // Its timeout breaks today's rule. Editing only its metadata compares the whole specs (equal:
+    // allowed); changing another spec field while the timeout stays broken is refused.
+    let s = state();
+    let mut old = cluster("0.5.0", healthy("0.5.0"));
+    old["spec"]["upgrade"]["timeout"] = json!("ten minutes");
+    let mut relabelled = old.clone();
+    relabelled["metadata"]["labels"] = json!({"team": "streaming"});
+    let r = post(
+        &s,
+        &review("s-1", "UPDATE", Some(relabelled), Some(old.clone()), false),
+    )
+    .await;
+    assert_allowed(&r);
+
+    let mut scaled = old.clone();
+    scaled["spec"]["bookkeeper"]["replicas"] = json!(5);
+    let r = post(&s, &review("s-2", "UPDATE", Some(scaled), Some(old), false)).await;
+    let m = denied_message(&r);
+    assert!(m.contains("spec.upgrade.timeout"), "{m}");
+}
+
+#[tokio::test]
 async fn dry_run_requests_get_the_same_answer() {
     let s = state();
     for (uid, old, old_status, new) in [
@@ -519,7 +542,7 @@ async fn a_body_that_never_completes_times_out() {
 #[tokio::test]
 async fn only_post_is_served() {
     let s = state();
-    let response = webhook_router(s)
+    let response = webhook_service(s)
         .oneshot(
             Request::builder()
                 .method(Method::GET)
@@ -530,6 +553,17 @@ async fn only_post_is_served() {
         .await
         .expect("infallible");
     assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+    let response = webhook_service(state())
+        .oneshot(
+            Request::builder()
+                .method(Method::POST)
+                .uri("/mutate")
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await
+        .expect("infallible");
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
 }
 
 async fn get(state: &Arc<AppState>, path: &str) -> (StatusCode, String) {
