@@ -540,30 +540,25 @@ async fn a_body_that_never_completes_times_out() {
 }
 
 #[tokio::test]
-async fn only_post_is_served() {
-    let s = state();
-    let response = webhook_service(s)
-        .oneshot(
-            Request::builder()
-                .method(Method::GET)
-                .uri("/validate")
-                .body(Body::empty())
-                .expect("request"),
-        )
-        .await
-        .expect("infallible");
-    assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
-    let response = webhook_service(state())
-        .oneshot(
-            Request::builder()
-                .method(Method::POST)
-                .uri("/mutate")
-                .body(Body::empty())
-                .expect("request"),
-        )
-        .await
-        .expect("infallible");
-    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+async fn only_post_to_validate_is_served() {
+    let status = |method: Method, path: &str| {
+        let request = Request::builder()
+            .method(method)
+            .uri(path)
+            .body(Body::empty());
+        async move {
+            webhook_service(state())
+                .oneshot(request.expect("request"))
+                .await
+                .expect("infallible")
+                .status()
+        }
+    };
+    assert_eq!(
+        status(Method::GET, "/validate").await,
+        StatusCode::METHOD_NOT_ALLOWED
+    );
+    assert_eq!(status(Method::POST, "/mutate").await, StatusCode::NOT_FOUND);
 }
 
 async fn get(state: &Arc<AppState>, path: &str) -> (StatusCode, String) {
