@@ -10,7 +10,7 @@ use serde::{Deserialize, Deserializer};
 use crate::conditions::{ConditionStatus, ConditionType, reasons};
 use crate::types::{
     DEFAULT_BOOKKEEPER_REPOSITORY, DEFAULT_PRAVEGA_REPOSITORY, DEFAULT_UPGRADE_TIMEOUT,
-    DEFAULT_ZOOKEEPER_URI, PravegaClusterSpec, PravegaClusterStatus, default_bookies,
+    DEFAULT_ZOOKEEPER_URI, PravegaClusterSpec, PravegaClusterStatus, default_bookies, default_one,
 };
 
 /// What the version rules read of a spec. Built from a [`PravegaClusterSpec`] with
@@ -95,9 +95,9 @@ impl Default for BookkeeperShape<'_> {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct PravegaShape<'a> {
-    #[serde(default = "one")]
+    #[serde(default = "default_one")]
     controller_replicas: i32,
-    #[serde(default = "one")]
+    #[serde(default = "default_one")]
     segment_store_replicas: i32,
     #[serde(default = "pravega_image", borrow)]
     image: ImageShape<'a>,
@@ -106,8 +106,8 @@ struct PravegaShape<'a> {
 impl Default for PravegaShape<'_> {
     fn default() -> Self {
         Self {
-            controller_replicas: one(),
-            segment_store_replicas: one(),
+            controller_replicas: default_one(),
+            segment_store_replicas: default_one(),
             image: pravega_image(),
         }
     }
@@ -145,10 +145,6 @@ fn pravega_image() -> ImageShape<'static> {
     ImageShape {
         repository: Cow::Borrowed(DEFAULT_PRAVEGA_REPOSITORY),
     }
-}
-
-fn one() -> i32 {
-    crate::types::default_one()
 }
 
 impl<'de: 'a, 'a> Deserialize<'de> for SpecFacts<'a> {

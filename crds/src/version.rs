@@ -288,16 +288,13 @@ pub fn validate_create_facts(spec: &SpecFacts<'_>) -> Decision {
 /// The rules for a change to an existing `PravegaCluster` (admission UPDATE), decided with the
 /// old object's status.
 pub fn validate_update(old: &PravegaCluster, new: &PravegaCluster) -> Decision {
-    let decided = validate_update_facts(
+    let Ok(decision) = validate_update_facts(
         &old.spec.version,
         || Ok::<_, std::convert::Infallible>(old.spec == new.spec),
         old.status.as_ref().map(PravegaClusterStatus::facts),
         &new.spec.facts(),
     );
-    match decided {
-        Ok(decision) => decision,
-        Err(never) => match never {},
-    }
+    decision
 }
 
 /// [`validate_update`] on what it reads: the old `spec.version`, what the old status says, the
