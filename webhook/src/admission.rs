@@ -11,6 +11,7 @@ use pravega_crds::{
     ConditionStatus, ConditionType, Decision, DenyReason, PravegaClusterSpec, SpecFacts,
     StatusFacts, validate_create_facts, validate_update_facts,
 };
+use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -350,10 +351,18 @@ struct GroupVersionKind<'a> {
     kind: Cow<'a, str>,
 }
 
-/// The parts of `request` read before the objects.
+/// `request` of an AdmissionReview, as far as the webhook reads it. The one-pass decoder reads
+/// the objects along (`O` and `P`); the slow path skips them here and reads them one at a time
+/// later, to say which one is wrong.
 #[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RequestMeta<'a> {
+#[serde(
+    rename_all = "camelCase",
+    bound(deserialize = "O: Deserialize<'de>, P: Deserialize<'de>")
+)]
+struct AdmissionRequest<'a, O = IgnoredAny, P = IgnoredAny> {
+    /// Required by the one-pass decoder; the slow path has checked it before.
+    #[serde(default)]
+    uid: &'a str,
     #[serde(borrow)]
     kind: GroupVersionKind<'a>,
     #[serde(default)]
@@ -366,6 +375,10 @@ struct RequestMeta<'a> {
     operation: Cow<'a, str>,
     #[serde(default)]
     dry_run: Option<bool>,
+    #[serde(default)]
+    object: Option<O>,
+    #[serde(default)]
+    old_object: Option<P>,
 }
 
 /// Longest part of a client-supplied string repeated in a message.
@@ -422,29 +435,7 @@ struct FastReview<'a> {
     #[serde(borrow)]
     kind: Cow<'a, str>,
     #[serde(borrow)]
-    request: FastRequest<'a>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct FastRequest<'a> {
-    uid: &'a str,
-    #[serde(borrow)]
-    kind: GroupVersionKind<'a>,
-    #[serde(default)]
-    sub_resource: Option<&'a str>,
-    #[serde(default)]
-    name: Option<&'a str>,
-    #[serde(default)]
-    namespace: Option<&'a str>,
-    #[serde(borrow)]
-    operation: Cow<'a, str>,
-    #[serde(default)]
-    dry_run: Option<bool>,
-    #[serde(default, borrow)]
-    object: Option<NewObject<'a>>,
-    #[serde(default, borrow)]
-    old_object: Option<OldObject<'a>>,
+    request: AdmissionRequest<'a, NewObject<'a>, OldObject<'a>>,
 }
 
 impl FastReview<'_> {
@@ -675,7 +666,7 @@ fn decide_slowly(body: &[u8], info: &mut RequestInfo) -> Verdict {
             ),
         );
     }
-    let meta = match RequestMeta::deserialize(&request) {
+    let meta = match <AdmissionRequest<'_>>::deserialize(&request) {
         Ok(meta) => meta,
         Err(e) => {
             return Verdict::invalid(
