@@ -38,39 +38,19 @@ async fn pravegacluster_lifecycle_with_kubectl() {
     assert_eq!(rows[1][0], "example");
 
     // Status through the status subresource shows in the columns.
-    ok(
+    patch_status(
         &sb,
-        &[
-            "-n",
-            NS,
-            "patch",
-            "pravegacluster",
-            "example",
-            "--subresource=status",
-            "--type=merge",
-            "-p",
-            r#"{"status":{"currentVersion":"0.4.0","targetVersion":"0.5.0","replicas":7,"readyReplicas":6,
+        NS,
+        "pravegacluster",
+        "example",
+        r#"{"status":{"currentVersion":"0.4.0","targetVersion":"0.5.0","replicas":7,"readyReplicas":6,
              "conditions":[{"type":"Upgrading","status":"True","reason":"UpgradeStarted","message":"upgrading to 0.5.0"}]}}"#,
-        ],
     );
     let rows = table(&ok(&sb, &["-n", NS, "get", "pravegacluster"]));
     assert_eq!(rows[1][..5], ["example", "0.4.0", "0.5.0", "7", "6"]);
 
     // A status write cannot change the spec, a spec write cannot change the status.
-    ok(
-        &sb,
-        &[
-            "-n",
-            NS,
-            "patch",
-            "pk",
-            "example",
-            "--subresource=status",
-            "--type=merge",
-            "-p",
-            r#"{"spec":{"version":"9.9.9"}}"#,
-        ],
-    );
+    patch_status(&sb, NS, "pk", "example", r#"{"spec":{"version":"9.9.9"}}"#);
     ok(
         &sb,
         &[
@@ -294,19 +274,12 @@ async fn get_watch_streams_changes_and_delete_cascades() {
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut seen = Vec::new();
     for ready in [5, 6, 7] {
-        ok(
+        patch_status(
             &sb,
-            &[
-                "-n",
-                NS,
-                "patch",
-                "pk",
-                "example",
-                "--subresource=status",
-                "--type=merge",
-                "-p",
-                &format!(r#"{{"status":{{"replicas":7,"readyReplicas":{ready}}}}}"#),
-            ],
+            NS,
+            "pk",
+            "example",
+            &format!(r#"{{"status":{{"replicas":7,"readyReplicas":{ready}}}}}"#),
         );
         loop {
             let line = rx
@@ -412,19 +385,12 @@ async fn builtins_defaults_tables_and_namespace_deletion() {
     // Pod STATUS shows the waiting reason, then Terminating during the grace period.
     let pod = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  namespace: apps\nspec:\n  nodeName: node-1\n  terminationGracePeriodSeconds: 30\n  containers:\n  - name: c\n    image: busybox:1.36\n";
     ok_stdin(&sb, &["apply", "-f", "-"], pod);
-    ok(
+    patch_status(
         &sb,
-        &[
-            "-n",
-            "apps",
-            "patch",
-            "pod",
-            "p",
-            "--subresource=status",
-            "--type=merge",
-            "-p",
-            r#"{"status":{"phase":"Running","containerStatuses":[{"name":"c","image":"busybox:1.36","imageID":"","ready":false,"restartCount":3,"state":{"waiting":{"reason":"CrashLoopBackOff"}}}]}}"#,
-        ],
+        "apps",
+        "pod",
+        "p",
+        r#"{"status":{"phase":"Running","containerStatuses":[{"name":"c","image":"busybox:1.36","imageID":"","ready":false,"restartCount":3,"state":{"waiting":{"reason":"CrashLoopBackOff"}}}]}}"#,
     );
     let rows = table(&ok(&sb, &["-n", "apps", "get", "pods"]));
     assert_eq!(rows[0], ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]);

@@ -247,20 +247,7 @@ async fn webhook_denials_warnings_and_failure_policy() {
 
     // The status subresource is not reviewed unless a rule names pravegaclusters/status.
     let before = hook.reviews.lock().unwrap().len();
-    ok(
-        &sb,
-        &[
-            "-n",
-            NS,
-            "patch",
-            "pk",
-            "example",
-            "--subresource=status",
-            "--type=merge",
-            "-p",
-            r#"{"status":{"replicas":7}}"#,
-        ],
-    );
+    patch_status(&sb, NS, "pk", "example", r#"{"status":{"replicas":7}}"#);
     assert_eq!(hook.reviews.lock().unwrap().len(), before);
 
     // A `service` reference mapped to the local webhook.

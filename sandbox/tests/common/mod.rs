@@ -83,6 +83,25 @@ pub fn ok(sb: &Sandbox, args: &[&str]) -> String {
     r.stdout
 }
 
+/// `kubectl -n <ns> patch <resource> <name> --subresource=status --type=merge -p <patch>`, asserting
+/// success: how the tests play a controller writing status.
+pub fn patch_status(sb: &Sandbox, ns: &str, resource: &str, name: &str, patch: &str) -> String {
+    ok(
+        sb,
+        &[
+            "-n",
+            ns,
+            "patch",
+            resource,
+            name,
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            patch,
+        ],
+    )
+}
+
 /// Runs kubectl with stdin and asserts success.
 pub fn ok_stdin(sb: &Sandbox, args: &[&str], stdin: &str) -> String {
     let r = kubectl_stdin(sb, args, stdin);
