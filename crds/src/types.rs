@@ -5,7 +5,10 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{PersistentVolumeClaimSpec, ResourceRequirements};
+use k8s_openapi::api::core::v1::{
+    Affinity, PersistentVolumeClaimSpec, PersistentVolumeClaimVolumeSource, ResourceRequirements,
+    Toleration,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::CustomResource;
 use schemars::JsonSchema;
@@ -21,6 +24,9 @@ pub const DEFAULT_BOOKKEEPER_REPOSITORY: &str = "pravega/bookkeeper";
 pub const DEFAULT_PRAVEGA_REPOSITORY: &str = "pravega/pravega";
 /// Default `spec.upgrade.timeout`.
 pub const DEFAULT_UPGRADE_TIMEOUT: &str = "10m";
+/// Claim of the default filesystem tier 2 (upstream pravega-operator 0.4.x defaults to it too:
+/// `pkg/apis/pravega/v1alpha1/pravega.go@v0.4.5`).
+pub const DEFAULT_TIER2_CLAIM: &str = "pravega-tier2";
 
 /// Desired state of a Pravega cluster: its version, ZooKeeper connection, BookKeeper and Pravega
 /// components and upgrade policy.
@@ -65,6 +71,83 @@ pub struct PravegaClusterSpec {
     /// How version changes are carried out.
     #[serde(default)]
     pub upgrade: UpgradeSpec,
+
+    /// External access to the Controller and Segment Stores (upstream 0.4.x field). Accepted so
+    /// that upstream manifests apply unchanged; not honoured yet (admission warns when enabled).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_access: Option<ExternalAccessSpec>,
+
+    /// TLS of the Controller and Segment Stores (upstream 0.4.x field). Accepted so that
+    /// upstream manifests apply unchanged; not honoured yet (admission warns when set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsSpec>,
+
+    /// Authentication of the Controller (upstream 0.4.2+ field). Accepted so that upstream
+    /// manifests apply unchanged; not honoured yet (admission warns when enabled).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authentication: Option<AuthenticationSpec>,
+}
+
+/// `spec.externalAccess` (upstream 0.4.x).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExternalAccessSpec {
+    /// Expose the Controller and every Segment Store outside the cluster.
+    #[serde(default)]
+    pub enabled: bool,
+    /// Service type of the external Services (`LoadBalancer` or `NodePort`).
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub type_: Option<String>,
+    /// DNS domain for the external Services.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain_name: Option<String>,
+}
+
+/// `spec.tls` (upstream 0.4.x).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TlsSpec {
+    /// Certificates from Secrets.
+    #[serde(default, rename = "static", skip_serializing_if = "Option::is_none")]
+    pub static_: Option<StaticTlsSpec>,
+}
+
+/// `spec.tls.static` (upstream 0.4.x).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StaticTlsSpec {
+    /// Secret with the Controller's certificate and key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub controller_secret: Option<String>,
+    /// Secret with the Segment Store's certificate and key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segment_store_secret: Option<String>,
+    /// Secret with the CA bundle.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_bundle: Option<String>,
+}
+
+impl TlsSpec {
+    /// True when any certificate Secret is named.
+    pub fn is_set(&self) -> bool {
+        self.static_.as_ref().is_some_and(|s| {
+            s.controller_secret.is_some()
+                || s.segment_store_secret.is_some()
+                || s.ca_bundle.is_some()
+        })
+    }
+}
+
+/// `spec.authentication` (upstream 0.4.2+).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthenticationSpec {
+    /// Require clients to authenticate.
+    #[serde(default)]
+    pub enabled: bool,
+    /// Secret with the password file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_auth_secret: Option<String>,
 }
 
 fn default_zookeeper_uri() -> String {
@@ -82,6 +165,10 @@ pub struct ImageSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^(Always|IfNotPresent|Never)$"))]
     pub pull_policy: Option<String>,
+    /// Deprecated (upstream 0.4.x): ignored, the tag is always `spec.version`. Admission warns
+    /// when it differs from `spec.version`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
 }
 
 impl ImageSpec {
@@ -89,6 +176,7 @@ impl ImageSpec {
         Self {
             repository: repository.to_owned(),
             pull_policy: None,
+            tag: None,
         }
     }
 
@@ -115,13 +203,92 @@ pub struct BookkeeperSpec {
     #[serde(default)]
     pub storage: BookkeeperStorage,
 
-    /// Compute resources of each bookie container.
+    /// Compute resources of each bookie container. When omitted: requests 500m CPU and 1Gi
+    /// memory, limits 1 CPU and 2Gi memory (upstream's defaults).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<Box<ResourceRequirements>>,
 
-    /// BookKeeper configuration options, passed to the bookie as environment variables.
+    /// BookKeeper configuration options (`bk_server.conf` keys), passed to the bookie as `BK_<key>`
+    /// environment variables. They win over the operator's defaults.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub options: BTreeMap<String, String>,
+
+    /// Run the auto-recovery daemon in every bookie. Re-replication of a lost bookie's ledgers
+    /// waits `lostBookieRecoveryDelay` (default 60 s, set it in `options`), so that a bookie
+    /// restarted by an upgrade does not start it.
+    #[serde(default = "default_true")]
+    pub auto_recovery: bool,
+
+    /// Service account of the bookie pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account_name: Option<String>,
+
+    /// JVM options of the bookies, by the `bin/bookkeeper` variable they go to. A flag given here
+    /// replaces the operator's default for the same flag (`-Xmx`, `-XX:MaxDirectMemorySize`...).
+    #[serde(
+        default,
+        rename = "bookkeeperJVMOptions",
+        skip_serializing_if = "BookkeeperJvmOptions::is_empty"
+    )]
+    pub jvm_options: BookkeeperJvmOptions,
+
+    /// Scheduling constraints of the bookie pods. When omitted, bookies prefer distinct nodes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "affinity_schema")]
+    pub affinity: Option<Box<Affinity>>,
+
+    /// Tolerations of the bookie pods.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tolerations: Vec<Toleration>,
+
+    /// Node selector of the bookie pods.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub node_selector: BTreeMap<String, String>,
+}
+
+/// JVM options of the bookies (upstream 0.4.2+ `bookkeeperJVMOptions`): each list goes to the
+/// `bin/bookkeeper` variable of the same name (`BOOKIE_MEM_OPTS`, `BOOKIE_GC_OPTS`,
+/// `BOOKIE_GC_LOGGING_OPTS`, `BOOKIE_EXTRA_OPTS`).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BookkeeperJvmOptions {
+    /// Heap and direct memory (`-Xms`, `-Xmx`, `-XX:MaxDirectMemorySize`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub memory_opts: Vec<String>,
+    /// Garbage collector.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gc_opts: Vec<String>,
+    /// Garbage collection logging.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gc_logging_opts: Vec<String>,
+    /// Anything else.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra_opts: Vec<String>,
+}
+
+impl BookkeeperJvmOptions {
+    /// True when no option is given.
+    pub fn is_empty(&self) -> bool {
+        self.memory_opts.is_empty()
+            && self.gc_opts.is_empty()
+            && self.gc_logging_opts.is_empty()
+            && self.extra_opts.is_empty()
+    }
+}
+
+/// The schema of an `affinity` field: a Kubernetes `Affinity`, checked when the operator and the
+/// webhook decode it rather than spelled out in the CRD (its full schema is 32 KB, and three of
+/// them would push the CRD past what `kubectl apply` can store in its annotation).
+fn affinity_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "object",
+        "description": "A Kubernetes Affinity (nodeAffinity, podAffinity, podAntiAffinity), as in a pod spec.",
+        "x-kubernetes-preserve-unknown-fields": true
+    })
+}
+
+pub(crate) fn default_true() -> bool {
+    true
 }
 
 pub(crate) fn default_bookies() -> i32 {
@@ -140,6 +307,12 @@ impl Default for BookkeeperSpec {
             storage: BookkeeperStorage::default(),
             resources: None,
             options: BTreeMap::new(),
+            auto_recovery: true,
+            service_account_name: None,
+            jvm_options: BookkeeperJvmOptions::default(),
+            affinity: None,
+            tolerations: Vec::new(),
+            node_selector: BTreeMap::new(),
         }
     }
 }
@@ -195,9 +368,88 @@ pub struct PravegaSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub controller_resources: Option<Box<ResourceRequirements>>,
 
-    /// Compute resources of each Segment Store container.
+    /// Compute resources of each Segment Store container. When omitted: requests 500m CPU and
+    /// 1Gi memory, limits 1 CPU and 2Gi memory (upstream's defaults).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub segment_store_resources: Option<Box<ResourceRequirements>>,
+
+    /// Log at DEBUG level in the Controller and Segment Store.
+    #[serde(default)]
+    pub debug_logging: bool,
+
+    /// JVM options of the Controller (upstream's name). A flag given here replaces the operator's
+    /// default for the same flag (`-Xmx`, `-XX:MaxDirectMemorySize`...).
+    #[serde(
+        default,
+        rename = "controllerjvmOptions",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub controller_jvm_options: Vec<String>,
+
+    /// JVM options of the Segment Store. A flag given here replaces the operator's default for the
+    /// same flag. From Pravega 0.11 `-XX:MaxDirectMemorySize` must exceed the cache size
+    /// (`pravegaservice.cache.size.max` in `options`).
+    #[serde(
+        default,
+        rename = "segmentStoreJVMOptions",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub segment_store_jvm_options: Vec<String>,
+
+    /// Service account of the Controller pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub controller_service_account_name: Option<String>,
+
+    /// Service account of the Segment Store pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segment_store_service_account_name: Option<String>,
+
+    /// Scheduling constraints of the Controller pods. When omitted, they prefer distinct nodes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "affinity_schema")]
+    pub controller_affinity: Option<Box<Affinity>>,
+
+    /// Tolerations of the Controller pods.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub controller_tolerations: Vec<Toleration>,
+
+    /// Node selector of the Controller pods.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub controller_node_selector: BTreeMap<String, String>,
+
+    /// Scheduling constraints of the Segment Store pods. When omitted, they prefer distinct
+    /// nodes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "affinity_schema")]
+    pub segment_store_affinity: Option<Box<Affinity>>,
+
+    /// Tolerations of the Segment Store pods.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub segment_store_tolerations: Vec<Toleration>,
+
+    /// Node selector of the Segment Store pods.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub segment_store_node_selector: BTreeMap<String, String>,
+
+    /// Service type of the external Controller Service (upstream 0.4.2+). Accepted, not honoured
+    /// yet: see `spec.externalAccess`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub controller_ext_service_type: Option<String>,
+
+    /// Annotations of the external Controller Service (upstream 0.4.2+). Accepted, not honoured
+    /// yet: see `spec.externalAccess`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub controller_svc_annotations: BTreeMap<String, String>,
+
+    /// Service type of the external Segment Store Services (upstream 0.4.2+). Accepted, not
+    /// honoured yet: see `spec.externalAccess`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segment_store_ext_service_type: Option<String>,
+
+    /// Annotations of the external Segment Store Services (upstream 0.4.2+). Accepted, not
+    /// honoured yet: see `spec.externalAccess`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub segment_store_svc_annotations: BTreeMap<String, String>,
 }
 
 pub(crate) fn default_one() -> i32 {
@@ -219,29 +471,186 @@ impl Default for PravegaSpec {
             tier2: None,
             controller_resources: None,
             segment_store_resources: None,
+            debug_logging: false,
+            controller_jvm_options: Vec::new(),
+            segment_store_jvm_options: Vec::new(),
+            controller_service_account_name: None,
+            segment_store_service_account_name: None,
+            controller_affinity: None,
+            controller_tolerations: Vec::new(),
+            controller_node_selector: BTreeMap::new(),
+            segment_store_affinity: None,
+            segment_store_tolerations: Vec::new(),
+            segment_store_node_selector: BTreeMap::new(),
+            controller_ext_service_type: None,
+            controller_svc_annotations: BTreeMap::new(),
+            segment_store_ext_service_type: None,
+            segment_store_svc_annotations: BTreeMap::new(),
         }
     }
 }
 
-/// Tier 2 storage. Exactly one kind should be set.
+/// Tier 2 (long-term) storage of the Segment Store: exactly one kind. When `tier2` is omitted
+/// (or names no kind) the Segment Store uses a filesystem tier 2 on the PersistentVolumeClaim
+/// `pravega-tier2`, which must exist (ReadWriteMany), as upstream's operator does. The kind
+/// cannot change once the cluster exists.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Tier2Spec {
     /// A shared filesystem (e.g. NFS) mounted from an existing PersistentVolumeClaim.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filesystem: Option<FileSystemTier2>,
+    /// Dell EMC ECS (S3-compatible object storage).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ecs: Option<EcsTier2>,
     /// An HDFS cluster.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hdfs: Option<HdfsTier2>,
 }
 
+/// The kind of tier 2 a spec selects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tier2Kind {
+    /// `tier2.filesystem` (the default).
+    Filesystem,
+    /// `tier2.ecs`.
+    Ecs,
+    /// `tier2.hdfs`.
+    Hdfs,
+}
+
+impl Tier2Kind {
+    /// The field that selects it.
+    pub fn field(self) -> &'static str {
+        match self {
+            Tier2Kind::Filesystem => "filesystem",
+            Tier2Kind::Ecs => "ecs",
+            Tier2Kind::Hdfs => "hdfs",
+        }
+    }
+}
+
+/// The tier 2 a spec selects, defaults applied.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Tier2<'a> {
+    /// A filesystem on this claim.
+    Filesystem(&'a PersistentVolumeClaimVolumeSource),
+    /// ECS.
+    Ecs(&'a EcsTier2),
+    /// HDFS.
+    Hdfs(&'a HdfsTier2),
+}
+
+static DEFAULT_TIER2_SOURCE: std::sync::LazyLock<PersistentVolumeClaimVolumeSource> =
+    std::sync::LazyLock::new(|| PersistentVolumeClaimVolumeSource {
+        claim_name: DEFAULT_TIER2_CLAIM.to_owned(),
+        read_only: None,
+    });
+
+impl Tier2<'_> {
+    /// Its kind.
+    pub fn kind(&self) -> Tier2Kind {
+        match self {
+            Tier2::Filesystem(_) => Tier2Kind::Filesystem,
+            Tier2::Ecs(_) => Tier2Kind::Ecs,
+            Tier2::Hdfs(_) => Tier2Kind::Hdfs,
+        }
+    }
+}
+
+impl Tier2Spec {
+    /// The kinds that are set, in the order `filesystem`, `ecs`, `hdfs`.
+    pub fn kinds(&self) -> Vec<Tier2Kind> {
+        let mut out = Vec::new();
+        if self.filesystem.is_some() {
+            out.push(Tier2Kind::Filesystem);
+        }
+        if self.ecs.is_some() {
+            out.push(Tier2Kind::Ecs);
+        }
+        if self.hdfs.is_some() {
+            out.push(Tier2Kind::Hdfs);
+        }
+        out
+    }
+}
+
+impl PravegaSpec {
+    /// The tier 2 in effect: the first kind set (`filesystem`, then `ecs`, then `hdfs`, as
+    /// upstream's operator does), or the default filesystem claim `pravega-tier2`.
+    pub fn tier2(&self) -> Tier2<'_> {
+        let t = self.tier2.as_ref();
+        if let Some(fs) = t.and_then(|t| t.filesystem.as_ref()) {
+            return Tier2::Filesystem(fs.claim());
+        }
+        if let Some(ecs) = t.and_then(|t| t.ecs.as_ref()) {
+            return Tier2::Ecs(ecs);
+        }
+        if let Some(hdfs) = t.and_then(|t| t.hdfs.as_ref()) {
+            return Tier2::Hdfs(hdfs);
+        }
+        Tier2::Filesystem(&DEFAULT_TIER2_SOURCE)
+    }
+}
+
 /// Filesystem tier 2.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct FileSystemTier2 {
-    /// Name of an existing PersistentVolumeClaim (ReadWriteMany) to mount.
-    #[schemars(length(min = 1))]
-    pub persistent_volume_claim: String,
+    /// The existing PersistentVolumeClaim (ReadWriteMany) to mount: `claimName` [`pravega-tier2`]
+    /// and `readOnly`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub persistent_volume_claim: Option<PersistentVolumeClaimVolumeSource>,
+}
+
+impl FileSystemTier2 {
+    /// The claim, `pravega-tier2` when none is named.
+    pub fn claim(&self) -> &PersistentVolumeClaimVolumeSource {
+        self.persistent_volume_claim
+            .as_ref()
+            .unwrap_or(&DEFAULT_TIER2_SOURCE)
+    }
+}
+
+/// ECS tier 2 (upstream 0.4.0 to 0.4.3 field names; `configUri` and `prefix`, the names of
+/// upstream 0.4.4 and later, are accepted too).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EcsTier2 {
+    /// ECS endpoint URI.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uri: Option<String>,
+    /// ECS configuration URI (upstream 0.4.4+ name of `uri`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_uri: Option<String>,
+    /// Bucket.
+    #[serde(default)]
+    pub bucket: String,
+    /// Root path in the bucket.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root: Option<String>,
+    /// Root path in the bucket (upstream 0.4.4+ name of `root`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+    /// ECS namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// Name of a Secret in the cluster's namespace with the keys `ACCESS_KEY_ID` and
+    /// `SECRET_KEY`; required.
+    #[serde(default)]
+    pub credentials: String,
+}
+
+impl EcsTier2 {
+    /// The endpoint: `configUri`, else `uri`.
+    pub fn endpoint(&self) -> Option<&str> {
+        self.config_uri.as_deref().or(self.uri.as_deref())
+    }
+
+    /// The root path: `prefix`, else `root`.
+    pub fn root_path(&self) -> Option<&str> {
+        self.prefix.as_deref().or(self.root.as_deref())
+    }
 }
 
 /// HDFS tier 2.
@@ -254,10 +663,18 @@ pub struct HdfsTier2 {
     /// Root directory for Pravega data.
     #[serde(default = "default_hdfs_root")]
     pub root: String,
+    /// Replication factor of the files Pravega writes [3].
+    #[serde(default = "default_hdfs_replication")]
+    #[schemars(range(min = 1))]
+    pub replication_factor: i32,
 }
 
 fn default_hdfs_root() -> String {
     "/pravega".to_owned()
+}
+
+fn default_hdfs_replication() -> i32 {
+    3
 }
 
 /// Upgrade policy.

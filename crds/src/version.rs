@@ -9,9 +9,9 @@ use std::fmt;
 
 use semver::Version;
 
-use crate::duration::parse_duration;
-use crate::facts::{SpecFacts, StatusFacts};
-use crate::types::{PravegaCluster, PravegaClusterSpec, PravegaClusterStatus};
+use crate::facts::StatusFacts;
+use crate::spec_rules::{check_change, check_spec};
+use crate::types::PravegaClusterSpec;
 
 /// Longest version string accepted (an image tag is at most 128 characters).
 pub const MAX_VERSION_LEN: usize = 128;
@@ -59,7 +59,7 @@ pub enum VersionError {
     },
 }
 
-fn shorten(input: &str) -> String {
+pub(crate) fn shorten(input: &str) -> String {
     if input.chars().count() <= SHOWN_INPUT_LEN {
         input.to_owned()
     } else {
@@ -213,118 +213,51 @@ impl Decision {
     }
 }
 
-/// Checks the parts of a spec that the schema cannot: the version parses, the upgrade timeout
-/// parses, image repositories carry no tag. Replica counts are checked too, for objects that
-/// reach the rules without schema validation (e.g. in tests or from an older CRD).
-pub fn check_spec(spec: &PravegaClusterSpec) -> Result<(), (DenyReason, String)> {
-    check_spec_facts(&spec.facts())
-}
-
-/// [`check_spec`] on what it reads of a spec.
-pub fn check_spec_facts(spec: &SpecFacts<'_>) -> Result<(), (DenyReason, String)> {
-    parse_version(&spec.version).map_err(|e| (DenyReason::InvalidVersion, e.to_string()))?;
-    let replicas = [
-        ("spec.bookkeeper.replicas", spec.bookkeeper_replicas),
-        ("spec.pravega.controllerReplicas", spec.controller_replicas),
-        (
-            "spec.pravega.segmentStoreReplicas",
-            spec.segment_store_replicas,
-        ),
-    ];
-    for (field, value) in replicas {
-        if value < 1 {
-            return Err((
-                DenyReason::InvalidSpec,
-                format!("{field} is {value}; a Pravega cluster needs at least 1"),
-            ));
-        }
-    }
-    if spec.zookeeper_uri.trim().is_empty() {
-        return Err((
-            DenyReason::InvalidSpec,
-            "spec.zookeeperUri is empty; set it to the ZooKeeper client address, e.g. \"zookeeper-client:2181\"".to_owned(),
-        ));
-    }
-    parse_duration(&spec.upgrade_timeout).map_err(|e| {
-        (
-            DenyReason::InvalidSpec,
-            format!("spec.upgrade.timeout: {e}"),
-        )
-    })?;
-    for (field, repository) in [
-        (
-            "spec.bookkeeper.image.repository",
-            &spec.bookkeeper_repository,
-        ),
-        ("spec.pravega.image.repository", &spec.pravega_repository),
-    ] {
-        let last = repository.rsplit('/').next().unwrap_or_default();
-        if repository.is_empty() || last.contains([':', '@']) {
-            return Err((
-                DenyReason::InvalidSpec,
-                format!(
-                    "{field} \"{}\" must be a repository without a tag or digest (the tag is always spec.version), e.g. \"pravega/pravega\"",
-                    shorten(repository)
-                ),
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// The rules for a new `PravegaCluster` (admission CREATE).
-pub fn validate_create(new: &PravegaCluster) -> Decision {
-    validate_create_facts(&new.spec.facts())
-}
-
-/// [`validate_create`] on what it reads: the new spec.
-pub fn validate_create_facts(spec: &SpecFacts<'_>) -> Decision {
-    match check_spec_facts(spec) {
-        Ok(()) => Decision::allow(),
+/// The rules for a new `PravegaCluster` (admission CREATE): the whole spec is checked
+/// ([`check_spec`]); an allowed spec may carry warnings.
+pub fn validate_create(new: &PravegaClusterSpec) -> Decision {
+    match check_spec(new) {
+        Ok(warnings) => Decision::Allow { warnings },
         Err((reason, message)) => Decision::deny(reason, message),
     }
 }
 
-/// The rules for a change to an existing `PravegaCluster` (admission UPDATE), decided with the
-/// old object's status.
-pub fn validate_update(old: &PravegaCluster, new: &PravegaCluster) -> Decision {
-    let Ok(decision) = validate_update_facts(
-        &old.spec.version,
-        || Ok::<_, std::convert::Infallible>(old.spec == new.spec),
-        old.status.as_ref().map(PravegaClusterStatus::facts),
-        &new.spec.facts(),
-    );
-    decision
-}
-
-/// [`validate_update`] on what it reads: the old `spec.version`, what the old status says, the
-/// new spec, and whether the whole spec is unchanged. That last one is asked only in the one
-/// case where it matters (the version is unchanged and the rest of the new spec breaks a
-/// rule), so that a caller may find it out only then; its error is returned as is.
-pub fn validate_update_facts<E>(
-    old_version: &str,
-    spec_unchanged: impl FnOnce() -> Result<bool, E>,
+/// The rules for a change to an existing `PravegaCluster` (admission UPDATE), decided with what
+/// the old object's status says.
+///
+/// An unchanged spec is always allowed, so that an object stored before a rule existed can
+/// still be edited elsewhere (labels, annotations). Otherwise the new spec must pass
+/// [`check_spec`] (an unchanged, already invalid version is not this change's fault), must not
+/// change what holds data ([`check_change`]), and a new version must be allowed by
+/// [`validate_version_change`].
+pub fn validate_update(
+    old: &PravegaClusterSpec,
     old_status: Option<StatusFacts<'_>>,
-    new: &SpecFacts<'_>,
-) -> Result<Decision, E> {
-    if old_version == new.version {
-        // Not a version change: the rest of the spec is checked only when it changed, so that
-        // an object stored before a rule existed can still be edited.
-        return match check_spec_facts(new) {
-            Ok(()) => Ok(Decision::allow()),
-            // An unchanged but already invalid version is not this change's fault.
-            Err((DenyReason::InvalidVersion, _)) => Ok(Decision::allow()),
-            Err((reason, message)) => Ok(if spec_unchanged()? {
-                Decision::allow()
-            } else {
-                Decision::deny(reason, message)
-            }),
-        };
+    new: &PravegaClusterSpec,
+) -> Decision {
+    if old == new {
+        return Decision::allow();
     }
-    if let Err((reason, message)) = check_spec_facts(new) {
-        return Ok(Decision::deny(reason, message));
+    let warnings = match check_spec(new) {
+        Ok(warnings) => warnings,
+        Err((DenyReason::InvalidVersion, _)) if old.version == new.version => Vec::new(),
+        Err((reason, message)) => return Decision::deny(reason, message),
+    };
+    if let Err((reason, message)) = check_change(old, new) {
+        return Decision::deny(reason, message);
     }
-    Ok(validate_version_change(old_status, &new.version))
+    let decision = if old.version == new.version {
+        Decision::allow()
+    } else {
+        validate_version_change(old_status, &new.version)
+    };
+    match decision {
+        Decision::Allow { warnings: mut w } => {
+            w.extend(warnings);
+            Decision::Allow { warnings: w }
+        }
+        deny => deny,
+    }
 }
 
 /// The rules for moving a cluster whose observed status says `status` to `desired` (which must

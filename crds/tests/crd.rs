@@ -38,10 +38,20 @@ fn crd_identity_and_status_subresource() {
     assert_eq!(crd.spec.names.kind, "PravegaCluster");
     assert_eq!(crd.spec.names.plural, "pravegaclusters");
     assert_eq!(crd.spec.names.short_names, Some(vec!["pk".to_owned()]));
-    assert_eq!(crd.spec.versions.len(), 1);
+    assert_eq!(crd.spec.versions.len(), 2);
     let v = &crd.spec.versions[0];
     assert_eq!(v.name, "v1beta1");
     assert!(v.served && v.storage);
+    // Upstream operator 0.4.x's version, served with the same schema (no conversion needed).
+    let legacy = &crd.spec.versions[1];
+    assert_eq!(legacy.name, "v1alpha1");
+    assert!(legacy.served && !legacy.storage);
+    assert_eq!(legacy.subresources, v.subresources);
+    assert_eq!(
+        legacy.additional_printer_columns,
+        v.additional_printer_columns
+    );
+    assert_eq!(crd.spec.conversion, None);
     let sub = v
         .subresources
         .as_ref()
@@ -197,5 +207,5 @@ fn sample_cluster_deserialises() {
         (3, 1, 3)
     );
     assert_eq!(members, 7);
-    assert!(pravega_crds::validate_create(&sample).is_allowed());
+    assert!(pravega_crds::validate_create(&sample.spec).is_allowed());
 }

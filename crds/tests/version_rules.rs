@@ -110,7 +110,11 @@ fn update(from: &str, to: &str, st: Option<PravegaClusterStatus>) -> Decision {
     let old = cluster(from, st);
     let mut new = old.clone();
     new.spec.version = to.to_owned();
-    validate_update(&old, &new)
+    validate_update(
+        &old.spec,
+        old.status.as_ref().map(PravegaClusterStatus::facts),
+        &new.spec,
+    )
 }
 
 fn denied(d: &Decision) -> (DenyReason, String) {
@@ -231,7 +235,7 @@ fn upgrades_are_allowed() {
         ("0.4.0", "0.5.0"),
         ("0.4.0", "0.5.0-1"),
         ("0.5.0-1", "0.5.0"),
-        ("0.5.0", "1.0.0"),
+        ("0.5.0", "0.13.0"),
         ("0.5.0-1", "0.5.0-2"),
     ] {
         let d = update(current, higher, Some(status(State::Idle, current, None)));
@@ -241,6 +245,17 @@ fn upgrades_are_allowed() {
             "{current} -> {higher}"
         );
     }
+    // A version newer than the image contracts the operator knows is allowed, with a warning.
+    let d = update("0.5.0", "1.0.0", Some(status(State::Idle, "0.5.0", None)));
+    let Decision::Allow { warnings } = d else {
+        panic!("1.0.0 refused: {d:?}");
+    };
+    assert_eq!(
+        warnings,
+        [
+            "spec.version 1.0.0 is outside the versions this operator knows (0.4 to 0.13); its pods are built as for 0.11 – 0.13"
+        ]
+    );
 }
 
 #[test]
@@ -257,7 +272,14 @@ fn unchanged_version_with_other_spec_changes_is_allowed_even_mid_upgrade() {
     );
     let mut new = old.clone();
     new.spec.pravega.segment_store_replicas = 4;
-    assert!(validate_update(&old, &new).is_allowed());
+    assert!(
+        validate_update(
+            &old.spec,
+            old.status.as_ref().map(PravegaClusterStatus::facts),
+            &new.spec
+        )
+        .is_allowed()
+    );
 }
 
 #[test]
@@ -265,7 +287,11 @@ fn unchanged_but_invalid_spec_part_is_denied() {
     let old = cluster("0.5.0", None);
     let mut new = old.clone();
     new.spec.upgrade.timeout = "ten minutes".into();
-    let (reason, message) = denied(&validate_update(&old, &new));
+    let (reason, message) = denied(&validate_update(
+        &old.spec,
+        old.status.as_ref().map(PravegaClusterStatus::facts),
+        &new.spec,
+    ));
     assert_eq!(reason, DenyReason::InvalidSpec);
     assert!(message.contains("spec.upgrade.timeout"), "{message}");
 }
@@ -365,14 +391,14 @@ fn after_a_failed_rollback_versions_not_below_current_are_allowed() {
 
 #[test]
 fn create_checks_version_and_basic_sanity() {
-    assert!(validate_create(&cluster("0.4.0", None)).is_allowed());
+    assert!(validate_create(&cluster("0.4.0", None).spec).is_allowed());
     assert_eq!(
-        validate_create(&cluster("0.4", None)).reason(),
+        validate_create(&cluster("0.4", None).spec).reason(),
         Some(DenyReason::InvalidVersion)
     );
     let mut c = cluster("0.4.0", None);
     c.spec.bookkeeper.replicas = 0;
-    let d = validate_create(&c);
+    let d = validate_create(&c.spec);
     assert_eq!(d.reason(), Some(DenyReason::InvalidSpec));
     assert!(
         d.message()
@@ -382,7 +408,7 @@ fn create_checks_version_and_basic_sanity() {
     let mut c = cluster("0.4.0", None);
     c.spec.pravega.image.repository = "pravega/pravega:0.4.0".into();
     assert!(
-        validate_create(&c)
+        validate_create(&c.spec)
             .message()
             .unwrap_or_default()
             .contains("without a tag")
@@ -390,7 +416,7 @@ fn create_checks_version_and_basic_sanity() {
     let mut c = cluster("0.4.0", None);
     c.spec.bookkeeper.image.repository = "registry.local:5000/pravega/bookkeeper".into();
     assert!(
-        validate_create(&c).is_allowed(),
+        validate_create(&c.spec).is_allowed(),
         "a registry port is not a tag"
     );
 }

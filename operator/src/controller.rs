@@ -569,7 +569,7 @@ async fn reconcile_cluster(
     let before = cluster.status.clone().unwrap_or_default();
 
     // A spec the shared rules refuse (when no webhook stopped it) changes nothing.
-    if let Decision::Deny { reason, message } = pravega_crds::validate_create(cluster) {
+    if let Decision::Deny { reason, message } = pravega_crds::validate_create(&cluster.spec) {
         let mut after = before.clone();
         // An upgrade or rollback failure stays the Error a person sees (the planner needs it to
         // allow the rollback); the refusal is then reported by an Event only.

@@ -4,33 +4,47 @@
 //!
 //! Nothing here talks to the API server: the reconcile loop builds the desired objects with
 //! [`desired_objects`] and applies them.
+//!
+//! What a pod is given follows the image contract of the version it runs
+//! ([`pravega_crds::contract`]): a component's pod template at version V is built from V's row,
+//! so an upgrade that crosses a row boundary changes what the new pods read. Settings that every
+//! version reads alike live in the component's ConfigMap (whose hash is in the pod template, so
+//! that a change to it is a change to the template); settings that depend on the version are
+//! environment variables of the template itself, so that a pod restarted at its old version
+//! keeps its old contract.
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{
     Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment, StatefulSet,
-    StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec, StatefulSetUpdateStrategy,
+    StatefulSetSpec, StatefulSetUpdateStrategy,
 };
 use k8s_openapi::api::core::v1::{
-    ConfigMap, ConfigMapEnvSource, Container, ContainerPort, EnvFromSource, EnvVar, EnvVarSource,
-    ExecAction, ObjectFieldSelector, PersistentVolumeClaim, PersistentVolumeClaimSpec,
-    PersistentVolumeClaimVolumeSource, PodSpec, PodTemplateSpec, Probe, ResourceRequirements,
-    Service, ServicePort, ServiceSpec, TCPSocketAction, Volume, VolumeMount,
-    VolumeResourceRequirements,
+    Affinity, ConfigMap, ConfigMapEnvSource, Container, ContainerPort, EnvFromSource, EnvVar,
+    EnvVarSource, ExecAction, HTTPGetAction, ObjectFieldSelector, PersistentVolumeClaim,
+    PersistentVolumeClaimSpec, PersistentVolumeClaimVolumeSource, PodAffinityTerm, PodAntiAffinity,
+    PodSpec, PodTemplateSpec, Probe, SecretEnvSource, Service, ServicePort, ServiceSpec,
+    TCPSocketAction, Toleration, Volume, VolumeMount, VolumeResourceRequirements,
+    WeightedPodAffinityTerm,
 };
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::Resource;
+use pravega_crds::contract::{BookieJvmVariables, EcsVariables, ImageContract, contract};
+use pravega_crds::jvm::{bookie_jvm, default_cache_size, effective_resources, pravega_jvm};
 use pravega_crds::names::{self, Component, LABEL_MANAGED_BY, LABEL_VERSION, MANAGER, VERSION_KEY};
-use pravega_crds::{PravegaCluster, PravegaClusterSpec};
+use pravega_crds::{PravegaCluster, PravegaClusterSpec, Tier2};
 
 /// Port of a bookie.
 pub const BOOKIE_PORT: i32 = 3181;
+/// Port of a bookie's HTTP admin server (`httpServerPort`), on images that can run it.
+pub const BOOKIE_ADMIN_PORT: i32 = 8000;
 /// gRPC port of the Pravega Controller.
 pub const CONTROLLER_GRPC_PORT: i32 = 9090;
-/// REST port of the Pravega Controller.
+/// REST port of the Pravega Controller (`REST_SERVER_PORT`; the code default is 9091, upstream's
+/// deployments use 10080).
 pub const CONTROLLER_REST_PORT: i32 = 10080;
 /// Port of a Segment Store.
 pub const SEGMENTSTORE_PORT: i32 = 12345;
@@ -41,11 +55,22 @@ pub const DEFAULT_BOOKIE_VOLUME_SIZE: &str = "10Gi";
 pub const DEFAULT_CACHE_VOLUME_SIZE: &str = "20Gi";
 /// `progressDeadlineSeconds` of the Controller Deployment when the upgrade timeout cannot be read.
 pub const DEFAULT_PROGRESS_DEADLINE_SECONDS: i32 = 600;
+/// Annotation on pod templates: a hash of the component's ConfigMap data.
+pub const CONFIG_HASH_KEY: &str = "pravega.pravega.io/config-hash";
+/// Bookies the Segment Store waits for before it starts (upstream waits for the first three).
+const WAIT_FOR_BOOKIES: i32 = 3;
 
-/// Where the Segment Store mounts a filesystem tier 2.
-const TIER2_MOUNT: &str = "/mnt/tier2";
-/// Where the Segment Store keeps its cache.
-const CACHE_MOUNT: &str = "/tmp/pravega/cache";
+/// Where the Segment Store mounts a filesystem tier 2 (`NFS_MOUNT`).
+pub const TIER2_MOUNT: &str = "/mnt/tier2";
+/// Where the Segment Store keeps its cache (RocksDB up to 0.6; unused from 0.7, whose cache is in
+/// direct memory, but kept because a StatefulSet cannot drop a claim template).
+pub const CACHE_MOUNT: &str = "/tmp/pravega/cache";
+/// Bookie directories, as the bookkeeper images' entrypoints expect them under `/bk`.
+const BOOKIE_DIRS: [(&str, &str); 3] = [
+    ("ledger", "/bk/ledgers"),
+    ("journal", "/bk/journal"),
+    ("index", "/bk/index"),
+];
 
 /// Why the desired objects could not be built.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -172,23 +197,37 @@ pub fn desired_objects(
     let mut out = DesiredObjects::default();
     for component in Component::UPGRADE_ORDER {
         let version = version_of(component);
-        out.config_maps.push(config_map(&owner, component));
+        let config = config_map(&owner, component);
+        let hash = config_hash(config.data.as_ref());
+        out.config_maps.push(config);
         out.services.push(service(&owner, component));
         match component {
             Component::Bookkeeper => out
                 .stateful_sets
-                .push(bookkeeper_statefulset(&owner, &version)),
+                .push(bookkeeper_statefulset(&owner, &version, &hash)),
             Component::Controller => out
                 .deployments
-                .push(controller_deployment(&owner, &version)),
+                .push(controller_deployment(&owner, &version, &hash)),
             Component::SegmentStore => out
                 .stateful_sets
-                .push(segmentstore_statefulset(&owner, &version)),
+                .push(segmentstore_statefulset(&owner, &version, &hash)),
         }
         out.pod_disruption_budgets
             .push(pod_disruption_budget(&owner, component));
     }
     Ok(out)
+}
+
+/// A stable hash (FNV-1a, 64 bits) of a ConfigMap's data, as 16 hex digits.
+pub fn config_hash(data: Option<&BTreeMap<String, String>>) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for (k, v) in data.into_iter().flatten() {
+        for b in k.bytes().chain([0]).chain(v.bytes()).chain([0]) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    format!("{h:016x}")
 }
 
 /// `-Dkey=value` JVM options from `spec.pravega.options`, sorted by key.
@@ -208,63 +247,88 @@ pub fn controller_url(cluster: &str, namespace: &str) -> String {
     )
 }
 
-/// The data of a component's ConfigMap, turned into environment variables by `envFrom`.
+/// The addresses of the first bookies (`<pod>.<headless service>.<namespace>:3181`), which the
+/// Segment Store waits for (`WAIT_FOR`) before it starts.
+pub fn bookie_addresses(cluster: &str, namespace: &str, replicas: i32) -> Vec<String> {
+    let set = Component::Bookkeeper.workload_name(cluster);
+    let service = Component::Bookkeeper.service_name(cluster);
+    (0..replicas.clamp(1, WAIT_FOR_BOOKIES))
+        .map(|i| format!("{set}-{i}.{service}.{namespace}:{BOOKIE_PORT}"))
+        .collect()
+}
+
+/// The data of a component's ConfigMap, turned into environment variables by `envFrom`: what
+/// every image version of the component reads alike.
 fn config_data(owner: &Owner<'_>, component: Component) -> BTreeMap<String, String> {
     let spec = owner.spec;
     let zk = spec.zookeeper_uri.clone();
-    let mut data = BTreeMap::from([
-        ("ZK_URL".to_owned(), zk.clone()),
-        ("WAIT_FOR".to_owned(), zk),
-        ("PRAVEGA_CLUSTER_NAME".to_owned(), owner.name.to_owned()),
-    ]);
+    let mut data = BTreeMap::from([("ZK_URL".to_owned(), zk.clone())]);
+    let mut put = |k: &str, v: String| {
+        data.insert(k.to_owned(), v);
+    };
     match component {
         Component::Bookkeeper => {
-            for (k, v) in [
-                ("BK_useHostNameAsBookieID", "true"),
-                ("BK_journalDirectories", "/bk/journal"),
-                ("BK_ledgerDirectories", "/bk/ledgers"),
-                ("BK_indexDirectories", "/bk/index"),
-                ("BK_autoRecoveryDaemonEnabled", "true"),
-                (
-                    "BK_BOOKIE_EXTRA_OPTS",
-                    "-Xms1g -Xmx1g -XX:MaxDirectMemorySize=1g -XX:+UseG1GC -XX:MaxGCPauseMillis=10",
-                ),
-            ] {
-                data.insert(k.to_owned(), v.to_owned());
+            // docker/bookkeeper/entrypoint.sh@v0.4.0..v0.13.0: ledgers under
+            // /pravega/$PRAVEGA_CLUSTER_NAME/bookkeeper/ledgers.
+            put("PRAVEGA_CLUSTER_NAME", owner.name.to_owned());
+            // docker/bookkeeper/wait_for in every image: waits for each host:port listed.
+            put("WAIT_FOR", zk);
+            // apply-config-from-env.py (0.5+) writes BK_<key> into bk_server.conf; the 0.4
+            // entrypoint uses these directories itself.
+            for (name, path) in BOOKIE_DIRS {
+                let key = match name {
+                    "ledger" => "BK_ledgerDirectories",
+                    "journal" => "BK_journalDirectories",
+                    _ => "BK_indexDirectories",
+                };
+                put(key, path.to_owned());
             }
-            // The bookkeeper image turns every `BK_<option>` variable into `<option>` in
-            // bk_server.conf; options from the spec win over the defaults above.
+            if spec.bookkeeper.auto_recovery {
+                // lostBookieRecoveryDelay defaults to 0 (ServerConfiguration@release-4.9.2):
+                // every restart of our own would start re-replication. Upstream operator 0.4.5
+                // sets 60 s (pkg/controller/pravega/bookie.go@v0.4.5).
+                put("BK_lostBookieRecoveryDelay", "60".to_owned());
+            }
+            // Options from the spec win over the defaults above.
             for (k, v) in &spec.bookkeeper.options {
-                data.insert(format!("BK_{k}"), v.clone());
+                put(&format!("BK_{k}"), v.clone());
             }
         }
         Component::Controller => {
-            data.insert("CLUSTER_NAME".to_owned(), owner.name.to_owned());
-            data.insert("JAVA_OPTS".to_owned(), java_opts(&spec.pravega.options));
-            data.insert(
-                "CONTROLLER_SERVER_PORT".to_owned(),
-                CONTROLLER_GRPC_PORT.to_string(),
-            );
-            data.insert(
-                "REST_SERVER_PORT".to_owned(),
-                CONTROLLER_REST_PORT.to_string(),
-            );
+            // controller.config.properties@v0.5.0..v0.13.0 (application.conf@v0.4.0) reads
+            // CLUSTER_NAME, CONTROLLER_SERVER_PORT and REST_SERVER_PORT from the environment.
+            put("CLUSTER_NAME", owner.name.to_owned());
+            put("WAIT_FOR", zk);
+            put("CONTROLLER_SERVER_PORT", CONTROLLER_GRPC_PORT.to_string());
+            put("REST_SERVER_PORT", CONTROLLER_REST_PORT.to_string());
         }
         Component::SegmentStore => {
-            data.insert("CLUSTER_NAME".to_owned(), owner.name.to_owned());
-            data.insert("JAVA_OPTS".to_owned(), java_opts(&spec.pravega.options));
-            data.insert(
-                "CONTROLLER_URL".to_owned(),
+            // init_segmentstore.sh: CONTROLLER_URL becomes autoScale.controller(.connect)Uri.
+            put(
+                "CONTROLLER_URL",
                 controller_url(owner.name, owner.namespace),
             );
-            if let Some(tier2) = &spec.pravega.tier2 {
-                if tier2.filesystem.is_some() {
-                    data.insert("TIER2_STORAGE".to_owned(), "FILESYSTEM".to_owned());
-                    data.insert("NFS_MOUNT".to_owned(), TIER2_MOUNT.to_owned());
-                } else if let Some(hdfs) = &tier2.hdfs {
-                    data.insert("TIER2_STORAGE".to_owned(), "HDFS".to_owned());
-                    data.insert("HDFS_URL".to_owned(), hdfs.uri.clone());
-                    data.insert("HDFS_ROOT".to_owned(), hdfs.root.clone());
+            // Upstream operator 0.4.5 makes the Segment Store wait for the first bookies.
+            put(
+                "WAIT_FOR",
+                bookie_addresses(owner.name, owner.namespace, spec.bookkeeper.replicas).join(","),
+            );
+            // init_tier2.sh (entrypoint.sh in 0.4): with TIER2_STORAGE empty the Segment Store
+            // falls back to HDFS at localhost:9000 (ServiceConfig storageImplementation default).
+            match spec.pravega.tier2() {
+                Tier2::Filesystem(_) => {
+                    put("TIER2_STORAGE", "FILESYSTEM".to_owned());
+                    put("NFS_MOUNT", TIER2_MOUNT.to_owned());
+                }
+                Tier2::Hdfs(hdfs) => {
+                    put("TIER2_STORAGE", "HDFS".to_owned());
+                    put("HDFS_URL", hdfs.uri.clone());
+                    put("HDFS_ROOT", hdfs.root.clone());
+                    put("HDFS_REPLICATION", hdfs.replication_factor.to_string());
+                }
+                Tier2::Ecs(ecs) => {
+                    put("TIER2_STORAGE", "EXTENDEDS3".to_owned());
+                    put("EXTENDEDS3_BUCKET", ecs.bucket.clone());
                 }
             }
         }
@@ -278,6 +342,146 @@ fn config_map(owner: &Owner<'_>, component: Component) -> ConfigMap {
         data: Some(config_data(owner, component)),
         ..ConfigMap::default()
     }
+}
+
+fn env(name: &str, value: impl Into<String>) -> EnvVar {
+    EnvVar {
+        name: name.to_owned(),
+        value: Some(value.into()),
+        ..EnvVar::default()
+    }
+}
+
+/// `POD_NAME` and `POD_NAMESPACE` from the downward API (init_kubernetes.sh needs both).
+fn downward_env() -> Vec<EnvVar> {
+    [
+        ("POD_NAME", "metadata.name"),
+        ("POD_NAMESPACE", "metadata.namespace"),
+    ]
+    .into_iter()
+    .map(|(name, path)| EnvVar {
+        name: name.to_owned(),
+        value_from: Some(EnvVarSource {
+            field_ref: Some(ObjectFieldSelector {
+                field_path: path.to_owned(),
+                ..ObjectFieldSelector::default()
+            }),
+            ..EnvVarSource::default()
+        }),
+        ..EnvVar::default()
+    })
+    .collect()
+}
+
+/// The environment of a bookie at the contract `row`.
+fn bookie_env(spec: &PravegaClusterSpec, row: &ImageContract) -> Vec<EnvVar> {
+    let b = &row.bookie;
+    let mut out = Vec::new();
+    if spec.bookkeeper.auto_recovery {
+        out.push(env(b.autorecovery_switch, "true"));
+    }
+    out.push(env(
+        "BK_useHostNameAsBookieID",
+        b.use_host_name_as_bookie_id.to_string(),
+    ));
+    if b.http_admin.is_some() {
+        // ServerConfiguration httpServerEnabled/httpServerPort (BookKeeper 4.6+).
+        out.push(env("BK_httpServerEnabled", "true"));
+        out.push(env("BK_httpServerPort", BOOKIE_ADMIN_PORT.to_string()));
+    }
+    // Plain variables, not BK_BOOKIE_*: apply-config-from-env.py would write those unquoted into
+    // conf/bkenv.sh, which bash then fails to run (bin/bookkeeper aborts under `set -e`, 4.9+).
+    let jvm = bookie_jvm(spec);
+    match b.jvm_variables {
+        BookieJvmVariables::ExtraOnly => {
+            out.push(env("BOOKIE_EXTRA_OPTS", jvm.all().join(" ")));
+        }
+        BookieJvmVariables::Split => {
+            for (name, flags) in [
+                ("BOOKIE_MEM_OPTS", &jvm.memory),
+                ("BOOKIE_GC_OPTS", &jvm.gc),
+                ("BOOKIE_GC_LOGGING_OPTS", &jvm.gc_logging),
+                ("BOOKIE_EXTRA_OPTS", &jvm.extra),
+            ] {
+                // Empty means BookKeeper's own default (`${BOOKIE_GC_OPTS:-...}`).
+                if !flags.is_empty() {
+                    out.push(env(name, flags.join(" ")));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// `JAVA_OPTS` of the Controller or Segment Store at `version`: the JVM flags, the operator's
+/// properties, then the spec's options (the cluster name last, so that it always matches the
+/// bookies' `PRAVEGA_CLUSTER_NAME`).
+pub fn pravega_java_opts(
+    name: &str,
+    spec: &PravegaClusterSpec,
+    component: Component,
+    version: &str,
+) -> String {
+    let row = contract(version);
+    let mut parts = pravega_jvm(spec, component);
+    if component == Component::SegmentStore {
+        if let Some(health) = row.pravega.health {
+            // ServiceConfig@v0.10.0: the REST (health) server binds localhost by default.
+            parts.push(format!("-D{}=0.0.0.0", health.segment_store_host_property));
+        }
+        if spec.pravega.debug_logging {
+            // config/logback.xml: the Segment Store logs at ${log.level:-INFO}.
+            parts.push("-Dlog.level=DEBUG".to_owned());
+        }
+        if let Some((property, bytes)) = default_cache_size(spec, version) {
+            parts.push(format!("-D{property}={bytes}"));
+        }
+    }
+    let options = java_opts(&spec.pravega.options);
+    if !options.is_empty() {
+        parts.push(options);
+    }
+    // ServiceConfig.CLUSTER_NAME (pravegaservice.clusterName, 0.4 to 0.13): the Segment Store
+    // reads its cluster name only from this property, not from CLUSTER_NAME.
+    parts.push(format!("-Dpravegaservice.clusterName={name}"));
+    parts.join(" ")
+}
+
+/// The environment of a Segment Store at `version`.
+fn segmentstore_env(owner: &Owner<'_>, version: &str) -> Vec<EnvVar> {
+    let spec = owner.spec;
+    let mut out = downward_env();
+    out.push(env(
+        "JAVA_OPTS",
+        pravega_java_opts(owner.name, spec, Component::SegmentStore, version),
+    ));
+    if let Tier2::Ecs(ecs) = spec.pravega.tier2() {
+        let endpoint = ecs.endpoint().unwrap_or_default().to_owned();
+        match contract(version).pravega.ecs {
+            // init_tier2.sh@v0.6.0 (entrypoint.sh@v0.4.0).
+            EcsVariables::Url => {
+                out.push(env("EXTENDEDS3_URI", endpoint));
+                out.push(env("EXTENDEDS3_ROOT", ecs.root_path().unwrap_or("/")));
+                if let Some(ns) = &ecs.namespace {
+                    out.push(env("EXTENDEDS3_NAMESPACE", ns.clone()));
+                }
+            }
+            // init_tier2.sh@v0.7.0..v0.13.0: the namespace goes into the configuration URI.
+            EcsVariables::ConfigUri => {
+                let uri = match (&ecs.config_uri, &ecs.namespace) {
+                    (Some(uri), _) => uri.clone(),
+                    (None, Some(ns)) => {
+                        let sep = if endpoint.contains('?') { '&' } else { '?' };
+                        format!("{endpoint}{sep}namespace={ns}")
+                    }
+                    (None, None) => endpoint,
+                };
+                out.push(env("EXTENDEDS3_CONFIGURI", uri));
+                out.push(env("EXTENDEDS3_PREFIX", ecs.root_path().unwrap_or("/")));
+            }
+        }
+    }
+    out
 }
 
 fn ports(component: Component) -> Vec<(&'static str, i32)> {
@@ -362,131 +566,158 @@ fn mount(name: &str, path: &str) -> VolumeMount {
     }
 }
 
-fn tcp_probe(port: i32, initial_delay: i32, period: i32, failure_threshold: i32) -> Probe {
+fn timing(mut probe: Probe, initial_delay: i32, period: i32, failure_threshold: i32) -> Probe {
+    probe.initial_delay_seconds = Some(initial_delay);
+    probe.period_seconds = Some(period);
+    probe.timeout_seconds = Some(5);
+    probe.failure_threshold = Some(failure_threshold);
+    probe
+}
+
+fn tcp_probe(port: i32) -> Probe {
     Probe {
         tcp_socket: Some(TCPSocketAction {
             port: IntOrString::Int(port),
             ..TCPSocketAction::default()
         }),
-        initial_delay_seconds: Some(initial_delay),
-        period_seconds: Some(period),
-        timeout_seconds: Some(5),
-        failure_threshold: Some(failure_threshold),
         ..Probe::default()
     }
 }
 
-fn exec_probe(command: &[&str], initial_delay: i32, period: i32, failure_threshold: i32) -> Probe {
+fn http_probe(port: i32, path: &str) -> Probe {
+    Probe {
+        http_get: Some(HTTPGetAction {
+            port: IntOrString::Int(port),
+            path: Some(path.to_owned()),
+            ..HTTPGetAction::default()
+        }),
+        ..Probe::default()
+    }
+}
+
+fn exec_probe(command: &[&str]) -> Probe {
     Probe {
         exec: Some(ExecAction {
             command: Some(command.iter().map(|s| (*s).to_owned()).collect()),
         }),
-        initial_delay_seconds: Some(initial_delay),
-        period_seconds: Some(period),
-        timeout_seconds: Some(5),
-        failure_threshold: Some(failure_threshold),
         ..Probe::default()
     }
 }
 
-/// `POD_NAME` and `POD_NAMESPACE` from the downward API.
-fn downward_env() -> Vec<EnvVar> {
-    [
-        ("POD_NAME", "metadata.name"),
-        ("POD_NAMESPACE", "metadata.namespace"),
-    ]
-    .into_iter()
-    .map(|(name, path)| EnvVar {
-        name: name.to_owned(),
-        value_from: Some(EnvVarSource {
-            field_ref: Some(ObjectFieldSelector {
-                field_path: path.to_owned(),
-                ..ObjectFieldSelector::default()
-            }),
-            ..EnvVarSource::default()
-        }),
-        ..EnvVar::default()
-    })
-    .collect()
-}
-
-/// The component's container at `version`.
-fn container(
-    owner: &Owner<'_>,
-    component: Component,
-    version: &str,
-    resources: Option<&ResourceRequirements>,
-) -> Container {
-    let spec = owner.spec;
-    let (args, env, mounts, readiness, liveness) = match component {
+/// Readiness and liveness of a component at the contract `row`.
+fn probes(component: Component, row: &ImageContract) -> (Probe, Probe) {
+    match component {
         Component::Bookkeeper => {
-            let sanity = [
-                "/bin/sh",
-                "-c",
-                "/opt/bookkeeper/bin/bookkeeper shell bookiesanity",
-            ];
+            // bookie/is_ready (BookKeeper 4.10+, HttpRouter.java@release-4.10.0) answers 503
+            // until the bookie is up, without starting a JVM; older images run bookiesanity
+            // (a JVM that writes and reads a ledger), as upstream's operator does.
+            let ready = match row.bookie.http_admin {
+                Some(admin) if admin.state_api => {
+                    http_probe(BOOKIE_ADMIN_PORT, "/api/v1/bookie/is_ready")
+                }
+                _ => exec_probe(&[
+                    "/bin/sh",
+                    "-c",
+                    "/opt/bookkeeper/bin/bookkeeper shell bookiesanity",
+                ]),
+            };
+            // Liveness needs no JVM: the bookie port accepts connections.
             (
-                None,
-                None,
-                vec![
-                    mount("ledger", "/bk/ledgers"),
-                    mount("journal", "/bk/journal"),
-                    mount("index", "/bk/index"),
-                ],
-                exec_probe(&sanity, 20, 10, 9),
-                exec_probe(&sanity, 60, 15, 4),
+                timing(ready, 20, 10, 9),
+                timing(tcp_probe(BOOKIE_PORT), 60, 15, 4),
             )
         }
         Component::Controller => (
-            Some(vec!["controller".to_owned()]),
-            Some(downward_env()),
-            Vec::new(),
-            tcp_probe(CONTROLLER_REST_PORT, 10, 10, 3),
-            tcp_probe(CONTROLLER_REST_PORT, 60, 15, 4),
+            timing(tcp_probe(CONTROLLER_REST_PORT), 10, 10, 3),
+            timing(tcp_probe(CONTROLLER_REST_PORT), 60, 15, 4),
         ),
+        Component::SegmentStore => (
+            timing(tcp_probe(SEGMENTSTORE_PORT), 10, 10, 30),
+            timing(tcp_probe(SEGMENTSTORE_PORT), 300, 15, 4),
+        ),
+    }
+}
+
+/// The component's container at `version`.
+fn container(owner: &Owner<'_>, component: Component, version: &str) -> Container {
+    let spec = owner.spec;
+    let row = contract(version);
+    let mut env_from = vec![EnvFromSource {
+        config_map_ref: Some(ConfigMapEnvSource {
+            name: component.config_map_name(owner.name),
+            ..ConfigMapEnvSource::default()
+        }),
+        ..EnvFromSource::default()
+    }];
+    let mut ports = ports(component);
+    let (args, env, mounts) = match component {
+        Component::Bookkeeper => {
+            if row.bookie.http_admin.is_some() {
+                ports.push(("admin", BOOKIE_ADMIN_PORT));
+            }
+            (
+                None,
+                bookie_env(spec, row),
+                BOOKIE_DIRS
+                    .iter()
+                    .map(|(name, path)| mount(name, path))
+                    .collect(),
+            )
+        }
+        Component::Controller => {
+            let mut env = downward_env();
+            env.push(env_java_opts(owner, component, version));
+            (Some(vec!["controller".to_owned()]), env, Vec::new())
+        }
         Component::SegmentStore => {
             let mut mounts = vec![mount("cache", CACHE_MOUNT)];
-            if spec
-                .pravega
-                .tier2
-                .as_ref()
-                .is_some_and(|t| t.filesystem.is_some())
-            {
-                mounts.push(mount("tier2", TIER2_MOUNT));
+            match spec.pravega.tier2() {
+                Tier2::Filesystem(claim) => mounts.push(VolumeMount {
+                    read_only: claim.read_only.filter(|r| *r),
+                    ..mount("tier2", TIER2_MOUNT)
+                }),
+                Tier2::Ecs(ecs) => {
+                    // The credentials Secret's ACCESS_KEY_ID and SECRET_KEY become
+                    // EXTENDEDS3_ACCESS_KEY_ID and EXTENDEDS3_SECRET_KEY (init_tier2.sh).
+                    env_from.push(EnvFromSource {
+                        prefix: Some("EXTENDEDS3_".to_owned()),
+                        secret_ref: Some(SecretEnvSource {
+                            name: ecs.credentials.clone(),
+                            ..SecretEnvSource::default()
+                        }),
+                        ..EnvFromSource::default()
+                    });
+                }
+                Tier2::Hdfs(_) => {}
             }
             (
                 Some(vec!["segmentstore".to_owned()]),
-                Some(downward_env()),
+                segmentstore_env(owner, version),
                 mounts,
-                tcp_probe(SEGMENTSTORE_PORT, 10, 10, 3),
-                tcp_probe(SEGMENTSTORE_PORT, 60, 15, 4),
             )
         }
     };
+    let (readiness, liveness) = probes(component, row);
     Container {
         name: component.label().to_owned(),
         image: Some(component.image(spec, version)),
         image_pull_policy: component.pull_policy(spec).map(str::to_owned),
         args,
-        env,
-        env_from: Some(vec![EnvFromSource {
-            config_map_ref: Some(ConfigMapEnvSource {
-                name: component.config_map_name(owner.name),
-                ..ConfigMapEnvSource::default()
-            }),
-            ..EnvFromSource::default()
-        }]),
+        env: Some(env),
+        env_from: Some(env_from),
         ports: Some(
-            ports(component)
+            ports
                 .into_iter()
                 .map(|(name, port)| ContainerPort {
                     name: Some(name.to_owned()),
                     container_port: port,
+                    // Required as a list-map key by server-side apply before Kubernetes 1.20.
+                    protocol: Some("TCP".to_owned()),
                     ..ContainerPort::default()
                 })
                 .collect(),
         ),
-        resources: resources.cloned(),
+        resources: Some(effective_resources(spec, component)),
         volume_mounts: (!mounts.is_empty()).then_some(mounts),
         readiness_probe: Some(readiness),
         liveness_probe: Some(liveness),
@@ -494,34 +725,95 @@ fn container(
     }
 }
 
+fn env_java_opts(owner: &Owner<'_>, component: Component, version: &str) -> EnvVar {
+    env(
+        "JAVA_OPTS",
+        pravega_java_opts(owner.name, owner.spec, component, version),
+    )
+}
+
+/// Scheduling of a component's pods: the spec's, or a preferred anti-affinity that spreads the
+/// component's pods over nodes (upstream: weight 100, `kubernetes.io/hostname`,
+/// `pkg/util/k8sutil.go@v0.4.1`).
+struct Scheduling {
+    affinity: Affinity,
+    tolerations: Vec<Toleration>,
+    node_selector: BTreeMap<String, String>,
+    service_account: Option<String>,
+}
+
+fn scheduling(owner: &Owner<'_>, component: Component) -> Scheduling {
+    let spec = owner.spec;
+    let (affinity, tolerations, node_selector, service_account) = match component {
+        Component::Bookkeeper => (
+            spec.bookkeeper.affinity.as_deref(),
+            &spec.bookkeeper.tolerations,
+            &spec.bookkeeper.node_selector,
+            &spec.bookkeeper.service_account_name,
+        ),
+        Component::Controller => (
+            spec.pravega.controller_affinity.as_deref(),
+            &spec.pravega.controller_tolerations,
+            &spec.pravega.controller_node_selector,
+            &spec.pravega.controller_service_account_name,
+        ),
+        Component::SegmentStore => (
+            spec.pravega.segment_store_affinity.as_deref(),
+            &spec.pravega.segment_store_tolerations,
+            &spec.pravega.segment_store_node_selector,
+            &spec.pravega.segment_store_service_account_name,
+        ),
+    };
+    let affinity = affinity.cloned().unwrap_or_else(|| Affinity {
+        pod_anti_affinity: Some(PodAntiAffinity {
+            preferred_during_scheduling_ignored_during_execution: Some(vec![
+                WeightedPodAffinityTerm {
+                    weight: 100,
+                    pod_affinity_term: PodAffinityTerm {
+                        label_selector: Some(owner.selector(component)),
+                        topology_key: "kubernetes.io/hostname".to_owned(),
+                        ..PodAffinityTerm::default()
+                    },
+                },
+            ]),
+            ..PodAntiAffinity::default()
+        }),
+        ..Affinity::default()
+    });
+    Scheduling {
+        affinity,
+        tolerations: tolerations.clone(),
+        node_selector: node_selector.clone(),
+        service_account: service_account.clone(),
+    }
+}
+
 fn pod_template(
     owner: &Owner<'_>,
     component: Component,
     version: &str,
-    container: Container,
+    config_hash: &str,
     volumes: Vec<Volume>,
 ) -> PodTemplateSpec {
+    let s = scheduling(owner, component);
     PodTemplateSpec {
         metadata: Some(ObjectMeta {
             labels: Some(pod_labels(owner.name, component, version)),
-            annotations: Some(BTreeMap::from([(
-                VERSION_KEY.to_owned(),
-                version.to_owned(),
-            )])),
+            annotations: Some(BTreeMap::from([
+                (VERSION_KEY.to_owned(), version.to_owned()),
+                (CONFIG_HASH_KEY.to_owned(), config_hash.to_owned()),
+            ])),
             ..ObjectMeta::default()
         }),
         spec: Some(PodSpec {
-            containers: vec![container],
+            containers: vec![container(owner, component, version)],
             volumes: (!volumes.is_empty()).then_some(volumes),
+            affinity: Some(s.affinity),
+            tolerations: (!s.tolerations.is_empty()).then_some(s.tolerations),
+            node_selector: (!s.node_selector.is_empty()).then_some(s.node_selector),
+            service_account_name: s.service_account,
             ..PodSpec::default()
         }),
-    }
-}
-
-fn retain_claims() -> StatefulSetPersistentVolumeClaimRetentionPolicy {
-    StatefulSetPersistentVolumeClaimRetentionPolicy {
-        when_deleted: Some("Retain".to_owned()),
-        when_scaled: Some("Retain".to_owned()),
     }
 }
 
@@ -532,11 +824,15 @@ fn on_delete() -> StatefulSetUpdateStrategy {
     }
 }
 
-fn bookkeeper_statefulset(owner: &Owner<'_>, version: &str) -> StatefulSet {
+fn bookkeeper_statefulset(owner: &Owner<'_>, version: &str, config_hash: &str) -> StatefulSet {
     let c = Component::Bookkeeper;
     let spec = owner.spec;
     let storage = &spec.bookkeeper.storage;
-    let container = container(owner, c, version, spec.bookkeeper.resources.as_deref());
+    let templates = [
+        storage.ledger_volume_claim_template.as_deref(),
+        storage.journal_volume_claim_template.as_deref(),
+        storage.index_volume_claim_template.as_deref(),
+    ];
     StatefulSet {
         metadata: owner.meta(c, c.workload_name(owner.name)),
         spec: Some(StatefulSetSpec {
@@ -545,25 +841,16 @@ fn bookkeeper_statefulset(owner: &Owner<'_>, version: &str) -> StatefulSet {
             service_name: Some(c.service_name(owner.name)),
             pod_management_policy: Some("Parallel".to_owned()),
             update_strategy: Some(on_delete()),
-            persistent_volume_claim_retention_policy: Some(retain_claims()),
-            template: pod_template(owner, c, version, container, Vec::new()),
-            volume_claim_templates: Some(vec![
-                claim_template(
-                    "ledger",
-                    storage.ledger_volume_claim_template.as_deref(),
-                    DEFAULT_BOOKIE_VOLUME_SIZE,
-                ),
-                claim_template(
-                    "journal",
-                    storage.journal_volume_claim_template.as_deref(),
-                    DEFAULT_BOOKIE_VOLUME_SIZE,
-                ),
-                claim_template(
-                    "index",
-                    storage.index_volume_claim_template.as_deref(),
-                    DEFAULT_BOOKIE_VOLUME_SIZE,
-                ),
-            ]),
+            // PVCs are kept by default (`Retain` for both cases); the field is not sent, so that
+            // API servers that do not serve it (before 1.23) accept the object.
+            template: pod_template(owner, c, version, config_hash, Vec::new()),
+            volume_claim_templates: Some(
+                BOOKIE_DIRS
+                    .iter()
+                    .zip(templates)
+                    .map(|((name, _), t)| claim_template(name, t, DEFAULT_BOOKIE_VOLUME_SIZE))
+                    .collect(),
+            ),
             ..StatefulSetSpec::default()
         }),
         ..StatefulSet::default()
@@ -579,15 +866,9 @@ pub fn progress_deadline_seconds(spec: &PravegaClusterSpec) -> i32 {
         .unwrap_or(DEFAULT_PROGRESS_DEADLINE_SECONDS)
 }
 
-fn controller_deployment(owner: &Owner<'_>, version: &str) -> Deployment {
+fn controller_deployment(owner: &Owner<'_>, version: &str, config_hash: &str) -> Deployment {
     let c = Component::Controller;
     let spec = owner.spec;
-    let container = container(
-        owner,
-        c,
-        version,
-        spec.pravega.controller_resources.as_deref(),
-    );
     Deployment {
         metadata: owner.meta(c, c.workload_name(owner.name)),
         spec: Some(DeploymentSpec {
@@ -601,37 +882,27 @@ fn controller_deployment(owner: &Owner<'_>, version: &str) -> Deployment {
                 }),
             }),
             progress_deadline_seconds: Some(progress_deadline_seconds(spec)),
-            template: pod_template(owner, c, version, container, Vec::new()),
+            template: pod_template(owner, c, version, config_hash, Vec::new()),
             ..DeploymentSpec::default()
         }),
         ..Deployment::default()
     }
 }
 
-fn segmentstore_statefulset(owner: &Owner<'_>, version: &str) -> StatefulSet {
+fn segmentstore_statefulset(owner: &Owner<'_>, version: &str, config_hash: &str) -> StatefulSet {
     let c = Component::SegmentStore;
     let spec = owner.spec;
-    let container = container(
-        owner,
-        c,
-        version,
-        spec.pravega.segment_store_resources.as_deref(),
-    );
-    let volumes = spec
-        .pravega
-        .tier2
-        .as_ref()
-        .and_then(|t| t.filesystem.as_ref())
-        .map(|fs| Volume {
+    let volumes = match spec.pravega.tier2() {
+        Tier2::Filesystem(claim) => vec![Volume {
             name: "tier2".to_owned(),
             persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
-                claim_name: fs.persistent_volume_claim.clone(),
-                ..PersistentVolumeClaimVolumeSource::default()
+                claim_name: claim.claim_name.clone(),
+                read_only: claim.read_only.filter(|r| *r),
             }),
             ..Volume::default()
-        })
-        .into_iter()
-        .collect();
+        }],
+        _ => Vec::new(),
+    };
     StatefulSet {
         metadata: owner.meta(c, c.workload_name(owner.name)),
         spec: Some(StatefulSetSpec {
@@ -640,8 +911,7 @@ fn segmentstore_statefulset(owner: &Owner<'_>, version: &str) -> StatefulSet {
             service_name: Some(c.service_name(owner.name)),
             pod_management_policy: Some("Parallel".to_owned()),
             update_strategy: Some(on_delete()),
-            persistent_volume_claim_retention_policy: Some(retain_claims()),
-            template: pod_template(owner, c, version, container, volumes),
+            template: pod_template(owner, c, version, config_hash, volumes),
             volume_claim_templates: Some(vec![claim_template(
                 "cache",
                 spec.pravega.cache_volume_claim_template.as_deref(),
@@ -818,7 +1088,7 @@ mod tests {
     }
 
     #[test]
-    fn statefulsets_use_on_delete_and_retain_their_claims() {
+    fn statefulsets_use_on_delete_and_leave_claim_retention_to_the_default() {
         let d = build(&sample());
         for s in &d.stateful_sets {
             let spec = s.spec.as_ref().unwrap();
@@ -826,12 +1096,8 @@ mod tests {
                 spec.update_strategy.as_ref().unwrap().type_.as_deref(),
                 Some("OnDelete")
             );
-            let retention = spec
-                .persistent_volume_claim_retention_policy
-                .as_ref()
-                .unwrap();
-            assert_eq!(retention.when_scaled.as_deref(), Some("Retain"));
-            assert_eq!(retention.when_deleted.as_deref(), Some("Retain"));
+            // Retain is the API server's default; the field is not sent (not served before 1.23).
+            assert_eq!(spec.persistent_volume_claim_retention_policy, None);
             assert_eq!(spec.pod_management_policy.as_deref(), Some("Parallel"));
         }
         let bk = sts(&d, "example-bookie").spec.as_ref().unwrap();
@@ -966,14 +1232,8 @@ mod tests {
             Some(&Quantity("2Gi".into()))
         );
 
-        let mut with_tier2 = sample();
-        with_tier2.spec.pravega.tier2 = Some(pravega_crds::Tier2Spec {
-            filesystem: Some(pravega_crds::FileSystemTier2 {
-                persistent_volume_claim: "pravega-tier2".into(),
-            }),
-            hdfs: None,
-        });
-        let d = build(&with_tier2);
+        // No tier2 in the spec: the filesystem claim pravega-tier2, as upstream defaults.
+        let d = build(&sample());
         let ss = sts(&d, "example-pravega-segmentstore")
             .spec
             .as_ref()
@@ -1045,42 +1305,21 @@ mod tests {
     }
 
     #[test]
-    fn ports_and_probes_are_as_the_images_expect() {
+    fn ports_carry_their_protocol_and_services_match_them() {
         let d = build(&sample());
-        let port_of = |c: &Container| {
+        let ports_of = |c: &Container| {
             c.ports
                 .as_ref()
                 .unwrap()
                 .iter()
-                .map(|p| p.container_port)
+                .map(|p| (p.container_port, p.protocol.clone().unwrap()))
                 .collect::<Vec<_>>()
         };
+        let tcp = |p: i32| (p, "TCP".to_owned());
         let bk = only_container(&sts(&d, "example-bookie").spec.as_ref().unwrap().template).clone();
-        assert_eq!(port_of(&bk), [3181]);
-        let cmd = bk
-            .readiness_probe
-            .as_ref()
-            .unwrap()
-            .exec
-            .as_ref()
-            .unwrap()
-            .command
-            .clone()
-            .unwrap();
-        assert!(cmd.join(" ").contains("bookiesanity"));
-        assert!(bk.liveness_probe.as_ref().unwrap().exec.is_some());
+        assert_eq!(ports_of(&bk), [tcp(3181)]);
         let ctl = only_container(&d.deployments[0].spec.as_ref().unwrap().template).clone();
-        assert_eq!(port_of(&ctl), [10080, 9090]);
-        assert_eq!(
-            ctl.readiness_probe
-                .as_ref()
-                .unwrap()
-                .tcp_socket
-                .as_ref()
-                .unwrap()
-                .port,
-            IntOrString::Int(10080)
-        );
+        assert_eq!(ports_of(&ctl), [tcp(10080), tcp(9090)]);
         let ss = only_container(
             &sts(&d, "example-pravega-segmentstore")
                 .spec
@@ -1089,17 +1328,7 @@ mod tests {
                 .template,
         )
         .clone();
-        assert_eq!(port_of(&ss), [12345]);
-        assert_eq!(
-            ss.liveness_probe
-                .as_ref()
-                .unwrap()
-                .tcp_socket
-                .as_ref()
-                .unwrap()
-                .port,
-            IntOrString::Int(12345)
-        );
+        assert_eq!(ports_of(&ss), [tcp(12345)]);
         let svc_ports = |i: usize| {
             d.services[i]
                 .spec
@@ -1120,51 +1349,37 @@ mod tests {
             Some("None")
         );
         assert_eq!(d.services[1].spec.as_ref().unwrap().cluster_ip, None);
-        assert_eq!(
-            d.services[2].spec.as_ref().unwrap().cluster_ip.as_deref(),
-            Some("None")
-        );
     }
 
     #[test]
-    fn configmaps_carry_zookeeper_java_opts_and_bookkeeper_options() {
-        let d = build(&sample());
-        let data = |i: usize| d.config_maps[i].data.clone().unwrap();
-        let bk = data(0);
-        assert_eq!(bk.get("ZK_URL").map(String::as_str), Some("zk-client:2181"));
-        assert_eq!(
-            bk.get("BK_journalMaxGroupWaitMSec").map(String::as_str),
-            Some("1")
-        );
-        let ctl = data(1);
-        assert_eq!(
-            ctl.get("ZK_URL").map(String::as_str),
-            Some("zk-client:2181")
-        );
-        assert_eq!(
-            ctl.get("JAVA_OPTS").map(String::as_str),
-            Some("-Da.b=c -Dpravegaservice.containerCount=4")
-        );
-        let ss = data(2);
-        assert_eq!(ss.get("JAVA_OPTS"), ctl.get("JAVA_OPTS"));
-        assert_eq!(
-            ss.get("CONTROLLER_URL").map(String::as_str),
-            Some("tcp://example-pravega-controller.prod:9090")
-        );
-        for (i, sts_or_deploy) in [
-            only_container(&d.stateful_sets[0].spec.as_ref().unwrap().template),
-            only_container(&d.deployments[0].spec.as_ref().unwrap().template),
-            only_container(&d.stateful_sets[1].spec.as_ref().unwrap().template),
-        ]
-        .into_iter()
-        .enumerate()
-        {
-            let from = sts_or_deploy.env_from.as_ref().unwrap()[0]
-                .config_map_ref
+    fn a_config_change_changes_the_pod_template() {
+        let c = sample();
+        let before = build(&c);
+        let mut edited = c.clone();
+        edited
+            .spec
+            .bookkeeper
+            .options
+            .insert("journalMaxGroupWaitMSec".into(), "2".into());
+        let after = build(&edited);
+        let hash = |d: &DesiredObjects, i: usize| {
+            d.stateful_sets[i]
+                .spec
                 .as_ref()
-                .unwrap();
-            assert_eq!(Some(&from.name), d.config_maps[i].metadata.name.as_ref());
-        }
+                .unwrap()
+                .template
+                .metadata
+                .as_ref()
+                .unwrap()
+                .annotations
+                .as_ref()
+                .unwrap()
+                .get(CONFIG_HASH_KEY)
+                .cloned()
+                .unwrap()
+        };
+        assert_ne!(hash(&before, 0), hash(&after, 0));
+        assert_eq!(hash(&before, 1), hash(&after, 1));
     }
 
     #[test]

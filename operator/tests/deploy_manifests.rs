@@ -1007,7 +1007,7 @@ fn the_sample_cluster_is_separate_and_the_readme_commands_point_at_real_files() 
     let sample_path = root.join("deploy/sample/pravegacluster.yaml");
     let sample: PravegaCluster = serde_json::from_value(read_yaml_one(&sample_path))
         .unwrap_or_else(|e| panic!("{}: {e}", sample_path.display()));
-    assert!(pravega_crds::validate_create(&sample).is_allowed());
+    assert!(pravega_crds::validate_create(&sample.spec).is_allowed());
 
     let readme_path = root.join("deploy/README.md");
     let readme = std::fs::read_to_string(&readme_path)

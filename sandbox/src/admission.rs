@@ -446,4 +446,39 @@ mod tests {
         assert!(rule_matches(&rule, &info, "UPDATE", Some("status")));
         assert!(!rule_matches(&rule, &info, "UPDATE", None));
     }
+
+    #[test]
+    fn rules_match_each_served_version_they_list() {
+        let crd = json!({"metadata": {"name": "widgets.demo.pravega.io"},
+            "spec": {"group": "demo.pravega.io", "scope": "Namespaced",
+                "names": {"plural": "widgets", "kind": "Widget"},
+                "versions": [{"name": "v1beta1", "served": true, "storage": true},
+                    {"name": "v1alpha1", "served": true, "storage": false}]}});
+        let served = crate::resources::crd_resources(&crd).expect("valid CRD");
+        let [beta, alpha] = served.versions.as_slice() else {
+            panic!("two served versions: {:?}", served.versions);
+        };
+        let rule = |versions: Value| {
+            json!({"operations": ["CREATE"], "apiGroups": ["demo.pravega.io"],
+                "apiVersions": versions, "resources": ["widgets"]})
+        };
+        for versions in [json!(["*"]), json!(["v1alpha1", "v1beta1"])] {
+            assert!(rule_matches(&rule(versions.clone()), beta, "CREATE", None));
+            assert!(rule_matches(&rule(versions), alpha, "CREATE", None));
+        }
+        // A rule listing one version matches requests through that version only (no
+        // `matchPolicy: Equivalent` conversion, see the README).
+        assert!(rule_matches(
+            &rule(json!(["v1beta1"])),
+            beta,
+            "CREATE",
+            None
+        ));
+        assert!(!rule_matches(
+            &rule(json!(["v1beta1"])),
+            alpha,
+            "CREATE",
+            None
+        ));
+    }
 }

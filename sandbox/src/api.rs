@@ -1,9 +1,9 @@
 //! The API server's object semantics: create, update, patch, delete, garbage collection,
 //! namespace termination, pod grace periods and CRD registration. HTTP lives in `server`.
 
-use crate::convert::{storage_group, to_external, to_internal};
+use crate::convert::{storage_group, to_external, to_internal, to_storage};
 use crate::error::ApiError;
-use crate::resources::{ResourceInfo, crd_resource};
+use crate::resources::{ResourceInfo, crd_resources};
 use crate::store::{ObjKey, State};
 use crate::util::{meta_mut, meta_str, now_rfc3339};
 use serde_json::{Value, json};
@@ -102,11 +102,14 @@ pub fn key(info: &ResourceInfo, ns: &str, name: &str) -> ObjKey {
     }
 }
 
-/// What `generation` follows: everything outside `metadata`, and outside `status` when the
+/// What `generation` follows: everything outside `metadata` (and the type: a custom resource
+/// read through another version differs only in `apiVersion`), and outside `status` when the
 /// resource has a status subresource.
 fn spec_part(v: &Value, has_status: bool) -> Value {
     let mut m = v.as_object().cloned().unwrap_or_default();
-    m.remove("metadata");
+    for k in ["metadata", "apiVersion", "kind"] {
+        m.remove(k);
+    }
     if has_status {
         m.remove("status");
     }
@@ -144,6 +147,37 @@ fn owner_uids(v: &Value) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// A CRD's `status.storedVersions`: the versions objects may be stored in. The storage version
+/// is added to those recorded before (the ones still listed in `spec.versions`).
+fn stored_versions(crd: &Value, old: Option<&Value>, storage: &str) -> Vec<String> {
+    let listed: Vec<&str> = crd
+        .get("spec")
+        .and_then(|s| s.get("versions"))
+        .and_then(Value::as_array)
+        .map(|vs| {
+            vs.iter()
+                .filter_map(|v| v.get("name").and_then(Value::as_str))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut out: Vec<String> = old
+        .and_then(|o| o.get("status"))
+        .and_then(|s| s.get("storedVersions"))
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .filter(|v| listed.contains(v))
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+    if !out.iter().any(|v| v == storage) {
+        out.push(storage.to_string());
+    }
+    out
 }
 
 impl Core {
@@ -345,7 +379,7 @@ impl Core {
             }
         }
         if info.group == "apiextensions.k8s.io" {
-            let res = crd_resource(obj)
+            let res = crd_resources(obj)
                 .map_err(|e| ApiError::invalid(&info.group, &info.kind, &name, &e))?;
             let st = self.lock();
             if st.registry.conflicts(&name, &res.group, &res.plural) {
@@ -392,7 +426,7 @@ impl Core {
                     {"type": "NamesAccepted", "status": "True", "reason": "NoConflicts", "message": "no conflicts found", "lastTransitionTime": keep_time("NamesAccepted")},
                     {"type": "Established", "status": "True", "reason": "InitialNamesAccepted", "message": "the initial names have been accepted", "lastTransitionTime": keep_time("Established")},
                 ],
-                "storedVersions": [res.version],
+                "storedVersions": stored_versions(obj, old, &res.storage_version),
             });
         }
         Ok(())
@@ -487,6 +521,7 @@ impl Core {
         }
         let mut warnings = Vec::new();
         self.prepare(info, &mut obj, None, opts, &mut warnings)?;
+        let obj = to_storage(info, obj);
         let k = key(info, ns, &name);
         {
             let st = self.lock();
@@ -532,7 +567,7 @@ impl Core {
                 ));
             }
             if info.group == "apiextensions.k8s.io"
-                && let Ok(res) = crd_resource(&obj)
+                && let Ok(res) = crd_resources(&obj)
             {
                 st.registry.serve_crd(&name, res);
             }
@@ -687,6 +722,7 @@ impl Core {
         let mut next = Self::merge_update(info, &old, obj, sub);
         let mut warnings = Vec::new();
         self.prepare(info, &mut next, Some(&old), opts, &mut warnings)?;
+        let next = to_storage(info, next);
         if without_rv(&next) == without_rv(&old) {
             return Ok(Outcome {
                 code: 200,
@@ -738,7 +774,7 @@ impl Core {
                 Some(_) => {}
             }
             if info.group == "apiextensions.k8s.io"
-                && let Ok(res) = crd_resource(&next)
+                && let Ok(res) = crd_resources(&next)
             {
                 st.registry.serve_crd(name, res);
             }
@@ -1229,18 +1265,17 @@ impl Core {
         let uid = meta_str(&gone, "uid").unwrap_or_default().to_string();
         if k.group == "apiextensions.k8s.io"
             && k.resource == "customresourcedefinitions"
-            && let Some(info) = st.registry.remove_crd(&k.name)
+            && let Some(served) = st.registry.remove_crd(&k.name)
         {
-            {
-                let keys: Vec<ObjKey> = st
-                    .objects
-                    .keys()
-                    .filter(|o| o.group == info.group && o.resource == info.plural)
-                    .cloned()
-                    .collect();
-                for ck in keys {
-                    st.remove(&ck);
-                }
+            // Every version stops being served; the objects (stored once) go.
+            let keys: Vec<ObjKey> = st
+                .objects
+                .keys()
+                .filter(|o| o.group == served.group && o.resource == served.plural)
+                .cloned()
+                .collect();
+            for ck in keys {
+                st.remove(&ck);
             }
         }
         self.delete_dependents(st, &uid);
@@ -1565,5 +1600,234 @@ mod tests {
             .await
             .expect_err("immutable");
         assert_eq!(err.code, 422);
+    }
+
+    /// A CRD served as v1beta1 (storage, status subresource, `color` defaults to blue) and
+    /// v1alpha1 (no subresource, `color` defaults to red, `size` may be 0), and v1 not served.
+    fn widget_crd() -> Value {
+        let schema = |min: i64, color: &str| {
+            json!({"openAPIV3Schema": {"type": "object", "properties": {
+                "spec": {"type": "object", "properties": {
+                    "size": {"type": "integer", "minimum": min},
+                    "color": {"type": "string", "default": color}}},
+                "status": {"type": "object", "properties": {"ready": {"type": "boolean"}}}}}})
+        };
+        json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": "widgets.demo.pravega.io"},
+            "spec": {"group": "demo.pravega.io", "scope": "Namespaced",
+                "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
+                "versions": [
+                    {"name": "v1alpha1", "served": true, "storage": false, "schema": schema(0, "red")},
+                    {"name": "v1beta1", "served": true, "storage": true, "schema": schema(1, "blue"),
+                        "subresources": {"status": {}}},
+                    {"name": "v1", "served": false, "storage": false, "schema": schema(1, "green")}]}})
+    }
+
+    async fn install_widgets(core: &Arc<Core>) {
+        let crds = core
+            .resolve("apiextensions.k8s.io", "v1", "customresourcedefinitions")
+            .expect("served");
+        let made = core
+            .create(&crds, "", widget_crd(), &WriteOpts::default())
+            .await
+            .expect("crd")
+            .object;
+        assert_eq!(made["status"]["storedVersions"], json!(["v1beta1"]));
+    }
+
+    #[tokio::test]
+    async fn crd_versions_share_objects_stored_in_the_storage_version() {
+        let core = Core::new(100);
+        install_widgets(&core).await;
+        let alpha = core
+            .resolve("demo.pravega.io", "v1alpha1", "widgets")
+            .expect("v1alpha1 served");
+        let beta = core
+            .resolve("demo.pravega.io", "v1beta1", "widgets")
+            .expect("v1beta1 served");
+        assert!(core.resolve("demo.pravega.io", "v1", "widgets").is_none());
+        // Discovery prefers the storage version.
+        let groups = core.lock().registry.groups();
+        let (_, versions) = groups
+            .iter()
+            .find(|(g, _)| g == "demo.pravega.io")
+            .expect("group");
+        assert_eq!(versions, &["v1beta1", "v1alpha1"]);
+
+        // Written through v1alpha1: its schema (red default), stored as v1beta1.
+        let made = core
+            .create(
+                &alpha,
+                "default",
+                json!({"apiVersion": "demo.pravega.io/v1alpha1", "kind": "Widget",
+                    "metadata": {"name": "w"}, "spec": {"size": 2}}),
+                &WriteOpts::default(),
+            )
+            .await
+            .expect("create")
+            .object;
+        assert_eq!(made["apiVersion"], "demo.pravega.io/v1alpha1");
+        assert_eq!(made["spec"], json!({"size": 2, "color": "red"}));
+        let stored = core
+            .lock()
+            .objects
+            .get(&key(&beta, "default", "w"))
+            .cloned()
+            .expect("stored once");
+        assert_eq!(stored["apiVersion"], "demo.pravega.io/v1beta1");
+        let through_beta = core.get(&beta, "default", "w").expect("get");
+        assert_eq!(through_beta["apiVersion"], "demo.pravega.io/v1beta1");
+        assert_eq!(through_beta["spec"], made["spec"]);
+
+        // The same object written back through either version is a no-op.
+        let rv = meta_str(&made, "resourceVersion").map(str::to_string);
+        for (info, obj) in [(&alpha, made.clone()), (&beta, through_beta.clone())] {
+            let same = core
+                .update(info, "default", "w", None, obj, &WriteOpts::default())
+                .await
+                .expect("noop")
+                .object;
+            assert_eq!(meta_str(&same, "resourceVersion").map(str::to_string), rv);
+            assert_eq!(same["apiVersion"], info.api_version());
+        }
+        // Each version validates with its own schema: size 0 is valid in v1alpha1 only.
+        let zero = |info: &ResourceInfo| {
+            json!({"apiVersion": info.api_version(), "kind": "Widget",
+                "metadata": {"name": "zero"}, "spec": {"size": 0}})
+        };
+        let err = core
+            .create(&beta, "default", zero(&beta), &WriteOpts::default())
+            .await
+            .expect_err("minimum 1");
+        assert_eq!(err.code, 422);
+        core.create(&alpha, "default", zero(&alpha), &WriteOpts::default())
+            .await
+            .expect("minimum 0");
+        // The body's apiVersion must be the request's.
+        let err = core
+            .update(
+                &alpha,
+                "default",
+                "w",
+                None,
+                through_beta.clone(),
+                &WriteOpts::default(),
+            )
+            .await
+            .expect_err("v1beta1 body on the v1alpha1 endpoint");
+        assert_eq!(err.code, 400);
+
+        // Subresources are per version: v1alpha1 has no status subresource, so its main
+        // resource writes status; v1beta1 keeps status on main-resource writes.
+        assert!(beta.status && !alpha.status);
+        let mut with_status = core.get(&alpha, "default", "w").expect("get");
+        with_status["status"] = json!({"ready": true});
+        core.update(
+            &alpha,
+            "default",
+            "w",
+            None,
+            with_status,
+            &WriteOpts::default(),
+        )
+        .await
+        .expect("update");
+        let mut cleared = core.get(&beta, "default", "w").expect("get");
+        assert_eq!(cleared["status"], json!({"ready": true}));
+        cleared["status"] = json!({"ready": false});
+        let kept = core
+            .update(&beta, "default", "w", None, cleared, &WriteOpts::default())
+            .await
+            .expect("update")
+            .object;
+        assert_eq!(kept["status"], json!({"ready": true}));
+
+        // Deleting the CRD stops serving every version and removes the objects.
+        let crds = core
+            .resolve("apiextensions.k8s.io", "v1", "customresourcedefinitions")
+            .expect("served");
+        core.delete(&crds, "", "widgets.demo.pravega.io", &DeleteOpts::default())
+            .await
+            .expect("delete crd");
+        assert!(
+            core.resolve("demo.pravega.io", "v1alpha1", "widgets")
+                .is_none()
+        );
+        assert!(
+            core.resolve("demo.pravega.io", "v1beta1", "widgets")
+                .is_none()
+        );
+        assert!(
+            !core
+                .lock()
+                .objects
+                .contains_key(&key(&beta, "default", "w"))
+        );
+    }
+
+    #[tokio::test]
+    async fn crd_versions_are_validated() {
+        let core = Core::new(100);
+        let crds = core
+            .resolve("apiextensions.k8s.io", "v1", "customresourcedefinitions")
+            .expect("served");
+        let with = |f: &dyn Fn(&mut Value)| {
+            let mut crd = widget_crd();
+            f(&mut crd);
+            crd
+        };
+        let cases: [(Value, &str); 4] = [
+            (
+                with(&|c| c["spec"]["conversion"] = json!({"strategy": "Webhook"})),
+                "spec.conversion.strategy: Unsupported value: \"Webhook\"",
+            ),
+            (
+                with(&|c| c["spec"]["versions"][0]["storage"] = json!(true)),
+                "must have exactly one version marked as storage version",
+            ),
+            (
+                with(&|c| c["spec"]["versions"][1]["storage"] = json!(false)),
+                "must have exactly one version marked as storage version",
+            ),
+            (
+                with(&|c| c["spec"]["versions"][2]["name"] = json!("v1alpha1")),
+                "must contain unique version names",
+            ),
+        ];
+        for (crd, message) in cases {
+            let err = core
+                .create(&crds, "", crd, &WriteOpts::default())
+                .await
+                .expect_err(message);
+            assert_eq!(err.code, 422, "{}", err.message);
+            assert!(err.message.contains(message), "{}", err.message);
+        }
+        // Changing the storage version keeps the previous one in storedVersions.
+        install_widgets(&core).await;
+        let mut crd = core.get(&crds, "", "widgets.demo.pravega.io").expect("get");
+        crd["spec"]["versions"][0]["storage"] = json!(true);
+        crd["spec"]["versions"][1]["storage"] = json!(false);
+        let updated = core
+            .update(
+                &crds,
+                "",
+                "widgets.demo.pravega.io",
+                None,
+                crd,
+                &WriteOpts::default(),
+            )
+            .await
+            .expect("update")
+            .object;
+        assert_eq!(
+            updated["status"]["storedVersions"],
+            json!(["v1beta1", "v1alpha1"])
+        );
+        let groups = core.lock().registry.groups();
+        assert!(
+            groups
+                .iter()
+                .any(|(g, vs)| g == "demo.pravega.io" && vs == &["v1alpha1", "v1beta1"])
+        );
     }
 }

@@ -1,6 +1,8 @@
-//! Conversion between `events.k8s.io/v1` Events and the stored core `v1` Events, so both APIs
-//! see the same objects (as on a real cluster) and `kubectl describe` lists events recorded
-//! through either.
+//! Conversion between the stored form of objects and the version a request uses:
+//! `events.k8s.io/v1` Events and the stored core `v1` Events, so both APIs see the same objects
+//! (as on a real cluster) and `kubectl describe` lists events recorded through either; and
+//! custom resources served in several versions, stored once in the CRD's storage version and
+//! only relabelled (`apiVersion`), as the API server does with `conversion.strategy: None`.
 
 use crate::resources::ResourceInfo;
 use serde_json::{Map, Value, json};
@@ -76,8 +78,32 @@ pub fn to_internal(info: &ResourceInfo, obj: Value) -> Value {
     Value::Object(out)
 }
 
+/// A custom resource object relabelled with `api_version`; anything else unchanged.
+fn relabel(info: &ResourceInfo, mut obj: Value, api_version: String) -> Value {
+    if info.custom.is_some()
+        && let Some(m) = obj.as_object_mut()
+    {
+        m.insert("apiVersion".into(), Value::String(api_version));
+    }
+    obj
+}
+
+/// The form in which a prepared (defaulted, validated) object of `info` is stored: custom
+/// resources carry the CRD's storage version, whatever version the request used.
+pub fn to_storage(info: &ResourceInfo, obj: Value) -> Value {
+    let api_version = if info.group.is_empty() {
+        info.storage_version().to_string()
+    } else {
+        format!("{}/{}", info.group, info.storage_version())
+    };
+    relabel(info, obj, api_version)
+}
+
 /// Converts a stored object into the representation of `info`.
 pub fn to_external(info: &ResourceInfo, obj: &Value) -> Value {
+    if info.custom.is_some() {
+        return relabel(info, obj.clone(), info.api_version());
+    }
     if !is_events_v1(info) {
         return obj.clone();
     }

@@ -21,11 +21,11 @@ use k8s_openapi::api::admissionregistration::v1::{
     WebhookClientConfig,
 };
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::Client;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Client, CustomResourceExt};
 use pravega_crds::{Component, ConditionType, PravegaCluster, reasons};
 use regex::Regex;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -241,7 +241,7 @@ async fn install(
 ) -> Result<Processes, DemoError> {
     story.chapter("Install the PravegaCluster CRD, the validating webhook and the operator");
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let crd = PravegaCluster::crd();
+    let crd = pravega_crds::crd();
     let crd_name = crd.metadata.name.clone().unwrap_or_default();
     crds.create(&PostParams::default(), &crd)
         .await
@@ -378,6 +378,18 @@ async fn walk_through_the_guide(
     story.chapter(
         "Create the cluster `example` at 0.4.0 (3 bookies, 1 controller, 3 segment stores)",
     );
+    story.cmd("kubectl create -f - <<< 'PersistentVolumeClaim pravega-tier2, ReadWriteMany, 50Gi'");
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), NAMESPACE);
+    let tier2: PersistentVolumeClaim = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": pravega_crds::DEFAULT_TIER2_CLAIM},
+        "spec": {"accessModes": ["ReadWriteMany"], "resources": {"requests": {"storage": "50Gi"}}}
+    }))
+    .map_err(|e| step_err("create", format!("the tier 2 claim: {e}")))?;
+    claims
+        .create(&PostParams::default(), &tier2)
+        .await
+        .map_err(kube_err("creating the tier 2 claim"))?;
+    story.ok("persistentvolumeclaim/pravega-tier2 created (the sample's filesystem tier 2)");
     story.cmd("kubectl apply -f deploy/sample/pravegacluster.yaml");
     let sample: PravegaCluster = serde_saphyr::from_str(SAMPLE)
         .map_err(|e| step_err("create", format!("the sample does not parse: {e}")))?;
@@ -394,6 +406,7 @@ async fn walk_through_the_guide(
     .await?;
     expect_pods_at(client, &pk, "0.4.0", "create").await?;
     story.ok("7 of 7 members ready at 0.4.0");
+    show_what_the_segment_store_got(story, client).await?;
 
     // 2. Upgrade to 0.5.0 the way the guide does it.
     story.chapter(
@@ -764,6 +777,45 @@ fn scalar(v: &serde_json::Value) -> String {
 }
 
 /// Every member pod runs `version` (by its image) and is Ready.
+/// Prints the Segment Store's start-up settings as the image reads them: its JVM options (sized
+/// from the memory limit, with the cluster name it finds its bookies by) and its tier 2.
+async fn show_what_the_segment_store_got(story: &Story, client: &Client) -> Result<(), DemoError> {
+    let pod = format!("{NAME}-pravega-segmentstore-0");
+    story.cmd(&format!(
+        "kubectl get pod {pod} -o jsonpath='{{.spec.containers[0].env[?(@.name==\"JAVA_OPTS\")].value}}'"
+    ));
+    let pods: Api<Pod> = Api::namespaced(client.clone(), NAMESPACE);
+    let got = pods
+        .get(&pod)
+        .await
+        .map_err(kube_err("reading a Segment Store pod"))?;
+    let container = got.spec.as_ref().and_then(|s| s.containers.first());
+    let java_opts = container
+        .and_then(|c| c.env.as_ref())
+        .and_then(|env| env.iter().find(|e| e.name == "JAVA_OPTS"))
+        .and_then(|e| e.value.clone())
+        .unwrap_or_default();
+    if !java_opts.contains(&format!("-Dpravegaservice.clusterName={NAME}")) {
+        return Err(step_err(
+            "create",
+            format!("the Segment Store's JAVA_OPTS lack its cluster name: {java_opts}"),
+        ));
+    }
+    story.say(&java_opts);
+    let claim = got
+        .spec
+        .as_ref()
+        .and_then(|s| s.volumes.as_ref())
+        .and_then(|v| v.iter().find(|v| v.name == "tier2"))
+        .and_then(|v| v.persistent_volume_claim.as_ref())
+        .map(|c| c.claim_name.clone())
+        .unwrap_or_default();
+    story.ok(format!(
+        "tier 2: FILESYSTEM on claim {claim}, mounted at /mnt/tier2"
+    ));
+    Ok(())
+}
+
 async fn expect_pods_at(
     client: &Client,
     pk: &PravegaCluster,
@@ -878,7 +930,7 @@ fn webhook_configuration(ca_pem: Vec<u8>) -> ValidatingWebhookConfiguration {
             timeout_seconds: Some(5),
             rules: Some(vec![RuleWithOperations {
                 api_groups: Some(vec!["pravega.pravega.io".to_owned()]),
-                api_versions: Some(vec!["v1beta1".to_owned()]),
+                api_versions: Some(vec!["v1beta1".to_owned(), "v1alpha1".to_owned()]),
                 operations: Some(vec!["CREATE".to_owned(), "UPDATE".to_owned()]),
                 resources: Some(vec!["pravegaclusters".to_owned()]),
                 scope: Some("Namespaced".to_owned()),

@@ -21,14 +21,17 @@ pub struct PrinterColumn {
     pub json_path: String,
 }
 
-/// What a CRD contributes to a served resource.
+/// What a CRD contributes to one served version of its resource.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CustomInfo {
     /// The CRD's name (`pravegaclusters.pravega.pravega.io`).
     pub crd_name: String,
-    /// The served version's `openAPIV3Schema`.
+    /// The version objects are stored in (`spec.versions[*].storage`), whatever version a
+    /// request uses.
+    pub storage_version: String,
+    /// This version's `openAPIV3Schema`.
     pub schema: Option<Value>,
-    /// Printer columns of the served version.
+    /// Printer columns of this version.
     pub printer_columns: Vec<PrinterColumn>,
 }
 
@@ -64,6 +67,15 @@ impl ResourceInfo {
             self.version.clone()
         } else {
             format!("{}/{}", self.group, self.version)
+        }
+    }
+
+    /// The version objects of this resource are stored in: the CRD's storage version for
+    /// custom resources, the served version otherwise.
+    pub fn storage_version(&self) -> &str {
+        match &self.custom {
+            Some(c) => &c.storage_version,
+            None => &self.version,
         }
     }
 
@@ -362,11 +374,29 @@ pub fn builtins() -> Vec<ResourceInfo> {
     ]
 }
 
-/// The served resources: built-ins plus those from established CRDs.
+/// What one CRD serves.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CrdServing {
+    /// `spec.group`.
+    pub group: String,
+    /// `spec.names.plural`.
+    pub plural: String,
+    /// `spec.names.singular` (defaulted to the lower-case kind).
+    pub singular: String,
+    /// `spec.names.kind`.
+    pub kind: String,
+    /// The storage version (served or not).
+    pub storage_version: String,
+    /// One resource per served version, the storage version first when it is served (it is
+    /// the group's preferred version in discovery), then the others in `spec.versions` order.
+    pub versions: Vec<ResourceInfo>,
+}
+
+/// The served resources: built-ins plus every served version of the established CRDs.
 #[derive(Debug, Clone)]
 pub struct Registry {
     builtins: Vec<ResourceInfo>,
-    crds: BTreeMap<String, ResourceInfo>,
+    crds: BTreeMap<String, CrdServing>,
 }
 
 impl Default for Registry {
@@ -379,9 +409,11 @@ impl Default for Registry {
 }
 
 impl Registry {
-    /// All served resources.
+    /// All served resources (one per served group/version/plural).
     pub fn all(&self) -> impl Iterator<Item = &ResourceInfo> {
-        self.builtins.iter().chain(self.crds.values())
+        self.builtins
+            .iter()
+            .chain(self.crds.values().flat_map(|c| c.versions.iter()))
     }
 
     /// Looks up a resource by group, version and plural.
@@ -396,7 +428,8 @@ impl Registry {
         self.all().any(|r| r.group == group && r.version == version)
     }
 
-    /// Served groups with their versions (core excluded), in a stable order.
+    /// Served groups with their versions (core excluded), in a stable order; the first version
+    /// of a group is its preferred one (for a CRD's group, the storage version when served).
     pub fn groups(&self) -> Vec<(String, Vec<String>)> {
         let mut out: Vec<(String, Vec<String>)> = Vec::new();
         for r in self.all().filter(|r| !r.group.is_empty()) {
@@ -420,35 +453,77 @@ impl Registry {
             || self
                 .crds
                 .iter()
-                .any(|(n, r)| n != crd_name && r.group == group && r.plural == plural)
+                .any(|(n, c)| n != crd_name && c.group == group && c.plural == plural)
     }
 
-    /// Starts serving (or updates) a CRD's resource.
-    pub fn serve_crd(&mut self, crd_name: &str, info: ResourceInfo) {
-        self.crds.insert(crd_name.to_string(), info);
+    /// Starts serving (or updates) a CRD's resource in each of its served versions.
+    pub fn serve_crd(&mut self, crd_name: &str, serving: CrdServing) {
+        self.crds.insert(crd_name.to_string(), serving);
     }
 
-    /// Stops serving a CRD's resource; returns it.
-    pub fn remove_crd(&mut self, crd_name: &str) -> Option<ResourceInfo> {
+    /// Stops serving every version of a CRD's resource; returns what it served.
+    pub fn remove_crd(&mut self, crd_name: &str) -> Option<CrdServing> {
         self.crds.remove(crd_name)
     }
 }
 
-/// Parses a CRD object into the resource it serves (its storage version, or the first served one).
-pub fn crd_resource(crd: &Value) -> Result<ResourceInfo, Vec<(String, String)>> {
+fn str_of(v: &Value, k: &str) -> String {
+    v.get(k)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn str_list(v: Option<&Value>) -> Vec<String> {
+    v.and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn printer_columns(ver: &Value) -> Vec<PrinterColumn> {
+    ver.get("additionalPrinterColumns")
+        .and_then(Value::as_array)
+        .map(|cols| {
+            cols.iter()
+                .map(|c| PrinterColumn {
+                    name: str_of(c, "name"),
+                    type_: str_of(c, "type"),
+                    format: str_of(c, "format"),
+                    description: str_of(c, "description"),
+                    priority: c.get("priority").and_then(Value::as_i64).unwrap_or(0),
+                    json_path: str_of(c, "jsonPath"),
+                })
+                .collect()
+        })
+        .unwrap_or_else(|| {
+            vec![PrinterColumn {
+                name: "Age".into(),
+                type_: "date".into(),
+                format: String::new(),
+                description: String::new(),
+                priority: 0,
+                json_path: ".metadata.creationTimestamp".into(),
+            }]
+        })
+}
+
+/// Parses and validates a CRD object into what it serves: every version with `served: true`
+/// (missing counts as served), objects stored in the one version with `storage: true` (a CRD
+/// with a single version may leave `storage` out). `spec.conversion.strategy: Webhook` is
+/// refused: the sandbox does not call conversion webhooks, every version reads and writes the
+/// same objects with only `apiVersion` rewritten (strategy `None`).
+pub fn crd_resources(crd: &Value) -> Result<CrdServing, Vec<(String, String)>> {
     let mut errs = Vec::new();
     let spec = crd.get("spec").cloned().unwrap_or(json!({}));
-    let s = |v: &Value, k: &str| {
-        v.get(k)
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string()
-    };
-    let group = s(&spec, "group");
+    let group = str_of(&spec, "group");
     let names = spec.get("names").cloned().unwrap_or(json!({}));
-    let plural = s(&names, "plural");
-    let kind = s(&names, "kind");
-    let mut singular = s(&names, "singular");
+    let plural = str_of(&names, "plural");
+    let kind = str_of(&names, "kind");
+    let mut singular = str_of(&names, "singular");
     if singular.is_empty() {
         singular = kind.to_lowercase();
     }
@@ -470,7 +545,7 @@ pub fn crd_resource(crd: &Value) -> Result<ResourceInfo, Vec<(String, String)>> 
             format!("Invalid value: \"{name}\": must be spec.names.plural+\".\"+spec.group"),
         ));
     }
-    let scope = s(&spec, "scope");
+    let scope = str_of(&spec, "scope");
     if scope != "Namespaced" && scope != "Cluster" {
         errs.push((
             "spec.scope".into(),
@@ -479,84 +554,102 @@ pub fn crd_resource(crd: &Value) -> Result<ResourceInfo, Vec<(String, String)>> 
             ),
         ));
     }
+    match spec
+        .get("conversion")
+        .and_then(|c| c.get("strategy"))
+        .and_then(Value::as_str)
+    {
+        None | Some("None") => {}
+        Some("Webhook") => errs.push((
+            "spec.conversion.strategy".into(),
+            "Unsupported value: \"Webhook\": supported values: \"None\" (the sandbox does not call conversion webhooks: every served version reads and writes the same objects, only apiVersion differs)".into(),
+        )),
+        Some(other) => errs.push((
+            "spec.conversion.strategy".into(),
+            format!("Unsupported value: \"{other}\": supported values: \"None\", \"Webhook\""),
+        )),
+    }
     let versions = spec
         .get("versions")
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
-    let served: Vec<&Value> = versions
-        .iter()
-        .filter(|v| v.get("served").and_then(Value::as_bool).unwrap_or(true))
-        .collect();
-    let chosen = served
-        .iter()
-        .find(|v| v.get("storage").and_then(Value::as_bool).unwrap_or(false))
-        .or(served.first())
-        .copied();
-    let Some(ver) = chosen else {
-        errs.push((
-            "spec.versions".into(),
-            "Required value: must have exactly one version marked as storage version".into(),
-        ));
+    let mut seen = Vec::new();
+    for (i, v) in versions.iter().enumerate() {
+        let vname = str_of(v, "name");
+        if vname.is_empty() {
+            errs.push((format!("spec.versions[{i}].name"), "Required value".into()));
+        } else if seen.contains(&vname) {
+            errs.push((
+                "spec.versions".into(),
+                "Invalid value: must contain unique version names".into(),
+            ));
+        }
+        seen.push(vname);
+    }
+    let is_storage = |v: &Value| v.get("storage").and_then(Value::as_bool).unwrap_or(false);
+    let storage_count = versions.iter().filter(|v| is_storage(v)).count();
+    let storage = match (versions.as_slice(), storage_count) {
+        ([], _) => {
+            errs.push((
+                "spec.versions".into(),
+                "Required value: must have exactly one version marked as storage version".into(),
+            ));
+            None
+        }
+        // A single version is the storage version, even without `storage: true`.
+        ([only], 0) => Some(only),
+        (_, 1) => versions.iter().find(|v| is_storage(v)),
+        _ => {
+            errs.push((
+                "spec.versions".into(),
+                "Invalid value: must have exactly one version marked as storage version".into(),
+            ));
+            None
+        }
+    };
+    let Some(storage) = storage else {
         return Err(errs);
     };
     if !errs.is_empty() {
         return Err(errs);
     }
-    let str_list = |v: Option<&Value>| -> Vec<String> {
-        v.and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(|x| x.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    let printer_columns = ver
-        .get("additionalPrinterColumns")
-        .and_then(Value::as_array)
-        .map(|cols| {
-            cols.iter()
-                .map(|c| PrinterColumn {
-                    name: s(c, "name"),
-                    type_: s(c, "type"),
-                    format: s(c, "format"),
-                    description: s(c, "description"),
-                    priority: c.get("priority").and_then(Value::as_i64).unwrap_or(0),
-                    json_path: s(c, "jsonPath"),
-                })
-                .collect()
+    let storage_version = str_of(storage, "name");
+    let served = |v: &&Value| v.get("served").and_then(Value::as_bool).unwrap_or(true);
+    let ordered = std::iter::once(storage)
+        .chain(versions.iter().filter(|v| !std::ptr::eq(*v, storage)))
+        .filter(served);
+    let versions = ordered
+        .map(|ver| ResourceInfo {
+            group: group.clone(),
+            version: str_of(ver, "name"),
+            plural: plural.clone(),
+            singular: singular.clone(),
+            kind: kind.clone(),
+            namespaced: scope == "Namespaced",
+            short_names: str_list(names.get("shortNames")),
+            categories: str_list(names.get("categories")),
+            status: ver
+                .get("subresources")
+                .and_then(|s| s.get("status"))
+                .is_some(),
+            custom: Some(Arc::new(CustomInfo {
+                crd_name: name.clone(),
+                storage_version: storage_version.clone(),
+                schema: ver
+                    .get("schema")
+                    .and_then(|s| s.get("openAPIV3Schema"))
+                    .cloned(),
+                printer_columns: printer_columns(ver),
+            })),
         })
-        .unwrap_or_else(|| {
-            vec![PrinterColumn {
-                name: "Age".into(),
-                type_: "date".into(),
-                format: String::new(),
-                description: String::new(),
-                priority: 0,
-                json_path: ".metadata.creationTimestamp".into(),
-            }]
-        });
-    Ok(ResourceInfo {
+        .collect();
+    Ok(CrdServing {
         group,
-        version: s(ver, "name"),
         plural,
         singular,
         kind,
-        namespaced: scope == "Namespaced",
-        short_names: str_list(names.get("shortNames")),
-        categories: str_list(names.get("categories")),
-        status: ver
-            .get("subresources")
-            .and_then(|s| s.get("status"))
-            .is_some(),
-        custom: Some(Arc::new(CustomInfo {
-            crd_name: name,
-            schema: ver
-                .get("schema")
-                .and_then(|s| s.get("openAPIV3Schema"))
-                .cloned(),
-            printer_columns,
-        })),
+        storage_version,
+        versions,
     })
 }

@@ -5,8 +5,9 @@ use serde_json::{Value, json};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
-/// Identifies a stored object. Objects of one group/resource are stored once (in the served
-/// version), so the version is not part of the key.
+/// Identifies a stored object. Objects of one group/resource are stored once (custom resources
+/// in their CRD's storage version, whatever version they are served in), so the version is not
+/// part of the key.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ObjKey {
     /// API group.

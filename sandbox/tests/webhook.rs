@@ -295,3 +295,96 @@ async fn webhook_denials_warnings_and_failure_policy() {
     let through = patch_version(&sb, "0.6.0", &[]);
     assert!(through.ok, "{}", through.stderr);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn webhook_reviews_carry_the_version_of_the_request() {
+    let sb = sandbox().await;
+    install_crd(&sb, NS);
+    // Serve PravegaCluster as v1alpha1 too (same schema); v1beta1 stays the storage version.
+    let mut crd: Value = serde_json::from_str(&ok(
+        &sb,
+        &[
+            "get",
+            "crd",
+            "pravegaclusters.pravega.pravega.io",
+            "-o",
+            "json",
+        ],
+    ))
+    .unwrap();
+    let versions = crd["spec"]["versions"].as_array_mut().unwrap();
+    if !versions.iter().any(|v| v["name"] == "v1alpha1") {
+        let mut alpha = versions
+            .iter()
+            .find(|v| v["name"] == "v1beta1")
+            .expect("v1beta1")
+            .clone();
+        alpha["name"] = json!("v1alpha1");
+        alpha["storage"] = json!(false);
+        versions.push(alpha);
+    }
+    ok_stdin(&sb, &["replace", "-f", "-"], &crd.to_string());
+
+    let hook = start_webhook().await;
+    let url = format!("https://{}/validate", hook.addr);
+    ok_stdin(
+        &sb,
+        &["apply", "-f", "-"],
+        &vwc(&format!("    url: {url}\n"), "Fail", &hook.ca_pem)
+            .replace("apiVersions: [v1beta1]", "apiVersions: [\"*\"]"),
+    );
+
+    // An upstream-style v1alpha1 manifest is reviewed at v1alpha1.
+    let sample = std::fs::read_to_string(repo_root().join("deploy/sample/pravegacluster.yaml"))
+        .unwrap()
+        .replace(
+            "apiVersion: pravega.pravega.io/v1beta1",
+            "apiVersion: pravega.pravega.io/v1alpha1",
+        );
+    assert!(sample.contains("pravega.pravega.io/v1alpha1"));
+    ok_stdin(&sb, &["-n", NS, "apply", "-f", "-"], &sample);
+    {
+        let reviews = hook.reviews.lock().unwrap();
+        let r = &reviews.last().expect("reviewed")["request"];
+        assert_eq!(r["operation"], "CREATE");
+        assert_eq!(
+            r["kind"],
+            json!({"group": "pravega.pravega.io", "version": "v1alpha1", "kind": "PravegaCluster"})
+        );
+        assert_eq!(
+            r["resource"],
+            json!({"group": "pravega.pravega.io", "version": "v1alpha1", "resource": "pravegaclusters"})
+        );
+        assert_eq!(r["object"]["apiVersion"], "pravega.pravega.io/v1alpha1");
+    }
+    // The denial applies whichever version the change comes through.
+    let denied = kubectl(
+        &sb,
+        &[
+            "-n",
+            NS,
+            "patch",
+            "pravegaclusters.v1alpha1.pravega.pravega.io",
+            "example",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"version":"0.3.0"}}"#,
+        ],
+    );
+    assert!(
+        denied.stderr.contains("denied the request: downgrading"),
+        "{}",
+        denied.stderr
+    );
+    // Through v1beta1: reviewed at v1beta1, both objects at v1beta1.
+    let warned = patch_version(&sb, "0.5.0", &[]);
+    assert!(warned.ok, "{}", warned.stderr);
+    let reviews = hook.reviews.lock().unwrap();
+    let r = &reviews.last().expect("reviewed")["request"];
+    assert_eq!(r["operation"], "UPDATE");
+    assert_eq!(r["kind"]["version"], "v1beta1");
+    assert_eq!(r["requestKind"]["version"], "v1beta1");
+    assert_eq!(r["object"]["apiVersion"], "pravega.pravega.io/v1beta1");
+    assert_eq!(r["oldObject"]["apiVersion"], "pravega.pravega.io/v1beta1");
+    assert_eq!(r["oldObject"]["spec"]["version"], "0.4.0");
+}

@@ -8,8 +8,8 @@
 use std::borrow::Cow;
 
 use pravega_crds::{
-    ConditionStatus, ConditionType, Decision, DenyReason, PravegaClusterSpec, SpecFacts,
-    StatusFacts, validate_create_facts, validate_update_facts,
+    ConditionStatus, ConditionType, Decision, DenyReason, PravegaClusterSpec, StatusFacts,
+    validate_create, validate_update,
 };
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
@@ -423,10 +423,10 @@ fn decide(body: &[u8], info: &mut RequestInfo) -> Verdict {
     decide_slowly(body, info)
 }
 
-/// A well-formed review, decoded in one pass that reads only what the rules read (see
-/// [`SpecFacts`] and [`StatusFacts`]) and skips the rest (managed fields, annotations, members...)
-/// unread. Strings are borrowed from the body; one with escapes where a borrowed one is expected
-/// fails this pass, and the slow path (which unescapes) answers instead, with the same verdict.
+/// A well-formed review, decoded in one pass that reads only what the rules read (the specs, and
+/// the [`StatusFacts`] of the old object) and skips the rest (managed fields, annotations,
+/// members...) unread. A string with escapes where a borrowed one is expected fails this pass,
+/// and the slow path (which unescapes) answers instead, with the same verdict.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct FastReview<'a> {
@@ -457,15 +457,12 @@ impl FastReview<'_> {
         if let Some(verdict) = not_checked(&r.kind, r.sub_resource, operation) {
             return Some(verdict);
         }
-        // The whole specs are compared only in the rare case that needs it, by the slow path.
-        judge(
+        Some(judge(
             info,
             operation,
             r.object.as_ref(),
             r.old_object.as_ref(),
-            || Err(()),
-        )
-        .ok()
+        ))
     }
 }
 
@@ -473,24 +470,21 @@ fn non_empty(s: Option<&str>) -> Option<String> {
     s.filter(|s| !s.is_empty()).map(str::to_owned)
 }
 
-/// What the rules read of `request.object`: its name and what the rules read of its spec.
-/// Everything else, its status included (the rules decide with the old object's), is skipped
-/// without being decoded.
+/// What the rules read of `request.object`: its name and its spec. Everything else, its status
+/// included (the rules decide with the old object's), is skipped without being decoded.
 #[derive(Debug, Deserialize)]
 struct NewObject<'a> {
     #[serde(default, borrow)]
     metadata: NameOnly<'a>,
-    #[serde(borrow)]
-    spec: SpecFacts<'a>,
+    spec: PravegaClusterSpec,
 }
 
-/// What the rules read of `request.oldObject`: what they read of its spec, and the versions and
-/// conditions of its status. Everything else (managed fields, annotations, members,
-/// progress...) is skipped without being decoded.
+/// What the rules read of `request.oldObject`: its spec, and the versions and conditions of its
+/// status. Everything else (managed fields, annotations, members, progress...) is skipped
+/// without being decoded.
 #[derive(Debug, Deserialize)]
 struct OldObject<'a> {
-    #[serde(borrow)]
-    spec: SpecFacts<'a>,
+    spec: PravegaClusterSpec,
     #[serde(default, borrow)]
     status: Option<OldStatus<'a>>,
 }
@@ -531,13 +525,6 @@ impl OldStatus<'_> {
     }
 }
 
-fn not_valid(field: &str, e: &serde_json::Error) -> Verdict {
-    Verdict::invalid(
-        ErrorKind::InvalidObject,
-        format!("request.{field} is not a valid PravegaCluster: {e}"),
-    )
-}
-
 /// The requests the rules are not about: other kinds, sub-resources, DELETE and CONNECT.
 fn not_checked(
     kind: &GroupVersionKind<'_>,
@@ -559,33 +546,29 @@ fn not_checked(
 }
 
 /// The rules for a CREATE or UPDATE of a PravegaCluster, once its objects are decoded.
-/// `specs_equal` compares the whole specs, when the rules need that; its error is returned.
-fn judge<E>(
+fn judge(
     info: &mut RequestInfo,
     operation: Operation,
     object: Option<&NewObject<'_>>,
     old_object: Option<&OldObject<'_>>,
-    specs_equal: impl FnOnce() -> Result<bool, E>,
-) -> Result<Verdict, E> {
+) -> Verdict {
     let Some(new) = object else {
-        return Ok(missing("object"));
+        return missing("object");
     };
     if operation == Operation::Create {
         if info.name.is_none() {
             info.name = non_empty(new.metadata.name);
         }
-        return Ok(decision(validate_create_facts(&new.spec)));
+        return decision(validate_create(&new.spec));
     }
     let Some(old) = old_object else {
-        return Ok(missing("oldObject"));
+        return missing("oldObject");
     };
-    validate_update_facts(
-        &old.spec.version,
-        specs_equal,
+    decision(validate_update(
+        &old.spec,
         old.status.as_ref().map(OldStatus::facts),
         &new.spec,
-    )
-    .map(decision)
+    ))
 }
 
 fn missing(field: &str) -> Verdict {
@@ -703,22 +686,7 @@ fn decide_slowly(body: &[u8], info: &mut RequestInfo) -> Verdict {
         },
         _ => None,
     };
-    let specs_equal = || {
-        let spec = |field| match request.get(field).and_then(|o| o.get("spec")) {
-            Some(spec) => PravegaClusterSpec::deserialize(spec).map_err(|e| not_valid(field, &e)),
-            None => Err(missing(field)),
-        };
-        Ok::<_, Verdict>(spec("oldObject")? == spec("object")?)
-    };
-    match judge(
-        info,
-        operation,
-        object.as_ref(),
-        old_object.as_ref(),
-        specs_equal,
-    ) {
-        Ok(verdict) | Err(verdict) => verdict,
-    }
+    judge(info, operation, object.as_ref(), old_object.as_ref())
 }
 
 /// `request.<field>`, decoded; `None` when absent (the rules say whether that is wrong).

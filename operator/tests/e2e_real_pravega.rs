@@ -1,0 +1,291 @@
+//! End to end: workloads that the real images would run. A manifest written for upstream's
+//! operator 0.4.x applies unchanged and comes up, and the guide's upgrade crosses the 0.6 → 0.7
+//! bookie-options boundary with every pod coming up (the sandbox's kubelets play each image's
+//! start-up rules, so a bookie given options its image cannot run would crash-loop here).
+
+mod support;
+
+use std::time::Duration;
+
+use support::{Env, Operator, col, eventually, workspace_file};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+/// The long-term storage claim a filesystem tier 2 mounts; users create it before the cluster.
+const TIER2_CLAIM: &str = r#"
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata:
+  name: pravega-tier2
+spec:
+  accessModes: [ReadWriteMany]
+  resources:
+    requests:
+      storage: 50Gi
+"#;
+
+/// A PravegaCluster as written for upstream's pravega-operator 0.4.x (its v1alpha1 API, every
+/// field of its spec), not touched for this operator.
+const UPSTREAM_0_4: &str = r#"
+apiVersion: "pravega.pravega.io/v1alpha1"
+kind: "PravegaCluster"
+metadata:
+  name: "legacy"
+spec:
+  version: 0.4.0
+  zookeeperUri: zookeeper-client:2181
+  externalAccess:
+    enabled: false
+    type: LoadBalancer
+  tls:
+    static:
+      controllerSecret: ""
+      segmentStoreSecret: ""
+  bookkeeper:
+    image:
+      repository: pravega/bookkeeper
+      tag: 0.4.0
+      pullPolicy: IfNotPresent
+    replicas: 3
+    storage:
+      ledgerVolumeClaimTemplate:
+        accessModes: [ "ReadWriteOnce" ]
+        storageClassName: "standard"
+        resources:
+          requests:
+            storage: 10Gi
+      journalVolumeClaimTemplate:
+        accessModes: [ "ReadWriteOnce" ]
+        storageClassName: "standard"
+        resources:
+          requests:
+            storage: 10Gi
+      indexVolumeClaimTemplate:
+        accessModes: [ "ReadWriteOnce" ]
+        storageClassName: "standard"
+        resources:
+          requests:
+            storage: 10Gi
+    autoRecovery: true
+    serviceAccountName: bookie-sa
+    resources:
+      requests:
+        memory: "1Gi"
+        cpu: "500m"
+      limits:
+        memory: "2Gi"
+        cpu: "1"
+    options:
+      journalMaxGroupWaitMSec: "1"
+  pravega:
+    controllerReplicas: 1
+    segmentStoreReplicas: 3
+    debugLogging: true
+    image:
+      repository: pravega/pravega
+      tag: 0.4.0
+      pullPolicy: IfNotPresent
+    options:
+      pravegaservice.containerCount: "4"
+      pravegaservice.cacheMaxSize: "1073741824"
+    cacheVolumeClaimTemplate:
+      accessModes: [ "ReadWriteOnce" ]
+      storageClassName: "standard"
+      resources:
+        requests:
+          storage: 20Gi
+    tier2:
+      filesystem:
+        persistentVolumeClaim:
+          claimName: pravega-tier2
+    controllerServiceAccountName: pravega-components
+    segmentStoreServiceAccountName: pravega-components
+    controllerResources:
+      requests:
+        memory: "1Gi"
+        cpu: "1000m"
+      limits:
+        memory: "3Gi"
+        cpu: "2000m"
+    segmentStoreResources:
+      requests:
+        memory: "3Gi"
+        cpu: "1000m"
+      limits:
+        memory: "5Gi"
+        cpu: "2000m"
+"#;
+
+async fn wait_members(env: &Env, name: &str, version: &str, members: &str) {
+    let what = format!("{name} at VERSION {version} with {members}/{members} members");
+    eventually(&what, WAIT, || async {
+        let row = env.cluster_row(name).await.ok_or("no row")?;
+        if col(&row, "VERSION") == version
+            && col(&row, "DESIRED MEMBERS") == members
+            && col(&row, "READY MEMBERS") == members
+        {
+            Ok(())
+        } else {
+            Err(format!("{row:?}"))
+        }
+    })
+    .await;
+}
+
+/// `name=value` of every environment variable given to the first container of `pod`.
+async fn pod_env(env: &Env, pod: &str) -> String {
+    env.kubectl_ok(&[
+        "get",
+        "pod",
+        pod,
+        "-o",
+        r#"jsonpath={range .spec.containers[0].env[*]}{.name}={.value}{"\n"}{end}"#,
+    ])
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_upstream_0_4_manifest_applies_unchanged_and_becomes_ready() {
+    let env = Env::start().await;
+    let op = Operator::start(env.kubeconfig(), &[]).await;
+    env.apply_yaml(TIER2_CLAIM).await;
+    env.kubectl_ok(&["create", "serviceaccount", "bookie-sa"])
+        .await;
+    env.kubectl_ok(&["create", "serviceaccount", "pravega-components"])
+        .await;
+    env.apply_yaml(UPSTREAM_0_4).await;
+    wait_members(&env, "legacy", "0.4.0", "7").await;
+
+    // The same object through both versions; applying the manifest again changes nothing.
+    let through = |version: &'static str| {
+        let env = &env;
+        async move {
+            env.kubectl_ok(&[
+                "get",
+                &format!("pravegaclusters.{version}.pravega.pravega.io"),
+                "legacy",
+                "-o",
+                "jsonpath={.apiVersion} {.spec.bookkeeper.serviceAccountName} {.spec.pravega.tier2.filesystem.persistentVolumeClaim.claimName}",
+            ])
+            .await
+        }
+    };
+    assert_eq!(
+        through("v1alpha1").await,
+        "pravega.pravega.io/v1alpha1 bookie-sa pravega-tier2"
+    );
+    assert_eq!(
+        through("v1beta1").await,
+        "pravega.pravega.io/v1beta1 bookie-sa pravega-tier2"
+    );
+    let again = {
+        let path = std::env::temp_dir().join(format!("legacy-{}.yaml", std::process::id()));
+        std::fs::write(&path, UPSTREAM_0_4).expect("write manifest");
+        let out = env
+            .kubectl_ok(&["apply", "-f", path.to_str().expect("utf-8 path")])
+            .await;
+        let _ = std::fs::remove_file(&path);
+        out
+    };
+    assert_eq!(
+        again.trim(),
+        "pravegacluster.pravega.pravega.io/legacy unchanged"
+    );
+
+    // Every field is honoured: service accounts, resources, claim templates, options, debug
+    // logging and the tier 2 claim reach the pods.
+    let bookie = env
+        .kubectl_ok(&[
+            "get",
+            "pod",
+            "legacy-bookie-0",
+            "-o",
+            "jsonpath={.spec.serviceAccountName} {.spec.containers[0].resources.limits.memory}",
+        ])
+        .await;
+    assert_eq!(bookie, "bookie-sa 2Gi");
+    let claims = env
+        .kubectl_ok(&[
+            "get",
+            "statefulset",
+            "legacy-bookie",
+            "-o",
+            "jsonpath={.spec.volumeClaimTemplates[*].spec.storageClassName}",
+        ])
+        .await;
+    assert_eq!(claims, "standard standard standard");
+    let bookie_env = pod_env(&env, "legacy-bookie-0").await;
+    assert!(bookie_env.contains("BK_AUTORECOVERY=true"), "{bookie_env}");
+    let store = env
+        .kubectl_ok(&[
+            "get",
+            "pod",
+            "legacy-pravega-segmentstore-0",
+            "-o",
+            "jsonpath={.spec.serviceAccountName} {.spec.containers[0].resources.limits.memory} {.spec.volumes[?(@.name==\"tier2\")].persistentVolumeClaim.claimName}",
+        ])
+        .await;
+    assert_eq!(store, "pravega-components 5Gi pravega-tier2");
+    let store_env = pod_env(&env, "legacy-pravega-segmentstore-0").await;
+    for want in [
+        "-Dlog.level=DEBUG",
+        "-Dpravegaservice.cacheMaxSize=1073741824",
+        "-Dpravegaservice.clusterName=legacy",
+    ] {
+        assert!(store_env.contains(want), "{want} missing in {store_env}");
+    }
+    op.terminate().await;
+    env.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_guides_upgrade_from_0_6_to_0_7_crosses_the_bookie_options_change() {
+    let env = Env::start().await;
+    let op = Operator::start(env.kubeconfig(), &[]).await;
+    env.apply_yaml(TIER2_CLAIM).await;
+    let sample = std::fs::read_to_string(workspace_file("deploy/sample/pravegacluster.yaml"))
+        .expect("sample")
+        .replace("version: 0.4.0", "version: 0.6.0");
+    env.apply_yaml(&sample).await;
+    wait_members(&env, "example", "0.6.0", "7").await;
+
+    env.kubectl_ok(&[
+        "patch",
+        "PravegaCluster",
+        "example",
+        "--type=json",
+        "-p",
+        r#"[{"op": "replace", "path": "/spec/version", "value": "0.7.0"}]"#,
+    ])
+    .await;
+    wait_members(&env, "example", "0.7.0", "7").await;
+
+    let pods = env
+        .kubectl_ok(&[
+            "get",
+            "pods",
+            "-l",
+            "app.kubernetes.io/instance=example",
+            "-o",
+            r#"jsonpath={range .items[*]}{.spec.containers[0].image} {.status.containerStatuses[0].ready} {.status.containerStatuses[0].restartCount}{"\n"}{end}"#,
+        ])
+        .await;
+    let lines: Vec<&str> = pods.lines().collect();
+    assert_eq!(lines.len(), 7, "{pods}");
+    for line in lines {
+        assert!(
+            line.ends_with(":0.7.0 true 0"),
+            "every pod runs 0.7.0, Ready, never restarted: {pods}"
+        );
+    }
+    // The 0.7 bookies got their JVM options the way BookKeeper 4.9 can run them.
+    let bookie_env = pod_env(&env, "example-bookie-0").await;
+    assert!(
+        bookie_env.contains("BOOKIE_MEM_OPTS=-Xms512m -Xmx512m"),
+        "{bookie_env}"
+    );
+    assert!(!bookie_env.contains("BK_BOOKIE_"), "{bookie_env}");
+    assert!(bookie_env.contains("BK_autoRecoveryDaemonEnabled=true"));
+    op.terminate().await;
+    env.shutdown().await;
+}
