@@ -399,85 +399,107 @@ fn warnings(spec: &PravegaClusterSpec) -> Vec<String> {
     out
 }
 
-/// The container count the Segment Store and the Controller read from `options` (the legacy key
-/// wins, as Pravega reads them), or the images' shipped default of 4.
-fn container_counts(spec: &PravegaClusterSpec) -> [(&'static str, String); 2] {
-    let get = |keys: [&'static str; 2]| {
+/// The settings of a spec that must never change once a cluster exists: the segment container
+/// count (data is partitioned by it), the kind of tier 2 (the data lives there), and the volume
+/// claim templates (StatefulSets cannot change them, and the bookies' data is on those volumes).
+/// The webhook compares those of the old and new spec; the operator compares the new spec's
+/// with those it recorded on the Segment Store StatefulSet when it last applied it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FixedSettings {
+    /// The Segment Store's and the Controller's container counts (the legacy key wins, as
+    /// Pravega reads them; the images' shipped default is 4).
+    pub container_counts: BTreeMap<String, String>,
+    /// `filesystem`, `ecs` or `hdfs`.
+    pub tier2: String,
+    /// Volume claim templates by field.
+    pub claim_templates: BTreeMap<String, Option<PersistentVolumeClaimSpec>>,
+}
+
+/// Annotation on the Segment Store StatefulSet: the [`FixedSettings`] it was applied with.
+pub const FIXED_SETTINGS_KEY: &str = "pravega.pravega.io/fixed-settings";
+
+/// The [`FixedSettings`] of a spec.
+pub fn fixed_settings(spec: &PravegaClusterSpec) -> FixedSettings {
+    let count = |keys: [&str; 2]| {
         keys.iter()
             .find_map(|k| spec.pravega.options.get(*k))
             .map(|v| v.trim().to_owned())
             .unwrap_or_else(|| "4".to_owned())
     };
-    [
+    let container_counts = BTreeMap::from([
         (
-            "pravegaservice.containerCount / pravegaservice.container.count",
-            get([
+            "pravegaservice.containerCount / pravegaservice.container.count".to_owned(),
+            count([
                 "pravegaservice.containerCount",
                 "pravegaservice.container.count",
             ]),
         ),
         (
-            "controller.containerCount / controller.container.count",
-            get(["controller.containerCount", "controller.container.count"]),
+            "controller.containerCount / controller.container.count".to_owned(),
+            count(["controller.containerCount", "controller.container.count"]),
         ),
-    ]
-}
-
-fn claim_templates(
-    spec: &PravegaClusterSpec,
-) -> BTreeMap<&'static str, Option<&PersistentVolumeClaimSpec>> {
+    ]);
     let s = &spec.bookkeeper.storage;
-    BTreeMap::from([
+    let claim_templates = [
         (
             "spec.bookkeeper.storage.ledgerVolumeClaimTemplate",
-            s.ledger_volume_claim_template.as_deref(),
+            &s.ledger_volume_claim_template,
         ),
         (
             "spec.bookkeeper.storage.journalVolumeClaimTemplate",
-            s.journal_volume_claim_template.as_deref(),
+            &s.journal_volume_claim_template,
         ),
         (
             "spec.bookkeeper.storage.indexVolumeClaimTemplate",
-            s.index_volume_claim_template.as_deref(),
+            &s.index_volume_claim_template,
         ),
         (
             "spec.pravega.cacheVolumeClaimTemplate",
-            spec.pravega.cache_volume_claim_template.as_deref(),
+            &spec.pravega.cache_volume_claim_template,
         ),
-    ])
+    ]
+    .into_iter()
+    .map(|(field, t)| (field.to_owned(), t.as_deref().cloned()))
+    .collect();
+    FixedSettings {
+        container_counts,
+        tier2: spec.pravega.tier2().kind().field().to_owned(),
+        claim_templates,
+    }
 }
 
-/// Settings that must never change once a cluster exists: the segment container count (data is
-/// partitioned by it), the kind of tier 2 (the data lives there), and the volume claim templates
-/// (StatefulSets cannot change them, and the bookies' data is on those volumes).
-pub fn check_change(old: &PravegaClusterSpec, new: &PravegaClusterSpec) -> Result<(), Refusal> {
-    for ((keys, before), (_, after)) in container_counts(old).into_iter().zip(container_counts(new))
-    {
-        if before != after {
+/// Refuses a change of [`FixedSettings`], naming the setting.
+pub fn check_fixed(before: &FixedSettings, after: &FixedSettings) -> Result<(), Refusal> {
+    for (keys, was) in &before.container_counts {
+        let is = after.container_counts.get(keys);
+        if is != Some(was) {
             return Err(invalid(format!(
                 "spec.pravega.options: the segment container count ({keys}) cannot change once the cluster exists (it is {}; the request makes it {}); Pravega's data is partitioned by it",
-                shorten(&before),
-                shorten(&after)
+                shorten(was),
+                shorten(is.map(String::as_str).unwrap_or("unset"))
             )));
         }
     }
-    let (was, is) = (old.pravega.tier2().kind(), new.pravega.tier2().kind());
-    if was != is {
+    if before.tier2 != after.tier2 {
         return Err(invalid(format!(
             "spec.pravega.tier2: the kind of tier 2 storage cannot change once the cluster exists (it is {}; the request makes it {}); the cluster's data lives there",
-            was.field(),
-            is.field()
+            before.tier2, after.tier2
         )));
     }
-    let (before, after) = (claim_templates(old), claim_templates(new));
-    for (field, template) in &before {
-        if after.get(field) != Some(template) {
+    for (field, template) in &before.claim_templates {
+        if after.claim_templates.get(field) != Some(template) {
             return Err(invalid(format!(
                 "{field} cannot change once the cluster exists: StatefulSets cannot change their volume claim templates, and existing volumes keep their size and class; create a new cluster to use other volumes"
             )));
         }
     }
     Ok(())
+}
+
+/// [`check_fixed`] between two specs (admission UPDATE).
+pub fn check_change(old: &PravegaClusterSpec, new: &PravegaClusterSpec) -> Result<(), Refusal> {
+    check_fixed(&fixed_settings(old), &fixed_settings(new))
 }
 
 #[cfg(test)]

@@ -18,8 +18,10 @@ use kube::runtime::controller::Action as ControllerAction;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Api, Client, Resource, ResourceExt};
 use pravega_crds::names::{self, Component, MANAGER};
+use pravega_crds::spec_rules::{FIXED_SETTINGS_KEY, check_fixed, fixed_settings};
 use pravega_crds::{
-    ConditionStatus, ConditionType, Decision, PravegaCluster, PravegaClusterStatus, reasons,
+    ConditionStatus, ConditionType, Decision, DenyReason, PravegaCluster, PravegaClusterStatus,
+    reasons,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -553,6 +555,23 @@ async fn observe(ctx: &Context, ns: &str, name: &str) -> Result<Snapshot, Error>
     })
 }
 
+/// Why the shared rules refuse the cluster's spec, if they do: the rules for a whole spec, then
+/// the settings that must not change, compared with those recorded on the Segment Store
+/// StatefulSet when it was last applied (what the webhook compares with the old object).
+fn refusal(
+    cluster: &PravegaCluster,
+    segmentstore: Option<&StatefulSet>,
+) -> Option<(DenyReason, String)> {
+    if let Decision::Deny { reason, message } = pravega_crds::validate_create(&cluster.spec) {
+        return Some((reason, message));
+    }
+    let recorded = segmentstore
+        .and_then(|s| s.metadata.annotations.as_ref())
+        .and_then(|a| a.get(FIXED_SETTINGS_KEY))
+        .and_then(|json| serde_json::from_str(json).ok())?;
+    check_fixed(&recorded, &fixed_settings(&cluster.spec)).err()
+}
+
 async fn reconcile_cluster(
     cluster: &PravegaCluster,
     ctx: &Context,
@@ -568,8 +587,10 @@ async fn reconcile_cluster(
     let now_time = Time(now);
     let before = cluster.status.clone().unwrap_or_default();
 
+    let snapshot = observe(ctx, ns, name).await?;
+
     // A spec the shared rules refuse (when no webhook stopped it) changes nothing.
-    if let Decision::Deny { reason, message } = pravega_crds::validate_create(&cluster.spec) {
+    if let Some((reason, message)) = refusal(cluster, snapshot.segmentstore.as_ref()) {
         let mut after = before.clone();
         // An upgrade or rollback failure stays the Error a person sees (the planner needs it to
         // allow the rollback); the refusal is then reported by an Event only.
@@ -618,7 +639,6 @@ async fn reconcile_cluster(
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .remove(&format!("spec:{ns}/{name}"));
 
-    let snapshot = observe(ctx, ns, name).await?;
     let mut observed_status = status::observe(cluster, &snapshot.pods, &now_time);
     // The spec passed the rules: an earlier refusal of ours no longer holds (the planner sets
     // its own InvalidSpec again if the version change is still refused).

@@ -35,6 +35,7 @@ use kube::Resource;
 use pravega_crds::contract::{BookieJvmVariables, EcsVariables, ImageContract, contract};
 use pravega_crds::jvm::{bookie_jvm, default_cache_size, effective_resources, pravega_jvm};
 use pravega_crds::names::{self, Component, LABEL_MANAGED_BY, LABEL_VERSION, MANAGER, VERSION_KEY};
+use pravega_crds::spec_rules::{FIXED_SETTINGS_KEY, fixed_settings};
 use pravega_crds::{PravegaCluster, PravegaClusterSpec, Tier2};
 
 /// Port of a bookie.
@@ -903,8 +904,14 @@ fn segmentstore_statefulset(owner: &Owner<'_>, version: &str, config_hash: &str)
         }],
         _ => Vec::new(),
     };
+    let mut metadata = owner.meta(c, c.workload_name(owner.name));
+    // What must never change once the cluster holds data, so that the operator can refuse a
+    // change of it even without the webhook (spec_rules::check_fixed).
+    if let Ok(fixed) = serde_json::to_string(&fixed_settings(spec)) {
+        metadata.annotations = Some(BTreeMap::from([(FIXED_SETTINGS_KEY.to_owned(), fixed)]));
+    }
     StatefulSet {
-        metadata: owner.meta(c, c.workload_name(owner.name)),
+        metadata,
         spec: Some(StatefulSetSpec {
             replicas: Some(c.replicas(spec)),
             selector: owner.selector(c),

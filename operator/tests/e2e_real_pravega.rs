@@ -234,6 +234,74 @@ async fn an_upstream_0_4_manifest_applies_unchanged_and_becomes_ready() {
     ] {
         assert!(store_env.contains(want), "{want} missing in {store_env}");
     }
+
+    // A setting that holds data cannot change: without the webhook the operator refuses it with
+    // the same rule, from what it recorded when it applied the workloads, and changes nothing.
+    env.kubectl_ok(&[
+        "patch",
+        "pravegacluster",
+        "legacy",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"pravega":{"options":{"pravegaservice.containerCount":"8"}}}}"#,
+    ])
+    .await;
+    let error = |want: &'static str| {
+        let env = &env;
+        async move {
+            eventually(&format!("Error condition {want}"), WAIT, || async {
+                let got = env
+                    .kubectl_ok(&[
+                        "get",
+                        "pravegacluster",
+                        "legacy",
+                        "-o",
+                        r#"jsonpath={range .status.conditions[?(@.type=="Error")]}{.status} {.reason} {.message}{end}"#,
+                    ])
+                    .await;
+                if got.starts_with(want) {
+                    Ok(got)
+                } else {
+                    Err(got)
+                }
+            })
+            .await
+        }
+    };
+    let refused = error("True InvalidSpec").await;
+    assert!(
+        refused.contains("the segment container count (pravegaservice.containerCount / pravegaservice.container.count) cannot change once the cluster exists (it is 4; the request makes it 8)"),
+        "{refused}"
+    );
+    let opts = pod_env(&env, "legacy-pravega-segmentstore-0").await;
+    assert!(opts.contains("-Dpravegaservice.containerCount=4"), "{opts}");
+    env.kubectl_ok(&[
+        "patch",
+        "pravegacluster",
+        "legacy",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"pravega":{"options":{"pravegaservice.containerCount":"4"}}}}"#,
+    ])
+    .await;
+    error("False").await;
+
+    // And the API server refuses the StatefulSet changes it forbids, with its own words.
+    let (ok, _, err) = env
+        .kubectl(&[
+            "patch",
+            "statefulset",
+            "legacy-bookie",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"serviceName":"other"}}"#,
+        ])
+        .await;
+    assert!(!ok);
+    assert!(
+        err.contains("spec: Forbidden: updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden"),
+        "{err}"
+    );
     op.terminate().await;
     env.shutdown().await;
 }

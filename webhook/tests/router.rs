@@ -336,6 +336,54 @@ async fn other_spec_changes_with_an_unchanged_version_are_allowed() {
 }
 
 #[tokio::test]
+async fn workload_settings_the_images_would_refuse_are_denied() {
+    let s = state();
+    let mut big_heap = cluster("0.11.0", None);
+    big_heap["spec"]["pravega"]["segmentStoreJVMOptions"] = json!(["-Xmx4g"]);
+    let r = post(&s, &review("w-1", "CREATE", Some(big_heap), None, false)).await;
+    let m = denied_message(&r);
+    assert!(
+        m.contains("the Segment Store heap (-Xmx, 4Gi) must be smaller than the container's memory limit"),
+        "{m}"
+    );
+    let mut no_credentials = cluster("0.7.0", None);
+    no_credentials["spec"]["pravega"]["tier2"] =
+        json!({"ecs": {"uri": "https://ecs:9021", "bucket": "pravega"}});
+    let r = post(&s, &review("w-2", "CREATE", Some(no_credentials), None, false)).await;
+    assert!(denied_message(&r).contains("spec.pravega.tier2.ecs.credentials is required"));
+
+    // On UPDATE, what holds data cannot change, whatever else does.
+    let old = cluster("0.7.0", healthy("0.7.0"));
+    let mut hdfs = old.clone();
+    hdfs["spec"]["pravega"]["tier2"] = json!({"hdfs": {"uri": "hdfs://namenode:8020"}});
+    let r = post(&s, &review("w-3", "UPDATE", Some(hdfs), Some(old.clone()), false)).await;
+    assert!(
+        denied_message(&r).contains("the kind of tier 2 storage cannot change once the cluster exists (it is filesystem; the request makes it hdfs)")
+    );
+    let mut more = old.clone();
+    more["spec"]["pravega"]["options"] = json!({"controller.containerCount": "16"});
+    let r = post(&s, &review("w-4", "UPDATE", Some(more), Some(old), false)).await;
+    assert!(denied_message(&r).contains("segment container count"));
+}
+
+#[tokio::test]
+async fn upstream_fields_not_honoured_yet_are_allowed_with_warnings() {
+    let s = state();
+    let mut legacy = cluster("0.4.0", None);
+    legacy["apiVersion"] = json!("pravega.pravega.io/v1alpha1");
+    legacy["spec"]["externalAccess"] = json!({"enabled": true, "type": "LoadBalancer"});
+    legacy["spec"]["bookkeeper"]["image"]["tag"] = json!("0.4.0");
+    let r = post(&s, &review("a-1", "CREATE", Some(legacy), None, false)).await;
+    assert_eq!(r["allowed"], true, "{r}");
+    assert_eq!(
+        r["warnings"],
+        json!([
+            "spec.externalAccess is accepted but not honoured yet by this operator; the cluster is built without it"
+        ])
+    );
+}
+
+#[tokio::test]
 async fn an_object_stored_before_a_rule_existed_can_still_be_edited() {
     // Its timeout breaks today's rule. Editing only its metadata compares the whole specs (equal:
     // allowed); changing another spec field while the timeout stays broken is refused.
