@@ -41,22 +41,176 @@ pub fn check_spec(spec: &PravegaClusterSpec) -> Result<Vec<String>, Refusal> {
     Ok(warnings(spec))
 }
 
+/// Most bookies a cluster may ask for (also the schema's maximum).
+pub const MAX_BOOKIES: i32 = 100;
+/// Most Controllers a cluster may ask for.
+pub const MAX_CONTROLLERS: i32 = 20;
+/// Most Segment Stores a cluster may ask for.
+pub const MAX_SEGMENT_STORES: i32 = 100;
+/// Shortest `spec.upgrade.timeout`: shorter ones fail upgrades before a pod can start.
+pub const MIN_UPGRADE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// Longest cluster name: `<name>-pravega-segmentstore` plus `-` and a revision hash of up to 10
+/// characters is the `controller-revision-hash` label of its pods, at most 63 characters.
+pub const MAX_CLUSTER_NAME: usize = 63 - "-pravega-segmentstore".len() - 11;
+
+/// The rules for a cluster's name (`metadata.name`, set once at CREATE).
+pub fn check_cluster_name(name: &str) -> Result<(), Refusal> {
+    if name.len() > MAX_CLUSTER_NAME {
+        return Err(invalid(format!(
+            "metadata.name {:?} is {} characters; a PravegaCluster name can have at most {MAX_CLUSTER_NAME}, because its Segment Store StatefulSet <name>-pravega-segmentstore plus a revision hash labels every pod (at most 63 characters)",
+            shorten(name),
+            name.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Whether `value` is a valid label value (the version is one, on every pod).
+fn is_label_value(value: &str) -> bool {
+    value.len() <= 63
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && value
+            .bytes()
+            .next()
+            .is_none_or(|b| b.is_ascii_alphanumeric())
+        && value
+            .bytes()
+            .last()
+            .is_none_or(|b| b.is_ascii_alphanumeric())
+}
+
+/// Whether `repository` is an image repository (`[host[:port]/]path`, path components in lower
+/// case), as the container runtime parses image references.
+pub fn is_repository(repository: &str) -> bool {
+    let mut parts: Vec<&str> = repository.split('/').collect();
+    if parts.len() > 1 {
+        let first = parts[0];
+        if first.contains(['.', ':']) || first == "localhost" {
+            let (host, port) = first.split_once(':').unwrap_or((first, ""));
+            let host_ok = !host.is_empty()
+                && host.split('.').all(|l| {
+                    !l.is_empty()
+                        && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                        && !l.starts_with('-')
+                        && !l.ends_with('-')
+                });
+            let port_ok = port.is_empty() || port.parse::<u16>().is_ok();
+            if !host_ok || !port_ok || (first.contains(':') && port.is_empty()) {
+                return false;
+            }
+            parts.remove(0);
+        }
+    }
+    !parts.is_empty()
+        && parts.iter().all(|c| {
+            // [a-z0-9]+ ((\.|_|__|-+)[a-z0-9]+)*
+            let bytes = c.as_bytes();
+            if bytes.is_empty()
+                || !bytes[0].is_ascii_lowercase() && !bytes[0].is_ascii_digit()
+                || !bytes[bytes.len() - 1].is_ascii_lowercase()
+                    && !bytes[bytes.len() - 1].is_ascii_digit()
+            {
+                return false;
+            }
+            let mut i = 0;
+            while i < bytes.len() {
+                let b = bytes[i];
+                if b.is_ascii_lowercase() || b.is_ascii_digit() {
+                    i += 1;
+                    continue;
+                }
+                let sep_len = match b {
+                    b'.' => 1,
+                    b'_' if bytes.get(i + 1) == Some(&b'_') => 2,
+                    b'_' => 1,
+                    b'-' => bytes[i..].iter().take_while(|x| **x == b'-').count(),
+                    _ => return false,
+                };
+                i += sep_len;
+                if bytes
+                    .get(i)
+                    .is_none_or(|n| !n.is_ascii_lowercase() && !n.is_ascii_digit())
+                {
+                    return false;
+                }
+            }
+            true
+        })
+        && repository.len() <= 255
+}
+
+/// Checks a ZooKeeper connection string: `host:port[,host:port...][/chroot]`.
+fn check_zookeeper_uri(uri: &str) -> Result<(), String> {
+    let (hosts, chroot) = match uri.find('/') {
+        Some(i) => (&uri[..i], Some(&uri[i..])),
+        None => (uri, None),
+    };
+    if let Some(path) = chroot
+        && (path.len() < 2 || path.ends_with('/') || path.contains(char::is_whitespace))
+    {
+        return Err(format!(
+            "the chroot path {:?} is not a ZooKeeper path",
+            shorten(path)
+        ));
+    }
+    for server in hosts.split(',') {
+        let Some((host, port)) = server.rsplit_once(':') else {
+            return Err(format!("{:?} has no port", shorten(server)));
+        };
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        if host.is_empty()
+            || !host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b':' | b'_'))
+        {
+            return Err(format!("{:?} is not a host name or address", shorten(host)));
+        }
+        if port.parse::<u16>().map_or(true, |p| p == 0) {
+            return Err(format!("{:?} is not a port", shorten(port)));
+        }
+    }
+    Ok(())
+}
+
 fn check_basics(spec: &PravegaClusterSpec) -> Result<(), Refusal> {
+    if !is_label_value(&spec.version) {
+        return Err((
+            DenyReason::InvalidVersion,
+            format!(
+                "spec.version {:?} is {} characters long or has characters a label value cannot hold; every pod carries the version as a label (at most 63 characters: letters, digits, '-', '_', '.', starting and ending with a letter or digit)",
+                shorten(&spec.version),
+                spec.version.len()
+            ),
+        ));
+    }
     let replicas = [
-        ("spec.bookkeeper.replicas", spec.bookkeeper.replicas),
+        (
+            "spec.bookkeeper.replicas",
+            spec.bookkeeper.replicas,
+            MAX_BOOKIES,
+        ),
         (
             "spec.pravega.controllerReplicas",
             spec.pravega.controller_replicas,
+            MAX_CONTROLLERS,
         ),
         (
             "spec.pravega.segmentStoreReplicas",
             spec.pravega.segment_store_replicas,
+            MAX_SEGMENT_STORES,
         ),
     ];
-    for (field, value) in replicas {
+    for (field, value, max) in replicas {
         if value < 1 {
             return Err(invalid(format!(
                 "{field} is {value}; a Pravega cluster needs at least 1"
+            )));
+        }
+        if value > max {
+            return Err(invalid(format!(
+                "{field} is {value}; this operator manages at most {max}"
             )));
         }
     }
@@ -65,8 +219,21 @@ fn check_basics(spec: &PravegaClusterSpec) -> Result<(), Refusal> {
             "spec.zookeeperUri is empty; set it to the ZooKeeper client address, e.g. \"zookeeper-client:2181\"".to_owned(),
         ));
     }
-    parse_duration(&spec.upgrade.timeout)
+    check_zookeeper_uri(&spec.zookeeper_uri).map_err(|why| {
+        invalid(format!(
+            "spec.zookeeperUri {:?} is not a ZooKeeper connection string host:port[,host:port...][/path]: {why}",
+            shorten(&spec.zookeeper_uri)
+        ))
+    })?;
+    let timeout = parse_duration(&spec.upgrade.timeout)
         .map_err(|e| invalid(format!("spec.upgrade.timeout: {e}")))?;
+    if timeout < MIN_UPGRADE_TIMEOUT {
+        return Err(invalid(format!(
+            "spec.upgrade.timeout {} is too short: a replaced pod needs time to start; use at least {}s",
+            shorten(&spec.upgrade.timeout),
+            MIN_UPGRADE_TIMEOUT.as_secs()
+        )));
+    }
     for (field, repository) in [
         (
             "spec.bookkeeper.image.repository",
@@ -81,6 +248,12 @@ fn check_basics(spec: &PravegaClusterSpec) -> Result<(), Refusal> {
         if repository.is_empty() || last.contains([':', '@']) {
             return Err(invalid(format!(
                 "{field} \"{}\" must be a repository without a tag or digest (the tag is always spec.version), e.g. \"pravega/pravega\"",
+                shorten(repository)
+            )));
+        }
+        if !is_repository(repository) {
+            return Err(invalid(format!(
+                "{field} \"{}\" is not a valid image repository: path components are lower case letters and digits separated by '.', '_', '__' or '-', after an optional registry host[:port], e.g. \"pravega/pravega\" or \"registry.example.com:5000/pravega/pravega\"",
                 shorten(repository)
             )));
         }
@@ -613,6 +786,63 @@ mod tests {
         );
         assert!(m.contains("bookkeeperJVMOptions"), "{m}");
         assert!(check_spec(&spec(json!({"version": "0.7.0", "bookkeeper": {"options": {"BOOKIE_EXTRA_OPTS": "-Xmx1g"}}}))).is_ok());
+    }
+
+    #[test]
+    fn values_that_pass_the_schema_but_break_later_are_refused() {
+        let long = "0.5.0-".to_owned() + &"a".repeat(60);
+        let (reason, m) = check_spec(&spec(json!({"version": long}))).unwrap_err();
+        assert_eq!(reason, DenyReason::InvalidVersion);
+        assert!(m.contains("66 characters long"), "{m}");
+        let m = refused(
+            json!({"version": "0.5.0", "bookkeeper": {"image": {"repository": "Pravega/BookKeeper"}}}),
+        );
+        assert!(m.contains("is not a valid image repository"), "{m}");
+        for ok in [
+            "pravega/pravega",
+            "registry.example.com:5000/pravega/pravega",
+            "localhost/a__b",
+            "a-b.c/d--e",
+        ] {
+            assert!(is_repository(ok), "{ok}");
+        }
+        for bad in [
+            "Pravega/BookKeeper",
+            "a//b",
+            "-a",
+            "a-",
+            "host:notaport/x",
+            "a b",
+        ] {
+            assert!(!is_repository(bad), "{bad}");
+        }
+        let m = refused(json!({"version": "0.5.0", "zookeeperUri": "a\nb"}));
+        assert!(m.contains("is not a ZooKeeper connection string"), "{m}");
+        for ok in [
+            "zk:2181",
+            "zk-0.zk:2181,zk-1.zk:2181/pravega",
+            "10.0.0.1:2181",
+            "[::1]:2181",
+        ] {
+            assert_eq!(check_zookeeper_uri(ok), Ok(()), "{ok}");
+        }
+        for bad in ["zk", "zk:0", "zk:99999", ":2181", "zk:2181/", "a b:2181"] {
+            assert!(check_zookeeper_uri(bad).is_err(), "{bad}");
+        }
+        let m = refused(json!({"version": "0.5.0", "upgrade": {"timeout": "0s"}}));
+        assert!(m.contains("too short"), "{m}");
+        let m = refused(json!({"version": "0.5.0", "bookkeeper": {"replicas": 1000000}}));
+        assert!(
+            m.contains("spec.bookkeeper.replicas is 1000000; this operator manages at most 100"),
+            "{m}"
+        );
+        assert_eq!(MAX_CLUSTER_NAME, 31);
+        assert!(check_cluster_name(&"a".repeat(31)).is_ok());
+        let (_, m) = check_cluster_name(&"a".repeat(32)).unwrap_err();
+        assert!(
+            m.contains("is 32 characters; a PravegaCluster name can have at most 31"),
+            "{m}"
+        );
     }
 
     #[test]

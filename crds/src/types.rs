@@ -52,7 +52,7 @@ pub struct PravegaClusterSpec {
     /// Version of Pravega and BookKeeper to run: a semantic version 2.0.0 such as `0.4.0` or
     /// `0.5.0-1`, used as the image tag. Changing it starts a rolling upgrade (or, after a failed
     /// upgrade, a rollback when set back to `status.currentVersion`).
-    #[schemars(length(min = 1, max = 128))]
+    #[schemars(length(min = 1, max = 63))]
     pub version: String,
 
     /// Connection string of the external ZooKeeper ensemble (`host:port[,host:port...]`).
@@ -190,9 +190,9 @@ impl ImageSpec {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BookkeeperSpec {
-    /// Number of bookies.
+    /// Number of bookies (at most 100).
     #[serde(default = "default_bookies")]
-    #[schemars(range(min = 1))]
+    #[schemars(range(min = 1, max = 100))]
     pub replicas: i32,
 
     /// Bookie image; defaults to `pravega/bookkeeper`.
@@ -337,14 +337,14 @@ pub struct BookkeeperStorage {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PravegaSpec {
-    /// Number of Controller replicas.
+    /// Number of Controller replicas (at most 20).
     #[serde(default = "default_one")]
-    #[schemars(range(min = 1))]
+    #[schemars(range(min = 1, max = 20))]
     pub controller_replicas: i32,
 
-    /// Number of Segment Store replicas.
+    /// Number of Segment Store replicas (at most 100).
     #[serde(default = "default_one")]
-    #[schemars(range(min = 1))]
+    #[schemars(range(min = 1, max = 100))]
     pub segment_store_replicas: i32,
 
     /// Pravega image (Controller and Segment Store); defaults to `pravega/pravega`.

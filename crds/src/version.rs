@@ -254,10 +254,68 @@ pub fn validate_update(
     match decision {
         Decision::Allow { warnings: mut w } => {
             w.extend(warnings);
+            w.extend(scale_warnings(old, old_status, new));
             Decision::Allow { warnings: w }
         }
         deny => deny,
     }
+}
+
+/// Warnings for replica changes that are allowed but seldom meant: a large jump at once, fewer
+/// bookies than the ensemble a ledger is written to, or a scale-up of bookies or Segment Stores
+/// after a failed upgrade (new pods start from the failed version's template).
+fn scale_warnings(
+    old: &PravegaClusterSpec,
+    old_status: Option<StatusFacts<'_>>,
+    new: &PravegaClusterSpec,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    let pairs = [
+        (
+            "spec.bookkeeper.replicas",
+            old.bookkeeper.replicas,
+            new.bookkeeper.replicas,
+        ),
+        (
+            "spec.pravega.controllerReplicas",
+            old.pravega.controller_replicas,
+            new.pravega.controller_replicas,
+        ),
+        (
+            "spec.pravega.segmentStoreReplicas",
+            old.pravega.segment_store_replicas,
+            new.pravega.segment_store_replicas,
+        ),
+    ];
+    for (field, before, after) in pairs {
+        if after > before.saturating_mul(2) && after - before > 5 {
+            out.push(format!(
+                "{field} goes from {before} to {after} at once; every new pod (and its volumes) is created immediately"
+            ));
+        }
+    }
+    // BookKeeperConfig (pravega segmentstore/storage/impl): bookkeeper.ensemble.size, legacy
+    // bookkeeper.bkEnsembleSize, default 3.
+    let ensemble = ["bookkeeper.bkEnsembleSize", "bookkeeper.ensemble.size"]
+        .iter()
+        .find_map(|k| new.pravega.options.get(*k))
+        .and_then(|v| v.trim().parse::<i32>().ok())
+        .unwrap_or(3);
+    if new.bookkeeper.replicas < ensemble && new.bookkeeper.replicas < old.bookkeeper.replicas {
+        out.push(format!(
+            "spec.bookkeeper.replicas {} is below the BookKeeper ensemble size {ensemble}: the Segment Stores cannot write new ledgers until there are {ensemble} bookies",
+            new.bookkeeper.replicas
+        ));
+    }
+    if old_status.is_some_and(|s| s.upgrade_failed)
+        && (new.bookkeeper.replicas > old.bookkeeper.replicas
+            || new.pravega.segment_store_replicas > old.pravega.segment_store_replicas)
+    {
+        out.push(
+            "the last upgrade failed: new bookies and Segment Stores start at status.currentVersion, the last version that worked; roll back or forward before relying on them".to_owned(),
+        );
+    }
+    out
 }
 
 /// The rules for moving a cluster whose observed status says `status` to `desired` (which must

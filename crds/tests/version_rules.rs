@@ -492,3 +492,36 @@ proptest! {
         prop_assert_eq!(precedence(&a, &b), precedence(&b, &a).reverse());
     }
 }
+
+// ---- replica changes ----------------------------------------------------------------------------
+
+#[test]
+fn unusual_replica_changes_are_allowed_with_a_warning() {
+    let old = cluster("0.5.0", Some(status(State::Idle, "0.5.0", None)));
+    let facts = old.status.as_ref().map(PravegaClusterStatus::facts);
+    let warnings = |edit: &dyn Fn(&mut PravegaClusterSpec)| {
+        let mut new = old.spec.clone();
+        edit(&mut new);
+        match validate_update(&old.spec, facts, &new) {
+            Decision::Allow { warnings } => warnings,
+            d => panic!("refused: {d:?}"),
+        }
+    };
+    assert_eq!(
+        warnings(&|s| s.bookkeeper.replicas = 4),
+        Vec::<String>::new()
+    );
+    let w = warnings(&|s| s.pravega.segment_store_replicas = 40);
+    assert!(w[0].contains("goes from 1 to 40 at once"), "{w:?}");
+    let w = warnings(&|s| s.bookkeeper.replicas = 2);
+    assert!(
+        w[0].contains("below the BookKeeper ensemble size 3"),
+        "{w:?}"
+    );
+    let refused = {
+        let mut new = old.spec.clone();
+        new.bookkeeper.replicas = 1_000_000;
+        validate_update(&old.spec, facts, &new)
+    };
+    assert_eq!(refused.reason(), Some(DenyReason::InvalidSpec));
+}

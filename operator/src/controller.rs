@@ -18,7 +18,9 @@ use kube::runtime::controller::Action as ControllerAction;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Api, Client, Resource, ResourceExt};
 use pravega_crds::names::{self, Component, MANAGER};
-use pravega_crds::spec_rules::{FIXED_SETTINGS_KEY, check_fixed, fixed_settings};
+use pravega_crds::spec_rules::{
+    FIXED_SETTINGS_KEY, check_cluster_name, check_fixed, fixed_settings,
+};
 use pravega_crds::{
     ConditionStatus, ConditionType, Decision, DenyReason, PravegaCluster, PravegaClusterStatus,
     reasons,
@@ -562,6 +564,9 @@ fn refusal(
     cluster: &PravegaCluster,
     segmentstore: Option<&StatefulSet>,
 ) -> Option<(DenyReason, String)> {
+    if let Err(refused) = check_cluster_name(&cluster.name_any()) {
+        return Some(refused);
+    }
     if let Decision::Deny { reason, message } = pravega_crds::validate_create(&cluster.spec) {
         return Some((reason, message));
     }

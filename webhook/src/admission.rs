@@ -7,6 +7,7 @@
 
 use std::borrow::Cow;
 
+use pravega_crds::spec_rules::check_cluster_name;
 use pravega_crds::{
     ConditionStatus, ConditionType, Decision, DenyReason, PravegaClusterSpec, StatusFacts,
     validate_create, validate_update,
@@ -558,6 +559,9 @@ fn judge(
     if operation == Operation::Create {
         if info.name.is_none() {
             info.name = non_empty(new.metadata.name);
+        }
+        if let Some(Err((reason, message))) = info.name.as_deref().map(check_cluster_name) {
+            return decision(Decision::Deny { reason, message });
         }
         return decision(validate_create(&new.spec));
     }

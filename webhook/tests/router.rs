@@ -343,20 +343,30 @@ async fn workload_settings_the_images_would_refuse_are_denied() {
     let r = post(&s, &review("w-1", "CREATE", Some(big_heap), None, false)).await;
     let m = denied_message(&r);
     assert!(
-        m.contains("the Segment Store heap (-Xmx, 4Gi) must be smaller than the container's memory limit"),
+        m.contains(
+            "the Segment Store heap (-Xmx, 4Gi) must be smaller than the container's memory limit"
+        ),
         "{m}"
     );
     let mut no_credentials = cluster("0.7.0", None);
     no_credentials["spec"]["pravega"]["tier2"] =
         json!({"ecs": {"uri": "https://ecs:9021", "bucket": "pravega"}});
-    let r = post(&s, &review("w-2", "CREATE", Some(no_credentials), None, false)).await;
+    let r = post(
+        &s,
+        &review("w-2", "CREATE", Some(no_credentials), None, false),
+    )
+    .await;
     assert!(denied_message(&r).contains("spec.pravega.tier2.ecs.credentials is required"));
 
     // On UPDATE, what holds data cannot change, whatever else does.
     let old = cluster("0.7.0", healthy("0.7.0"));
     let mut hdfs = old.clone();
     hdfs["spec"]["pravega"]["tier2"] = json!({"hdfs": {"uri": "hdfs://namenode:8020"}});
-    let r = post(&s, &review("w-3", "UPDATE", Some(hdfs), Some(old.clone()), false)).await;
+    let r = post(
+        &s,
+        &review("w-3", "UPDATE", Some(hdfs), Some(old.clone()), false),
+    )
+    .await;
     assert!(
         denied_message(&r).contains("the kind of tier 2 storage cannot change once the cluster exists (it is filesystem; the request makes it hdfs)")
     );
