@@ -8,8 +8,9 @@
 //!    component runs it and `PodsReady` is True, `currentVersion` and `versionHistory` are set.
 //! 2. **Rollback** (`RollbackInProgress` True): components not at `currentVersion` are moved back,
 //!    Segment Store, then Controller, then BookKeeper.
-//! 3. **Failed** (`Error` True with `UpgradeFailed` or `RollbackFailed`): nothing is touched and
-//!    templates stay where they are, until `spec.version` goes back to `currentVersion` (rollback,
+//! 3. **Failed** (`Error` True with `UpgradeFailed` or `RollbackFailed`): no pod is deleted; each
+//!    StatefulSet template goes back to the last version that worked for it (so that a pod
+//!    recreated for any reason comes back working) and the Controller's stays where it is, until `spec.version` goes back to `currentVersion` (rollback,
 //!    or at once with `spec.upgrade.autoRollback`) or to another version the rules allow (a roll
 //!    forward, started from `currentVersion` without waiting for `PodsReady`, since the failed
 //!    pod is down). `spec.version` equal to the failed `targetVersion` is never retried on its own.
@@ -715,7 +716,45 @@ fn failed(
         ConditionType::RollbackInProgress
     };
     set_with_note(ctx, status, out, cond, false, reason, &error_msg, &note);
-    Step::Done(Outcome::wait(ctx.frozen_versions(status)))
+    Step::Done(Outcome::wait(after_failure_versions(
+        ctx, status, &current, reason,
+    )))
+}
+
+/// Templates after a failure: each StatefulSet goes back to the last version that worked for
+/// it (the target for a component that completed the failed upgrade, `currentVersion` for the
+/// others), so that a pod recreated for any reason (a node failure, a scale-up) comes back
+/// working; with `OnDelete` no pod is touched, so the failed pod stays as it is until a person
+/// decides. The Controller Deployment keeps its template: its previous ReplicaSet still
+/// recreates pods at the old version, and changing the template back would replace the failed
+/// pod at once. Which components completed is read from `status.upgrade`, recorded before the
+/// failure, so that a later restart of a pod cannot flip a template.
+fn after_failure_versions(
+    ctx: &Ctx<'_, '_>,
+    status: &PravegaClusterStatus,
+    current: &str,
+    reason: &str,
+) -> ComponentVersions {
+    let mut versions = ctx.frozen_versions(status);
+    let completed = |c: Component| {
+        reason == reasons::UPGRADE_FAILED
+            && status.upgrade.as_ref().is_some_and(|u| {
+                u.to_version.is_some()
+                    && u.to_version == status.target_version
+                    && u.components
+                        .iter()
+                        .any(|p| p.component == c.as_str() && p.done)
+            })
+    };
+    for c in Component::UPGRADE_ORDER {
+        if c.workload_kind() == WorkloadKind::StatefulSet {
+            match (completed(c), status.target_version.as_deref()) {
+                (true, Some(target)) => versions.set(c, target),
+                _ => versions.set(c, current),
+            }
+        }
+    }
+    versions
 }
 
 fn start_rollback(

@@ -449,8 +449,37 @@ fn check(w: &World, plan: &Plan) -> Result<(), TestCaseError> {
         prop_assert!(plan.actions.is_empty(), "deleted while paused or failed");
     }
     let flight = in_flight(s);
-    // Template changes: only while in flight (or idle), and in order.
-    if failed(s) || (spec.upgrade.paused && flight.is_some()) {
+    // Template changes: only while in flight (or idle), and in order. After a failure the
+    // StatefulSets go back to the last version that worked and the Deployment stays.
+    if failed(s) {
+        for c in Component::UPGRADE_ORDER {
+            if c == Component::Controller {
+                if let Some(t) = template(w, c) {
+                    prop_assert_eq!(plan.versions.get(c), t.as_str(), "{} template changed", c);
+                }
+            } else {
+                let completed = s.has_error_reason("UpgradeFailed")
+                    && s.target_version.is_some()
+                    && s.upgrade.as_ref().is_some_and(|u| {
+                        u.to_version == s.target_version
+                            && u.components
+                                .iter()
+                                .any(|p| p.component == c.as_str() && p.done)
+                    });
+                let last_good = if completed {
+                    s.target_version.as_deref()
+                } else {
+                    s.current_version.as_deref()
+                };
+                prop_assert_eq!(
+                    Some(plan.versions.get(c)),
+                    last_good,
+                    "{} template is not at the last good version after a failure",
+                    c
+                );
+            }
+        }
+    } else if spec.upgrade.paused && flight.is_some() {
         for c in Component::UPGRADE_ORDER {
             if let Some(t) = template(w, c) {
                 prop_assert_eq!(plan.versions.get(c), t.as_str(), "{} template changed", c);
