@@ -1,6 +1,13 @@
 //! The simulated scheduler and kubelets: pods are bound to simulated nodes,
 //! "run", become Ready after a delay, crash-loop or fail to pull when their
 //! image matches an injected failure, and are terminated when deleted.
+//!
+//! When a container starts, its environment is resolved as a kubelet does
+//! ([`super::env`]; a missing ConfigMap or Secret is a
+//! `CreateContainerConfigError`), and the contract of the real Pravega and
+//! BookKeeper images is played ([`super::images`]): a container those images
+//! would refuse crash-loops with the image's exit code and message, or runs
+//! without ever becoming ready. Injected failures take precedence.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard, RwLock};
@@ -20,7 +27,9 @@ use kube::{Api, Client, ResourceExt};
 use regex::Regex;
 use serde_json::{Value, json};
 
+use super::env::{self, Addresses, Env, Sources};
 use super::events;
+use super::images::{self, Outcome};
 use super::util::{earliest, is_status, is_terminating, now_time};
 use super::{FailureMode, SimError};
 
@@ -28,6 +37,10 @@ use super::{FailureMode, SimError};
 /// how long the back-off lasts before the next attempt.
 const PULL_ERROR_FOR: Duration = Duration::from_millis(1000);
 const PULL_BACKOFF_FOR: Duration = Duration::from_millis(1500);
+/// How often a kubelet retries a container it could not create
+/// (`CreateContainerConfigError`), and re-checks a running container whose
+/// image's contract keeps it unready (e.g. waiting for bookies).
+const RECHECK_EVERY: Duration = Duration::from_millis(1000);
 
 /// Accelerated crash-loop back-off: 1s, 1.5s, then every 2s.
 pub(crate) fn crash_backoff(restarts: i32) -> Duration {
@@ -116,38 +129,68 @@ impl KubeletConfig {
             .map(|(_, m)| *m)
     }
 
-    fn initial_run(&self, container: &Container, now: Instant, wall: &Time) -> Run {
-        let image = container.image.clone().unwrap_or_default();
-        if !is_valid_image(&image) {
+    /// What a container should be doing: an injected pull failure first
+    /// (images are pulled before anything else), then an environment that
+    /// could not be resolved, then an injected crash, then what the image's
+    /// contract makes of it.
+    fn want(&self, image: &str, env: Option<&Result<Env, String>>, outcome: Outcome) -> Want {
+        let failure = self.failure_for(image);
+        if failure == Some(FailureMode::ImagePull) {
+            return Want::Pull;
+        }
+        if let Some(Err(message)) = env {
+            return Want::ConfigError(message.clone());
+        }
+        if failure == Some(FailureMode::CrashLoop) {
+            return Want::Crash(Exit::injected());
+        }
+        match outcome {
+            Outcome::Run => Want::Run(None),
+            Outcome::Crash { exit_code, message } => Want::Crash(Exit {
+                code: exit_code,
+                message: Some(message),
+            }),
+            Outcome::NeverReady { message } => Want::Run(Some(message)),
+        }
+    }
+
+    /// A container starting (first start or in-place image change), after
+    /// `restarts` restarts.
+    fn start(&self, image: &str, want: Want, now: Instant, wall: &Time, restarts: i32) -> Run {
+        if !is_valid_image(image) {
             return Run::InvalidImage;
         }
-        match self.failure_for(&image) {
-            Some(FailureMode::CrashLoop) => Run::CrashLoop {
+        match want {
+            Want::Pull => Run::ImagePull { since: now },
+            Want::ConfigError(message) => Run::ConfigError { message },
+            Want::Crash(exit) => Run::CrashLoop {
                 since: now,
                 since_wall: wall.clone(),
                 base_restarts: 0,
+                exit,
             },
-            Some(FailureMode::ImagePull) => Run::ImagePull { since: now },
-            _ => Run::Running {
+            Want::Run(unready) => Run::Running {
                 since: now,
                 since_wall: wall.clone(),
-                restarts: 0,
+                restarts,
                 last_terminated: None,
+                unready,
             },
         }
     }
 
     /// Rebuilds what a container is doing from its reported status (used
-    /// when adopting pods that existed before this simulation started).
+    /// when adopting pods that existed before this simulation started), and
+    /// whether it had already passed its start (reported ready).
     fn adopt_run(
         &self,
         container: &Container,
         status: Option<&ContainerStatus>,
         now: Instant,
         wall: &Time,
-    ) -> Run {
+    ) -> (Run, bool) {
         let Some(cs) = status else {
-            return self.initial_run(container, now, wall);
+            return (Run::Pending, false);
         };
         let state = cs.state.as_ref();
         if let Some(running) = state.and_then(|s| s.running.as_ref()) {
@@ -160,79 +203,117 @@ impl KubeletConfig {
                 let image = container.image.clone().unwrap_or_default();
                 ago = ago.max(self.ready_delay_for(&image));
             }
-            return Run::Running {
+            let run = Run::Running {
                 since: now.checked_sub(ago).unwrap_or(now),
                 since_wall,
                 restarts: cs.restart_count,
                 last_terminated: cs.last_state.as_ref().and_then(|l| l.terminated.clone()),
+                unready: None,
             };
+            return (run, cs.ready);
         }
-        match state
-            .and_then(|s| s.waiting.as_ref())
-            .and_then(|w| w.reason.as_deref())
-        {
-            Some("CrashLoopBackOff") => Run::CrashLoop {
-                since: now,
-                since_wall: wall.clone(),
-                base_restarts: (cs.restart_count - 1).max(0),
-            },
+        let waiting = state.and_then(|s| s.waiting.as_ref());
+        let run = match waiting.and_then(|w| w.reason.as_deref()) {
+            Some("CrashLoopBackOff") => {
+                let last = cs.last_state.as_ref().and_then(|l| l.terminated.as_ref());
+                Run::CrashLoop {
+                    since: now,
+                    since_wall: wall.clone(),
+                    base_restarts: (cs.restart_count - 1).max(0),
+                    exit: Exit {
+                        code: last.map(|t| t.exit_code).unwrap_or(1),
+                        message: last.and_then(|t| t.message.clone()),
+                    },
+                }
+            }
             Some("ErrImagePull") | Some("ImagePullBackOff") => Run::ImagePull { since: now },
-            _ => self.initial_run(container, now, wall),
-        }
+            Some("CreateContainerConfigError") => Run::ConfigError {
+                message: waiting.and_then(|w| w.message.clone()).unwrap_or_default(),
+            },
+            _ => Run::Pending,
+        };
+        (run, false)
     }
+}
 
-    /// Applies the current failure rules to a container.
-    fn transition(&self, c: &mut ContainerRun, now: Instant, wall: &Time) {
-        if matches!(c.run, Run::InvalidImage) {
-            return;
+/// Brings a started container towards what it should be doing.
+fn transition(run: &mut Run, want: Want, now: Instant, wall: &Time) {
+    let next = match (&*run, want) {
+        (Run::InvalidImage | Run::Pending, _) => return,
+        // A running container's image is already pulled, and its
+        // environment already resolved.
+        (Run::Running { .. } | Run::ImagePull { .. }, Want::Pull) => return,
+        (_, Want::Pull) => Run::ImagePull { since: now },
+        (Run::ConfigError { .. } | Run::ImagePull { .. }, Want::ConfigError(message)) => {
+            Run::ConfigError { message }
         }
-        let mode = self.failure_for(&c.image);
-        let restarts_now = |run: &Run| match run {
-            Run::Running { restarts, .. } => *restarts,
+        (_, Want::ConfigError(_)) => return,
+        (Run::Running { restarts, .. }, Want::Crash(exit)) => Run::CrashLoop {
+            since: now,
+            since_wall: wall.clone(),
+            base_restarts: *restarts,
+            exit,
+        },
+        (
+            Run::CrashLoop {
+                since,
+                since_wall,
+                base_restarts,
+                ..
+            },
+            Want::Crash(exit),
+        ) => Run::CrashLoop {
+            since: *since,
+            since_wall: since_wall.clone(),
+            base_restarts: *base_restarts,
+            exit,
+        },
+        (Run::ImagePull { .. } | Run::ConfigError { .. }, Want::Crash(exit)) => Run::CrashLoop {
+            since: now,
+            since_wall: wall.clone(),
+            base_restarts: 0,
+            exit,
+        },
+        (
+            Run::Running {
+                since,
+                since_wall,
+                restarts,
+                last_terminated,
+                ..
+            },
+            Want::Run(unready),
+        ) => Run::Running {
+            since: *since,
+            since_wall: since_wall.clone(),
+            restarts: *restarts,
+            last_terminated: last_terminated.clone(),
+            unready,
+        },
+        (
             Run::CrashLoop {
                 since,
                 base_restarts,
+                exit,
                 ..
-            } => base_restarts + crash_schedule(now.saturating_duration_since(*since)).0,
-            _ => 0,
-        };
-        match (&c.run, mode) {
-            (Run::Running { restarts, .. }, Some(FailureMode::CrashLoop)) => {
-                c.run = Run::CrashLoop {
-                    since: now,
-                    since_wall: wall.clone(),
-                    base_restarts: *restarts,
-                };
-            }
-            (Run::CrashLoop { .. }, Some(FailureMode::ImagePull)) => {
-                c.run = Run::ImagePull { since: now };
-            }
-            (Run::ImagePull { .. }, Some(FailureMode::CrashLoop)) => {
-                c.run = Run::CrashLoop {
-                    since: now,
-                    since_wall: wall.clone(),
-                    base_restarts: 0,
-                };
-            }
-            (
-                Run::CrashLoop { .. } | Run::ImagePull { .. },
-                None | Some(FailureMode::Unschedulable),
-            ) => {
-                let restarts = restarts_now(&c.run);
-                let last_terminated = match &c.run {
-                    Run::CrashLoop { .. } => Some(crashed(wall, wall)),
-                    _ => None,
-                };
-                c.run = Run::Running {
-                    since: now,
-                    since_wall: wall.clone(),
-                    restarts,
-                    last_terminated,
-                };
-            }
-            _ => {}
-        }
-    }
+            },
+            Want::Run(unready),
+        ) => Run::Running {
+            since: now,
+            since_wall: wall.clone(),
+            restarts: base_restarts + crash_schedule(now.saturating_duration_since(*since)).0,
+            last_terminated: Some(crashed(wall, wall, exit)),
+            unready,
+        },
+        (Run::ImagePull { .. } | Run::ConfigError { .. }, Want::Run(unready)) => Run::Running {
+            since: now,
+            since_wall: wall.clone(),
+            restarts: 0,
+            last_terminated: None,
+            unready,
+        },
+    };
+    *run = next;
 }
 
 pub(crate) fn node_name(i: usize) -> String {
@@ -243,22 +324,58 @@ fn host_ip(i: usize) -> String {
     format!("172.18.0.{}", i + 2)
 }
 
+/// How a crash-looping container's runs end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Exit {
+    code: i32,
+    message: Option<String>,
+}
+
+impl Exit {
+    /// An injected crash: exit code 1, nothing said.
+    fn injected() -> Self {
+        Exit {
+            code: 1,
+            message: None,
+        }
+    }
+}
+
+/// What a container should be doing (see [`KubeletConfig::want`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Want {
+    Pull,
+    ConfigError(String),
+    Crash(Exit),
+    /// Run, never becoming ready while there is a reason.
+    Run(Option<String>),
+}
+
 /// What one simulated container is doing.
 #[derive(Debug, Clone)]
 enum Run {
+    /// Not started yet (brought forward in the same sync).
+    Pending,
     Running {
         since: Instant,
         since_wall: Time,
         restarts: i32,
         last_terminated: Option<ContainerStateTerminated>,
+        /// Why its readiness probe fails, if it does.
+        unready: Option<String>,
     },
     CrashLoop {
         since: Instant,
         since_wall: Time,
         base_restarts: i32,
+        exit: Exit,
     },
     ImagePull {
         since: Instant,
+    },
+    /// Its environment cannot be resolved: `CreateContainerConfigError`.
+    ConfigError {
+        message: String,
     },
     InvalidImage,
 }
@@ -268,6 +385,27 @@ struct ContainerRun {
     name: String,
     image: String,
     run: Run,
+    /// The environment resolved when the container (last) started, or why
+    /// it could not be; `None` until it is resolved.
+    env: Option<Result<Env, String>>,
+    /// Whether it has passed its image's start checks since it last
+    /// started: they are not repeated while it keeps running.
+    settled: bool,
+    /// The readiness failure last reported (`Unhealthy` event).
+    reported_unready: Option<String>,
+}
+
+impl ContainerRun {
+    fn new(name: String, image: String, run: Run, settled: bool) -> Self {
+        ContainerRun {
+            name,
+            image,
+            run,
+            env: None,
+            settled,
+            reported_unready: None,
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -287,6 +425,21 @@ struct State {
     pods: HashMap<String, PodRun>,
     overrides: HashMap<String, bool>,
     binding: Option<bool>,
+    /// By pod uid: its namespace and the cluster names its running, ready
+    /// bookie containers are registered under.
+    bookies: HashMap<String, (String, Vec<String>)>,
+}
+
+impl State {
+    /// The cluster names bookies of other pods than `uid` run under in
+    /// namespace `ns`.
+    fn bookie_clusters(&self, ns: &str, uid: &str) -> HashSet<String> {
+        self.bookies
+            .iter()
+            .filter(|(u, (n, _))| n == ns && u.as_str() != uid)
+            .flat_map(|(_, (_, clusters))| clusters.iter().cloned())
+            .collect()
+    }
 }
 
 pub(crate) struct Kubelet {
@@ -417,6 +570,7 @@ impl Kubelet {
         let mut st = self.lock();
         st.pods.retain(|uid, _| live.contains(uid));
         st.overrides.retain(|uid, _| live.contains(uid));
+        st.bookies.retain(|uid, _| live.contains(uid));
     }
 
     pub(crate) fn tracked(&self) -> usize {
@@ -454,6 +608,8 @@ impl Kubelet {
         }
         let (since, write) = {
             let mut st = self.lock();
+            // A stopping bookie is no longer registered.
+            st.bookies.remove(&uid);
             let run = st.pods.entry(uid.clone()).or_default();
             let first = run.terminating_since.is_none();
             let since = *run.terminating_since.get_or_insert(now);
@@ -503,6 +659,7 @@ impl Kubelet {
         let mut st = self.lock();
         st.pods.remove(&uid);
         st.overrides.remove(&uid);
+        st.bookies.remove(&uid);
         Ok(Action::await_change())
     }
 
@@ -579,10 +736,9 @@ impl Kubelet {
             }
         };
 
-        // Running.
-        let (status, wake) = {
+        // Running: first what needs no API request.
+        let (starting, pod_ip) = {
             let mut st = self.lock();
-            let override_ready = st.overrides.get(&uid).copied();
             let used_ips: HashSet<String> =
                 st.pods.values().filter_map(|r| r.pod_ip.clone()).collect();
             let run = st.pods.entry(uid.clone()).or_default();
@@ -618,11 +774,13 @@ impl Kubelet {
                     .iter()
                     .map(|c| {
                         let cs = statuses.and_then(|v| v.iter().find(|s| s.name == c.name));
-                        ContainerRun {
-                            name: c.name.clone(),
-                            image: c.image.clone().unwrap_or_default(),
-                            run: self.config.adopt_run(c, cs, now, &wall),
-                        }
+                        let (r, settled) = self.config.adopt_run(c, cs, now, &wall);
+                        ContainerRun::new(
+                            c.name.clone(),
+                            c.image.clone().unwrap_or_default(),
+                            r,
+                            settled,
+                        )
                     })
                     .collect();
                 // What an earlier kubelet already reported is not repeated.
@@ -635,28 +793,60 @@ impl Kubelet {
                     })
                     .collect();
             }
-            for (c, spec_c) in run.containers.iter_mut().zip(&spec.containers) {
-                let image = spec_c.image.clone().unwrap_or_default();
-                if c.image != image {
-                    // In-place image change: the container restarts with it.
-                    let restarts = match &c.run {
-                        Run::Running { restarts, .. } => restarts + 1,
-                        _ => 0,
-                    };
-                    c.image = image;
-                    c.run = match self.config.initial_run(spec_c, now, &wall) {
-                        Run::Running {
-                            since, since_wall, ..
-                        } => Run::Running {
-                            since,
-                            since_wall,
-                            restarts,
-                            last_terminated: None,
-                        },
-                        other => other,
-                    };
+            // The containers that start (or retry starting) now resolve
+            // their environment.
+            let starting: Vec<bool> = run
+                .containers
+                .iter()
+                .zip(&spec.containers)
+                .map(|(c, s)| {
+                    c.env.is_none()
+                        || Some(&c.image) != s.image.as_ref()
+                        || matches!(c.run, Run::Pending | Run::ConfigError { .. })
+                })
+                .collect();
+            (starting, run.pod_ip.clone())
+        };
+
+        // Their environment, reading the ConfigMaps and Secrets it refers to.
+        let mut resolved: Vec<Option<Result<Env, String>>> = vec![None; spec.containers.len()];
+        if starting.iter().any(|s| *s) {
+            let mut sources = Sources::default();
+            let chosen = || {
+                spec.containers
+                    .iter()
+                    .zip(&starting)
+                    .filter(|(_, s)| **s)
+                    .map(|(c, _)| c)
+            };
+            sources.fetch(&self.client, &ns, chosen()).await?;
+            let host = host_ip(node_idx);
+            let addresses = Addresses {
+                pod_ip: pod_ip.as_deref(),
+                host_ip: Some(&host),
+            };
+            for (slot, (c, s)) in resolved
+                .iter_mut()
+                .zip(spec.containers.iter().zip(&starting))
+            {
+                if *s {
+                    *slot = Some(env::resolve(pod, c, &sources, addresses));
                 }
-                self.config.transition(c, now, &wall);
+            }
+        }
+
+        let (status, wake) = {
+            let mut st = self.lock();
+            let override_ready = st.overrides.get(&uid).copied();
+            let bookies = st.bookie_clusters(&ns, &uid);
+            let run = st.pods.entry(uid.clone()).or_default();
+            for ((c, spec_c), env) in run
+                .containers
+                .iter_mut()
+                .zip(&spec.containers)
+                .zip(resolved)
+            {
+                self.step(c, spec_c, env, &bookies, now, &wall);
             }
             let kinds: Vec<&'static str> =
                 run.containers.iter().map(|c| run_kind(&c.run)).collect();
@@ -666,12 +856,57 @@ impl Kubelet {
                 }
             }
             run.reported = kinds;
+            let mut recheck = false;
+            for c in run.containers.iter_mut() {
+                let unready = match &c.run {
+                    Run::Running { unready, .. } => unready.clone(),
+                    _ => None,
+                };
+                recheck |= unready.is_some() || matches!(c.run, Run::ConfigError { .. });
+                if unready != c.reported_unready {
+                    if let Some(message) = &unready {
+                        events::emit(
+                            &self.client,
+                            events::reference(pod),
+                            true,
+                            "Unhealthy",
+                            format!("Readiness probe failed: {message}"),
+                            "kubelet",
+                        );
+                    }
+                    c.reported_unready = unready;
+                }
+            }
+            // The bookies of this pod that are up, registered under their
+            // cluster name.
+            let clusters: Vec<String> = run
+                .containers
+                .iter()
+                .filter_map(|c| {
+                    let Run::Running {
+                        since,
+                        unready: None,
+                        ..
+                    } = &c.run
+                    else {
+                        return None;
+                    };
+                    if now.saturating_duration_since(*since) < self.config.ready_delay_for(&c.image)
+                    {
+                        return None;
+                    }
+                    match &c.env {
+                        Some(Ok(env)) => images::bookie_cluster(&c.image, env),
+                        _ => None,
+                    }
+                })
+                .collect();
             let prev = run.last_written.clone().or_else(|| {
                 pod.status
                     .as_ref()
                     .and_then(|s| serde_json::to_value(s).ok())
             });
-            running_status(
+            let (status, wake) = running_status(
                 pod,
                 run,
                 &self.config,
@@ -680,13 +915,97 @@ impl Kubelet {
                 now,
                 &wall,
                 prev.as_ref(),
-            )
+            );
+            if clusters.is_empty() {
+                st.bookies.remove(&uid);
+            } else {
+                st.bookies.insert(uid.clone(), (ns.clone(), clusters));
+            }
+            let wake = if recheck {
+                earliest(wake, Some(RECHECK_EVERY))
+            } else {
+                wake
+            };
+            (status, wake)
         };
         self.write_status(&api, pod, &uid, &name, status).await?;
         Ok(match wake {
             Some(d) => Action::requeue(d.max(Duration::from_millis(10))),
             None => Action::await_change(),
         })
+    }
+
+    /// Brings one container forward: a start (first start, in-place image
+    /// change, or a retry after `CreateContainerConfigError`) takes the
+    /// environment `resolved` for it; then injected failures and the image's
+    /// contract decide what it does.
+    fn step(
+        &self,
+        c: &mut ContainerRun,
+        spec_c: &Container,
+        resolved: Option<Result<Env, String>>,
+        bookies: &HashSet<String>,
+        now: Instant,
+        wall: &Time,
+    ) {
+        let image = spec_c.image.clone().unwrap_or_default();
+        let mut restart = matches!(c.run, Run::Pending).then_some(0);
+        if c.image != image {
+            // In-place image change: the container restarts with it.
+            restart = Some(match &c.run {
+                Run::Running { restarts, .. } => restarts + 1,
+                _ => 0,
+            });
+            c.image = image;
+            c.env = None;
+            c.settled = false;
+        }
+        if let Some(resolved) = resolved
+            && (restart.is_some() || c.env.is_none() || matches!(c.run, Run::ConfigError { .. }))
+        {
+            // An adopted container that already runs keeps running even if
+            // its sources are gone by now.
+            let running =
+                restart.is_none() && matches!(c.run, Run::Running { .. } | Run::CrashLoop { .. });
+            c.env = Some(match resolved {
+                Err(_) if running => Ok(Env::new()),
+                other => other,
+            });
+        }
+        let outcome = match &c.env {
+            Some(Ok(env)) if !c.settled => {
+                let mounts: Vec<String> = spec_c
+                    .volume_mounts
+                    .iter()
+                    .flatten()
+                    .map(|m| m.mount_path.clone())
+                    .collect();
+                let memory_limit = spec_c
+                    .resources
+                    .as_ref()
+                    .and_then(|r| r.limits.as_ref())
+                    .and_then(|l| l.get("memory"))
+                    .and_then(|q| env::quantity(&q.0))
+                    .map(|b| b.ceil().max(0.0) as u64);
+                images::play(
+                    &images::Start {
+                        image: &c.image,
+                        args: spec_c.args.as_deref().unwrap_or_default(),
+                        env,
+                        memory_limit,
+                        mounts: &mounts,
+                    },
+                    bookies,
+                )
+            }
+            _ => Outcome::Run,
+        };
+        let want = self.config.want(&c.image, c.env.as_ref(), outcome);
+        match restart {
+            Some(restarts) => c.run = self.config.start(&c.image, want, now, wall, restarts),
+            None => transition(&mut c.run, want, now, wall),
+        }
+        c.settled = c.env.is_some() && matches!(c.run, Run::Running { unready: None, .. });
     }
 
     fn pick_node(&self) -> usize {
@@ -812,9 +1131,11 @@ impl Kubelet {
 
 fn run_kind(run: &Run) -> &'static str {
     match run {
+        Run::Pending => "pending",
         Run::Running { .. } => "running",
         Run::CrashLoop { .. } => "crashing",
         Run::ImagePull { .. } => "pulling",
+        Run::ConfigError { .. } => "config",
         Run::InvalidImage => "invalid",
     }
 }
@@ -823,7 +1144,26 @@ fn run_kind(run: &Run) -> &'static str {
 fn container_events(client: &Client, pod: &Pod, c: &ContainerRun) {
     let r = || events::reference(pod);
     let (name, image) = (&c.name, &c.image);
-    match c.run {
+    match &c.run {
+        Run::Pending => {}
+        Run::ConfigError { message } => {
+            events::emit(
+                client,
+                r(),
+                false,
+                "Pulled",
+                format!("Container image {image:?} already present on machine"),
+                "kubelet",
+            );
+            events::emit(
+                client,
+                r(),
+                true,
+                "Failed",
+                format!("Error: {message}"),
+                "kubelet",
+            );
+        }
         Run::Running { .. } => {
             events::emit(
                 client,
@@ -921,10 +1261,11 @@ fn free_ip(node: usize, used: &HashSet<String>) -> Option<String> {
         .find(|ip| !used.contains(ip))
 }
 
-fn crashed(started: &Time, finished: &Time) -> ContainerStateTerminated {
+fn crashed(started: &Time, finished: &Time, exit: &Exit) -> ContainerStateTerminated {
     ContainerStateTerminated {
-        exit_code: 1,
+        exit_code: exit.code,
         reason: Some("Error".into()),
+        message: exit.message.clone(),
         started_at: Some(started.clone()),
         finished_at: Some(finished.clone()),
         ..Default::default()
@@ -1044,22 +1385,49 @@ fn running_status(
     let mut unready = Vec::new();
     for c in &run.containers {
         let (state, last, ready, started, restarts) = match &c.run {
+            Run::Pending => (
+                ContainerState {
+                    waiting: Some(ContainerStateWaiting {
+                        reason: Some("ContainerCreating".into()),
+                        message: None,
+                    }),
+                    ..Default::default()
+                },
+                None,
+                false,
+                false,
+                0,
+            ),
+            Run::ConfigError { message } => (
+                ContainerState {
+                    waiting: Some(ContainerStateWaiting {
+                        reason: Some("CreateContainerConfigError".into()),
+                        message: Some(message.clone()),
+                    }),
+                    ..Default::default()
+                },
+                None,
+                false,
+                false,
+                0,
+            ),
             Run::Running {
                 since,
                 since_wall,
                 restarts,
                 last_terminated,
+                unready,
             } => {
                 any_started = true;
                 let delay = config.ready_delay_for(&c.image);
                 let up = now.saturating_duration_since(*since);
                 let timer_ready = up >= delay;
-                if !timer_ready {
+                if !timer_ready && unready.is_none() {
                     wake = earliest(wake, Some(delay - up));
                 }
                 let ready = match override_ready {
                     Some(v) => v,
-                    None => timer_ready,
+                    None => timer_ready && unready.is_none(),
                 };
                 (
                     ContainerState {
@@ -1078,6 +1446,7 @@ fn running_status(
                 since,
                 since_wall,
                 base_restarts,
+                exit,
             } => {
                 any_started = true;
                 let elapsed = now.saturating_duration_since(*since);
@@ -1099,7 +1468,7 @@ fn running_status(
                         }),
                         ..Default::default()
                     },
-                    Some(crashed(&at, &at)),
+                    Some(crashed(&at, &at, exit)),
                     false,
                     false,
                     base_restarts + crashes,
@@ -1161,8 +1530,14 @@ fn running_status(
             name: c.name.clone(),
             image: c.image.clone(),
             image_id: if started
-                || any_started && !matches!(c.run, Run::ImagePull { .. } | Run::InvalidImage)
-            {
+                || any_started
+                    && !matches!(
+                        c.run,
+                        Run::ImagePull { .. }
+                            | Run::InvalidImage
+                            | Run::ConfigError { .. }
+                            | Run::Pending
+                    ) {
                 format!("sandbox://{}", c.image)
             } else {
                 String::new()
@@ -1350,11 +1725,7 @@ mod tests {
             node: Some(1),
             pod_ip: Some("10.244.1.2".into()),
             start_time: Some(now_time()),
-            containers: vec![ContainerRun {
-                name: "main".into(),
-                image: image.into(),
-                run,
-            }],
+            containers: vec![ContainerRun::new("main".into(), image.into(), run, false)],
             ..Default::default()
         }
     }
@@ -1379,6 +1750,7 @@ mod tests {
             since_wall: wall.clone(),
             restarts: 0,
             last_terminated: None,
+            unready: None,
         };
         let run = run_of("nginx:1", running);
         let p = pod("nginx:1");
@@ -1423,6 +1795,7 @@ mod tests {
                 since: start,
                 since_wall: wall.clone(),
                 base_restarts: 0,
+                exit: Exit::injected(),
             },
         );
         let p = pod("app:bad");
@@ -1461,17 +1834,23 @@ mod tests {
         let k = cfg;
         let wall = now_time();
         let now = Instant::now();
-        let mut c = ContainerRun {
-            name: "main".into(),
-            image: "app:2".into(),
-            run: Run::Running {
+        let mut c = ContainerRun::new(
+            "main".into(),
+            "app:2".into(),
+            Run::Running {
                 since: now,
                 since_wall: wall.clone(),
                 restarts: 2,
                 last_terminated: None,
+                unready: None,
             },
+            true,
+        );
+        let apply = |c: &mut ContainerRun, at: Instant| {
+            let want = k.want(&c.image, None, Outcome::Run);
+            transition(&mut c.run, want, at, &wall);
         };
-        k.transition(&mut c, now, &wall);
+        apply(&mut c, now);
         assert!(matches!(
             c.run,
             Run::CrashLoop {
@@ -1480,7 +1859,7 @@ mod tests {
             }
         ));
         k.failures.write().unwrap().clear();
-        k.transition(&mut c, now + Duration::from_millis(1500), &wall);
+        apply(&mut c, now + Duration::from_millis(1500));
         match &c.run {
             Run::Running {
                 restarts,
@@ -1492,6 +1871,213 @@ mod tests {
             }
             other => panic!("expected running, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn injected_failures_come_before_the_environment_and_the_image_contract() {
+        let k = config(vec![
+            (Regex::new(":pull$").unwrap(), FailureMode::ImagePull),
+            (Regex::new(":crash$").unwrap(), FailureMode::CrashLoop),
+        ]);
+        let crash = Outcome::Crash {
+            exit_code: 127,
+            message: "m".into(),
+        };
+        let missing: Result<Env, String> = Err("configmap \"c\" not found".into());
+        let ok: Result<Env, String> = Ok(Env::new());
+        assert_eq!(k.want("a:pull", Some(&missing), crash.clone()), Want::Pull);
+        assert_eq!(
+            k.want("a:crash", Some(&missing), crash.clone()),
+            Want::ConfigError("configmap \"c\" not found".into())
+        );
+        assert_eq!(
+            k.want("a:crash", Some(&ok), crash.clone()),
+            Want::Crash(Exit::injected())
+        );
+        assert_eq!(
+            k.want("a:1", Some(&ok), crash),
+            Want::Crash(Exit {
+                code: 127,
+                message: Some("m".into())
+            })
+        );
+        assert_eq!(
+            k.want(
+                "a:1",
+                Some(&ok),
+                Outcome::NeverReady {
+                    message: "why".into()
+                }
+            ),
+            Want::Run(Some("why".into()))
+        );
+        assert_eq!(k.want("a:1", Some(&ok), Outcome::Run), Want::Run(None));
+    }
+
+    #[test]
+    fn contract_outcomes_show_in_the_status() {
+        let cfg = config(vec![]);
+        let wall = now_time();
+        let start = Instant::now();
+        let later = start + Duration::from_secs(2);
+        let p = pod("pravega/bookkeeper:0.7.0");
+
+        // A crash: the image's exit code and message in lastState.
+        let exit = Exit {
+            code: 127,
+            message: Some("bkenv.sh: line 35: -Xmx1g: command not found".into()),
+        };
+        let run = run_of(
+            "pravega/bookkeeper:0.7.0",
+            Run::CrashLoop {
+                since: start,
+                since_wall: wall.clone(),
+                base_restarts: 0,
+                exit: exit.clone(),
+            },
+        );
+        let (st, _) = running_status(&p, &run, &cfg, 1, None, later, &wall, None);
+        let cs = &st["containerStatuses"][0];
+        assert_eq!(cs["state"]["waiting"]["reason"], "CrashLoopBackOff");
+        assert_eq!(cs["lastState"]["terminated"]["exitCode"], 127);
+        assert_eq!(cs["lastState"]["terminated"]["reason"], "Error");
+        assert_eq!(
+            cs["lastState"]["terminated"]["message"],
+            "bkenv.sh: line 35: -Xmx1g: command not found"
+        );
+
+        // Running, never ready.
+        let run = run_of(
+            "pravega/pravega:0.5.0",
+            Run::Running {
+                since: start,
+                since_wall: wall.clone(),
+                restarts: 0,
+                last_terminated: None,
+                unready: Some("no bookies".into()),
+            },
+        );
+        let (st, _) = running_status(&p, &run, &cfg, 1, None, later, &wall, None);
+        let cs = &st["containerStatuses"][0];
+        assert!(cs["state"]["running"].is_object());
+        assert_eq!(cs["ready"], false);
+        assert_eq!(st["phase"], "Running");
+        assert_eq!(condition(&st, "Ready"), "False");
+
+        // Not created: CreateContainerConfigError, Pending.
+        let run = run_of(
+            "app:1",
+            Run::ConfigError {
+                message: "configmap \"cfg\" not found".into(),
+            },
+        );
+        let (st, _) = running_status(&p, &run, &cfg, 1, None, later, &wall, None);
+        let cs = &st["containerStatuses"][0];
+        assert_eq!(
+            cs["state"]["waiting"]["reason"],
+            "CreateContainerConfigError"
+        );
+        assert_eq!(
+            cs["state"]["waiting"]["message"],
+            "configmap \"cfg\" not found"
+        );
+        assert_eq!(cs["started"], false);
+        assert_eq!(cs["imageID"], "");
+        assert_eq!(st["phase"], "Pending");
+
+        // A model crash that goes away (e.g. an injected crash cleared, the
+        // image being fine) restarts the container, keeping the last exit.
+        let mut r = Run::CrashLoop {
+            since: start,
+            since_wall: wall.clone(),
+            base_restarts: 0,
+            exit: exit.clone(),
+        };
+        transition(&mut r, Want::Run(None), later, &wall);
+        match &r {
+            Run::Running {
+                restarts,
+                last_terminated: Some(t),
+                ..
+            } => {
+                assert_eq!(*restarts, 2);
+                assert_eq!(t.exit_code, 127);
+            }
+            other => panic!("expected running, got {other:?}"),
+        }
+        // A running container becomes unready and ready again in place.
+        transition(&mut r, Want::Run(Some("x".into())), later, &wall);
+        assert!(matches!(
+            &r,
+            Run::Running {
+                unready: Some(_),
+                restarts: 2,
+                ..
+            }
+        ));
+        // A running container does not go back to resolving its environment.
+        transition(&mut r, Want::ConfigError("gone".into()), later, &wall);
+        assert!(matches!(&r, Run::Running { .. }));
+        let mut pending = Run::ConfigError {
+            message: "a".into(),
+        };
+        transition(&mut pending, Want::Run(None), later, &wall);
+        assert!(matches!(&pending, Run::Running { restarts: 0, .. }));
+    }
+
+    #[test]
+    fn adopted_containers_keep_their_reported_state() {
+        let cfg = config(vec![]);
+        let wall = now_time();
+        let now = Instant::now();
+        let c = Container {
+            name: "main".into(),
+            image: Some("pravega/bookkeeper:0.7.0".into()),
+            ..Default::default()
+        };
+        let status = |v: Value| -> ContainerStatus { serde_json::from_value(v).unwrap() };
+        let crashing = status(json!({
+            "name": "main", "image": "x", "imageID": "", "ready": false, "restartCount": 3,
+            "state": {"waiting": {"reason": "CrashLoopBackOff"}},
+            "lastState": {"terminated": {"exitCode": 127, "reason": "Error", "message": "m"}}
+        }));
+        match cfg.adopt_run(&c, Some(&crashing), now, &wall) {
+            (
+                Run::CrashLoop {
+                    base_restarts: 2,
+                    exit,
+                    ..
+                },
+                false,
+            ) => assert_eq!(
+                exit,
+                Exit {
+                    code: 127,
+                    message: Some("m".into())
+                }
+            ),
+            other => panic!("{other:?}"),
+        }
+        let config_error = status(json!({
+            "name": "main", "image": "x", "imageID": "", "ready": false, "restartCount": 0,
+            "state": {"waiting": {"reason": "CreateContainerConfigError", "message": "configmap \"a\" not found"}}
+        }));
+        assert!(matches!(
+            cfg.adopt_run(&c, Some(&config_error), now, &wall),
+            (Run::ConfigError { message }, false) if message == "configmap \"a\" not found"
+        ));
+        let ready = status(json!({
+            "name": "main", "image": "x", "imageID": "", "ready": true, "restartCount": 0,
+            "state": {"running": {"startedAt": "2024-01-01T00:00:00Z"}}
+        }));
+        assert!(matches!(
+            cfg.adopt_run(&c, Some(&ready), now, &wall),
+            (Run::Running { .. }, true)
+        ));
+        assert!(matches!(
+            cfg.adopt_run(&c, None, now, &wall),
+            (Run::Pending, false)
+        ));
     }
 
     #[test]

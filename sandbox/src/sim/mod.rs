@@ -23,6 +23,23 @@
 //!   pattern) crash-loop, fail to pull, or leave pods unschedulable; invalid
 //!   image references give `InvalidImageName`. Deleted pods are terminated,
 //!   then removed after their (capped) grace period.
+//! - **Container environments**: resolved when a container starts, as a
+//!   kubelet does (`envFrom` ConfigMaps and Secrets with `prefix`, then
+//!   `env` with `value` and `$(VAR)` references, `fieldRef`,
+//!   `resourceFieldRef`, `configMapKeyRef`, `secretKeyRef`); a missing
+//!   source that is not `optional` gives `CreateContainerConfigError`
+//!   (`configmap "NAME" not found`), retried every second.
+//! - **Image contracts**: the kubelets play what the real
+//!   `pravega/bookkeeper` and `pravega/pravega` (Controller, Segment Store)
+//!   images of each version do with what a pod gives them, from an
+//!   independent model of the upstream images (module `images`, not the
+//!   operator's tables): a bookie whose `BK_BOOKIE_*` value holds a space
+//!   (0.7+), a JVM flag Java 11 removed (0.9+), a Segment Store whose direct
+//!   memory does not exceed its cache (0.11+) crash-loop with the image's
+//!   exit code and message in `lastState.terminated`; a Segment Store without
+//!   a reachable tier 2, or without bookies running under its
+//!   `-Dpravegaservice.clusterName`, runs but never becomes Ready (a
+//!   `Unhealthy` event says why). Injected failures take precedence.
 //!
 //! Everything is event driven (watches), with timers only for delays. All
 //! state is derived from the API, so a restarted simulation adopts the
@@ -41,8 +58,10 @@
 
 mod deployment;
 mod disruption;
+mod env;
 mod events;
 mod hash;
+mod images;
 mod kubelet;
 mod replicaset;
 mod rng;
