@@ -817,6 +817,10 @@ pub struct UpgradeStatus {
     /// Per-component progress, in upgrade order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub components: Vec<ComponentProgress>,
+    /// The `metadata.generation` of the spec when the change failed. After a failed rollback,
+    /// any later edit of the spec (a longer `spec.upgrade.timeout`, say) retries it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_generation: Option<i64>,
 }
 
 /// Progress of one component during a version change.

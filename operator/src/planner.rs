@@ -14,6 +14,10 @@
 //!    or at once with `spec.upgrade.autoRollback`) or to another version the rules allow (a roll
 //!    forward, started from `currentVersion` without waiting for `PodsReady`, since the failed
 //!    pod is down). `spec.version` equal to the failed `targetVersion` is never retried on its own.
+//!    A failed rollback is retried by any later edit of the spec while `spec.version` is
+//!    `currentVersion` (`status.upgrade.failedGeneration` records the spec that failed). Whatever
+//!    failed, once every member is Ready at one version (`currentVersion` or the target) the
+//!    failure is over: the cluster is recorded as rolled back, or as upgraded.
 //! 4. **Upgrading** (`Upgrading` True and `targetVersion` set): BookKeeper, then Controller, then
 //!    Segment Store are moved to `targetVersion`.
 //! 5. **Idle**: an upgrade starts when `spec.version` differs from `currentVersion`, the rules
@@ -629,6 +633,7 @@ fn new_progress(ctx: &Ctx<'_, '_>, from: &str, to: &str) -> UpgradeStatus {
         started_at: Some(ctx.now.clone()),
         last_progress_at: Some(ctx.now.clone()),
         components: Vec::new(),
+        failed_generation: None,
     }
 }
 
@@ -696,7 +701,39 @@ fn failed(
     if status.is_condition_true(ConditionType::Upgrading) {
         ctx.set(status, ConditionType::Upgrading, false, reason, &error_msg);
     }
-    if upgrade_failed && (desired == current || ctx.auto_rollback) {
+    // Every failure has a way out: once every member is Ready at one version, whatever failed
+    // before (a person fixed a pod, deleted the failed one, or the slow one came up after all),
+    // the cluster runs that version.
+    if let Some(target) = target.as_deref()
+        && target != current
+        && healthy_at(ctx, target)
+    {
+        return recovered(ctx, status, out, &current, target);
+    }
+    if healthy_at(ctx, &current) {
+        let from = failed_version(status, desired);
+        // Recorded as a completed rollback away from the failed version, which is therefore not
+        // tried again on its own.
+        status.upgrade = Some(new_progress(ctx, &from, &current));
+        let op = Op {
+            kind: OpKind::Rollback,
+            from,
+            to: current.clone(),
+            fallback: current.clone(),
+            order: Component::UPGRADE_ORDER,
+        };
+        return complete(ctx, status, out, &op);
+    }
+    // A failed rollback is retried by any later edit of the spec (e.g. a longer timeout) while
+    // spec.version is currentVersion.
+    let edited_since = status
+        .upgrade
+        .as_ref()
+        .and_then(|u| u.failed_generation)
+        .zip(ctx.obs.cluster.metadata.generation)
+        .is_some_and(|(failed_at, now)| now > failed_at);
+    let retry_rollback = !upgrade_failed && desired == current && edited_since;
+    if (upgrade_failed && (desired == current || ctx.auto_rollback)) || retry_rollback {
         start_rollback(ctx, status, out, &current);
         return Step::Again;
     }
@@ -755,6 +792,50 @@ fn after_failure_versions(
         }
     }
     versions
+}
+
+/// Whether every member runs `version` and is Ready (pods only: a template may lag behind).
+fn healthy_at(ctx: &Ctx<'_, '_>, version: &str) -> bool {
+    Component::UPGRADE_ORDER.iter().all(|c| {
+        let view = ctx.view(*c);
+        let desired = usize::try_from(view.desired).unwrap_or(0);
+        view.present
+            && desired > 0
+            && view.pods.len() == desired
+            && view
+                .pods
+                .iter()
+                .all(|p| p.ready && !p.terminating && p.at(version))
+    })
+}
+
+/// After a failed upgrade every member runs the target and is Ready: the upgrade is done.
+fn recovered(
+    ctx: &Ctx<'_, '_>,
+    status: &mut PravegaClusterStatus,
+    out: &mut Out,
+    current: &str,
+    target: &str,
+) -> Step {
+    let op = Op {
+        kind: OpKind::Upgrade,
+        from: current.to_owned(),
+        to: target.to_owned(),
+        fallback: current.to_owned(),
+        order: Component::UPGRADE_ORDER,
+    };
+    complete(ctx, status, out, &op);
+    ctx.set(
+        status,
+        ConditionType::Error,
+        false,
+        reasons::COMPLETED,
+        &format!("every member runs {target} and is Ready"),
+    );
+    if status.is_condition_true(ConditionType::RollbackInProgress) {
+        ctx.set(status, ConditionType::RollbackInProgress, false, "", "");
+    }
+    Step::Again
 }
 
 fn start_rollback(
@@ -1148,6 +1229,9 @@ fn fail(
     component: Component,
     detail: &str,
 ) -> Step {
+    if let Some(u) = status.upgrade.as_mut() {
+        u.failed_generation = ctx.obs.cluster.metadata.generation;
+    }
     match op.kind {
         OpKind::Upgrade => {
             let msg = format!("failed to sync {component} version. {detail}");

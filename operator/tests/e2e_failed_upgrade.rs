@@ -216,3 +216,105 @@ async fn a_crash_looping_bookie_fails_the_upgrade_and_setting_the_version_back_r
     assert_eq!(op.terminate().await, Some(0));
     env.shutdown().await;
 }
+
+/// The trap of a failed rollback: it used to keep `RollbackFailed` and DESIRED VERSION forever,
+/// even once every pod was healthy again. Two ways out: edit the spec (it retries the rollback),
+/// or fix the pods (once every member is Ready at one version, the failure is over).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failed_rollback_has_a_way_out() {
+    let env = Env::start().await;
+    let op = Operator::start(env.kubeconfig(), &[]).await;
+    let sample = std::fs::read_to_string(workspace_file("deploy/sample/pravegacluster.yaml"))
+        .expect("sample")
+        .replace("version: 0.4.0", "version: 0.5.0");
+    env.apply_yaml(&sample).await;
+    let row_is = |version: &'static str, desired: &'static str| {
+        let env = &env;
+        async move {
+            eventually(
+                &format!("VERSION {version}, DESIRED VERSION '{desired}', 7 ready"),
+                WAIT,
+                || async {
+                    let row = env.cluster_row("example").await.ok_or("no row")?;
+                    if col(&row, "VERSION") == version
+                        && col(&row, "DESIRED VERSION") == desired
+                        && col(&row, "READY MEMBERS") == "7"
+                    {
+                        Ok(())
+                    } else {
+                        Err(format!("{row:?}"))
+                    }
+                },
+            )
+            .await
+        }
+    };
+    row_is("0.5.0", "").await;
+    let sim = env.sim.as_ref().unwrap();
+    let broken = || regex::Regex::new(r":6\.6\.6$").unwrap();
+    sim.fail_image(broken(), FailureMode::CrashLoop);
+    let patch = |body: String| {
+        let env = &env;
+        async move {
+            env.kubectl_ok(&[
+                "patch",
+                "PravegaCluster",
+                "example",
+                "--type=merge",
+                "-p",
+                &body,
+            ])
+            .await;
+        }
+    };
+    let set_version = |v: &str| patch(format!(r#"{{"spec":{{"version":"{v}"}}}}"#));
+    let wait_error = |want: &'static str| {
+        let env = &env;
+        async move {
+            eventually(&format!("Error {want}"), WAIT, || async {
+                let c = error_condition(env).await;
+                if c.starts_with(want) { Ok(c) } else { Err(c) }
+            })
+            .await
+        }
+    };
+    // Upgrade to a broken 6.6.6, then a rollback that fails too (0.5.0 crash-loops for a while),
+    // then the cause of the rollback's failure goes away: 6.6.6 still crash-loops on bookie-0.
+    let fail_both_ways = || async {
+        set_version("6.6.6").await;
+        wait_error("True UpgradeFailed").await;
+        sim.fail_image(
+            regex::Regex::new(r":0\.5\.0$").unwrap(),
+            FailureMode::CrashLoop,
+        );
+        set_version("0.5.0").await;
+        wait_error("True RollbackFailed").await;
+        sim.clear_failures();
+        sim.fail_image(broken(), FailureMode::CrashLoop);
+        eventually("every member but bookie-0 Ready again", WAIT, || async {
+            let row = env.cluster_row("example").await.ok_or("no row")?;
+            if col(&row, "READY MEMBERS") == "6" {
+                Ok(())
+            } else {
+                Err(format!("{row:?}"))
+            }
+        })
+        .await;
+    };
+
+    // 1. Editing the spec (a longer timeout) retries the rollback, which replaces bookie-0.
+    fail_both_ways().await;
+    patch(r#"{"spec":{"upgrade":{"timeout":"15m"}}}"#.to_owned()).await;
+    wait_error("False RolledBack").await;
+    row_is("0.5.0", "").await;
+
+    // 2. Deleting the broken pod brings it back at 0.5.0 (its template went back after the
+    //    failure); every member is Ready at 0.5.0 and the operator clears the failure.
+    fail_both_ways().await;
+    env.kubectl_ok(&["delete", "pod", "example-bookie-0", "--wait=false"])
+        .await;
+    wait_error("False RolledBack").await;
+    row_is("0.5.0", "").await;
+    assert_eq!(op.terminate().await, Some(0));
+    env.shutdown().await;
+}

@@ -299,6 +299,7 @@ fn build(
                     done: *done,
                 })
                 .collect(),
+            failed_generation: None,
         });
     }
     cluster.status = Some(status);
@@ -662,6 +663,7 @@ proptest! {
             started_at: Some(t.clone()),
             last_progress_at: Some(t),
             components: Vec::new(),
+            failed_generation: None,
         });
         w.cluster.status = Some(status);
         let plan = w.plan();

@@ -709,6 +709,109 @@ fn a_crash_looping_pod_during_a_rollback_fails_it() {
     assert_idempotent(&w, &p);
 }
 
+/// A rollback that failed because example-bookie-0, replaced at 0.4.0, was not Ready within
+/// the upgrade timeout (it is slow, not crashing).
+fn rollback_failed_on_bookie() -> World {
+    let (mut w, _) = failed_on_bookie();
+    w.cluster.spec.version = "0.4.0".to_owned();
+    w.cluster.metadata.generation = Some(5);
+    reconcile(&mut w);
+    observe_sts(&mut w, Component::Bookkeeper);
+    replace(&mut w, Component::Bookkeeper, 0, "0.4.0", false);
+    reconcile(&mut w);
+    w.now = ts(w.now.as_second() + 601);
+    let p = reconcile(&mut w);
+    assert!(
+        p.status.has_error_reason("RollbackFailed"),
+        "{:?}",
+        p.status
+    );
+    w
+}
+
+#[test]
+fn a_failed_rollback_is_retried_by_a_later_edit_of_the_spec() {
+    let mut w = rollback_failed_on_bookie();
+    assert_eq!(
+        w.status().upgrade.and_then(|u| u.failed_generation),
+        Some(5)
+    );
+    // Nothing changes on its own.
+    let p = reconcile(&mut w);
+    assert!(!cond(&p.status, ConditionType::RollbackInProgress).0);
+    assert!(p.actions.is_empty());
+    // An edit of the spec (here a longer timeout) retries the rollback.
+    w.cluster.spec.upgrade.timeout = "30m".to_owned();
+    w.cluster.metadata.generation = Some(6);
+    let p = reconcile(&mut w);
+    assert!(
+        p.status
+            .is_condition_true(ConditionType::RollbackInProgress),
+        "{:?}",
+        p.status.conditions
+    );
+    assert!(has_event(
+        &p,
+        false,
+        "RollbackStarted",
+        "rolling back from 0.5.0 to 0.4.0"
+    ));
+    assert_idempotent(&w, &p);
+}
+
+#[test]
+fn once_every_member_is_ready_at_one_version_a_failure_is_over() {
+    // A failed rollback: the crash-looping pod is fixed (here: Ready at 0.4.0 after all).
+    let mut w = rollback_failed_on_bookie();
+    replace(&mut w, Component::Bookkeeper, 0, "0.4.0", true);
+    let p = reconcile(&mut w);
+    assert_eq!(
+        cond(&p.status, ConditionType::Error),
+        (
+            false,
+            "RolledBack".to_owned(),
+            "the upgrade to 0.5.0 was rolled back to 0.4.0".to_owned()
+        )
+    );
+    assert_eq!(p.status.target_version, None);
+    assert_eq!(p.status.current_version.as_deref(), Some("0.4.0"));
+    assert_eq!(versions(&p), ["0.4.0"; 3]);
+    assert_idempotent(&w, &p);
+
+    // A failed upgrade whose failed pod a person deleted: it came back at 0.4.0.
+    let (mut w, _) = failed_on_bookie();
+    replace(&mut w, Component::Bookkeeper, 0, "0.4.0", true);
+    let p = reconcile(&mut w);
+    assert!(!cond(&p.status, ConditionType::Error).0);
+    assert_eq!(p.status.target_version, None);
+    // spec.version still names 0.5.0; it is not tried again on its own.
+    assert!(!p.status.is_condition_true(ConditionType::Upgrading));
+    assert!(p.actions.is_empty());
+
+    // A failed upgrade whose failed pod came up at the target after all, and a person moved the
+    // rest: every member at 0.5.0 and Ready is an upgraded cluster.
+    let (mut w, _) = failed_on_bookie();
+    for i in 0..3 {
+        replace(&mut w, Component::Bookkeeper, i, "0.5.0", true);
+    }
+    controller_rolled_out(&mut w, "0.5.0");
+    for i in 0..3 {
+        replace(&mut w, Component::SegmentStore, i, "0.5.0", true);
+    }
+    let p = reconcile(&mut w);
+    assert_eq!(p.status.current_version.as_deref(), Some("0.5.0"));
+    assert_eq!(p.status.target_version, None);
+    assert_eq!(
+        cond(&p.status, ConditionType::Error),
+        (
+            false,
+            "Completed".to_owned(),
+            "every member runs 0.5.0 and is Ready".to_owned()
+        )
+    );
+    assert_eq!(p.status.version_history, ["0.4.0", "0.5.0"]);
+}
+
 #[test]
 fn auto_rollback_starts_as_soon_as_the_upgrade_fails() {
     let mut w = upgrade_started();
