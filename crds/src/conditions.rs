@@ -22,15 +22,19 @@ pub enum ConditionType {
     Error,
     /// True while the operator rolls a failed upgrade back to `status.currentVersion`.
     RollbackInProgress,
+    /// True when every member runs `spec.version` and is Ready, and nothing is in progress or
+    /// failed: what `kubectl wait --for=condition=Ready`, kstatus, Argo CD and Flux look at.
+    Ready,
 }
 
 impl ConditionType {
     /// Every condition type, in the order they are listed in status.
-    pub const ALL: [ConditionType; 4] = [
+    pub const ALL: [ConditionType; 5] = [
         ConditionType::Upgrading,
         ConditionType::PodsReady,
         ConditionType::Error,
         ConditionType::RollbackInProgress,
+        ConditionType::Ready,
     ];
 
     /// The name used in the API.
@@ -40,6 +44,7 @@ impl ConditionType {
             ConditionType::PodsReady => "PodsReady",
             ConditionType::Error => "Error",
             ConditionType::RollbackInProgress => "RollbackInProgress",
+            ConditionType::Ready => "Ready",
         }
     }
 }
@@ -92,13 +97,24 @@ pub mod reasons {
     pub const ALL_PODS_READY: &str = "AllPodsReady";
     /// `PodsReady`: some member is missing or not Ready.
     pub const PODS_NOT_READY: &str = "PodsNotReady";
+    /// `Ready`: every member runs `spec.version` and is Ready.
+    pub const UP_TO_DATE: &str = "UpToDate";
+    /// `Ready` (False): `spec.version` differs from the version the cluster runs and no change
+    /// is in progress (waiting, paused, refused, or rolled back away from it).
+    pub const VERSION_MISMATCH: &str = "VersionMismatch";
+    /// `Ready` (False): the first deployment is not complete yet.
+    pub const DEPLOYING: &str = "Deploying";
+    /// `Error`: every member became Ready at one version after a failure; the failure is over.
+    pub const RECOVERED: &str = "Recovered";
+    /// `Upgrading`: a paused upgrade was cancelled by setting `spec.version` back.
+    pub const CANCELLED: &str = "Cancelled";
 }
 
 /// One status condition.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ClusterCondition {
-    /// `Upgrading`, `PodsReady`, `Error` or `RollbackInProgress`.
+    /// `Upgrading`, `PodsReady`, `Error`, `RollbackInProgress` or `Ready`.
     #[serde(rename = "type")]
     pub type_: ConditionType,
     /// `True`, `False` or `Unknown`.

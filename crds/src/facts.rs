@@ -51,7 +51,7 @@ impl<'a> StatusFacts<'a> {
             ConditionType::Error => {
                 self.upgrade_failed = is_true && reason == reasons::UPGRADE_FAILED;
             }
-            ConditionType::PodsReady => {}
+            ConditionType::PodsReady | ConditionType::Ready => {}
         }
     }
 }

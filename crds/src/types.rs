@@ -751,6 +751,12 @@ pub struct PravegaClusterStatus {
     /// Progress of the version change in flight (or of the last one that failed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upgrade: Option<UpgradeStatus>,
+
+    /// A `spec.version` the operator refused while another version change was in flight (when
+    /// no webhook refused it first). It is not acted on, even after that change ends, until
+    /// `spec.version` is set to something else.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused_version: Option<String>,
 }
 
 /// Member pods of the cluster, by readiness. Names are sorted.

@@ -249,7 +249,7 @@ pub fn validate_update(
     let decision = if old.version == new.version {
         Decision::allow()
     } else {
-        validate_version_change(old_status, &new.version)
+        validate_version_change_paused(old_status, &new.version, new.upgrade.paused)
     };
     match decision {
         Decision::Allow { warnings: mut w } => {
@@ -322,6 +322,16 @@ fn scale_warnings(
 /// differ from the version it was asked for before). Used by the webhook through
 /// [`validate_update`] and by the operator before it starts a version change.
 pub fn validate_version_change(status: Option<StatusFacts<'_>>, desired: &str) -> Decision {
+    validate_version_change_paused(status, desired, false)
+}
+
+/// [`validate_version_change`] for a spec whose upgrade is `paused`: a paused upgrade may be
+/// cancelled by setting `spec.version` back to `status.currentVersion`.
+pub fn validate_version_change_paused(
+    status: Option<StatusFacts<'_>>,
+    desired: &str,
+    paused: bool,
+) -> Decision {
     let desired_version = match parse_version(desired) {
         Ok(v) => v,
         Err(e) => return Decision::deny(DenyReason::InvalidVersion, e.to_string()),
@@ -346,6 +356,12 @@ pub fn validate_version_change(status: Option<StatusFacts<'_>>, desired: &str) -
                 in_flight("rolling back")
             ),
         );
+    }
+    if status.upgrading && paused && current == Some(desired) {
+        return Decision::allow_with(format!(
+            "cancelling the paused upgrade{}: pods not yet replaced keep {desired}; components already moved are rolled back to {desired} in reverse order once spec.upgrade.paused is false",
+            target.map(|t| format!(" to {t}")).unwrap_or_default()
+        ));
     }
     if status.upgrading {
         let keep = target

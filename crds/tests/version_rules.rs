@@ -525,3 +525,27 @@ fn unusual_replica_changes_are_allowed_with_a_warning() {
     };
     assert_eq!(refused.reason(), Some(DenyReason::InvalidSpec));
 }
+
+#[test]
+fn a_paused_upgrade_may_be_cancelled_by_setting_the_version_back() {
+    let st = status(State::Upgrading, "0.4.0", Some("0.5.0"));
+    let old = cluster("0.5.0", Some(st.clone()));
+    let mut new = old.spec.clone();
+    new.version = "0.4.0".to_owned();
+    // Not paused: still refused mid-upgrade.
+    let d = validate_update(&old.spec, Some(st.facts()), &new);
+    assert_eq!(d.reason(), Some(DenyReason::UpgradeInProgress));
+    // Paused: a cancel, with a warning that says what happens.
+    new.upgrade.paused = true;
+    let Decision::Allow { warnings } = validate_update(&old.spec, Some(st.facts()), &new) else {
+        panic!("a paused upgrade could not be cancelled");
+    };
+    assert!(
+        warnings[0].starts_with("cancelling the paused upgrade to 0.5.0"),
+        "{warnings:?}"
+    );
+    // Anything else while paused is still refused.
+    new.version = "0.6.0".to_owned();
+    let d = validate_update(&old.spec, Some(st.facts()), &new);
+    assert_eq!(d.reason(), Some(DenyReason::UpgradeInProgress));
+}

@@ -480,6 +480,8 @@ async fn report_failure(
             &Time(Timestamp::now()),
         );
     }
+    status::set_ready(&mut after, &cluster.spec.version, &Time(Timestamp::now()));
+    ctx.metrics.set_cluster(ns, name, &after);
     // One Event per distinct failure, not one per retry.
     let message = error.to_string();
     let repeated = {
@@ -635,7 +637,9 @@ async fn reconcile_cluster(
             )
             .await;
         }
+        status::set_ready(&mut after, &cluster.spec.version, &now_time);
         ctx.write_status(ns, name, &before, &after).await?;
+        ctx.metrics.set_cluster(ns, name, &after);
         return Ok(ControllerAction::await_change());
     }
 
@@ -668,6 +672,9 @@ async fn reconcile_cluster(
     let plan = planner::plan(&observed, observed_status);
     for line in &plan.logs {
         info!("{line}");
+    }
+    for line in &plan.warnings {
+        warn!("{line}");
     }
 
     let desired = resources::desired_objects(cluster, |c| plan.versions.get(c).to_owned())?;
@@ -722,17 +729,11 @@ async fn reconcile_cluster(
             &now_time,
         );
     }
+    status::set_ready(&mut after, &cluster.spec.version, &now_time);
     status::keep_unchanged_condition_times(&before, &mut after);
     ctx.write_status(ns, name, &before, &after).await?;
 
-    ctx.metrics.set_cluster(
-        ns,
-        name,
-        after.replicas,
-        after.ready_replicas,
-        after.is_condition_true(ConditionType::Upgrading)
-            || after.is_condition_true(ConditionType::RollbackInProgress),
-    );
+    ctx.metrics.set_cluster(ns, name, &after);
     Ok(ControllerAction::requeue(
         plan.requeue_after
             .unwrap_or(RESYNC_INTERVAL)

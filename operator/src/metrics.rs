@@ -3,6 +3,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use pravega_crds::{ConditionType, PravegaClusterStatus, reasons};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -53,6 +54,13 @@ pub struct Metrics {
     pub members_ready: Family<ClusterLabels, Gauge>,
     /// 1 while a cluster is upgrading or rolling back, else 0.
     pub upgrading: Family<ClusterLabels, Gauge>,
+    /// 1 while a cluster's last upgrade or rollback failed (`Error` with `UpgradeFailed` or
+    /// `RollbackFailed`), else 0.
+    pub upgrade_failed: Family<ClusterLabels, Gauge>,
+    /// 1 while a cluster's last reconcile failed, else 0.
+    pub reconcile_failing: Family<ClusterLabels, Gauge>,
+    /// 1 while a cluster's `Ready` condition is True, else 0.
+    pub ready: Family<ClusterLabels, Gauge>,
     /// 1 while this replica holds the leader lease (or runs without leader election).
     pub leader: Gauge,
     /// Sum of `writes` over every label set.
@@ -70,6 +78,9 @@ impl Metrics {
             members_desired: Family::default(),
             members_ready: Family::default(),
             upgrading: Family::default(),
+            upgrade_failed: Family::default(),
+            reconcile_failing: Family::default(),
+            ready: Family::default(),
             leader: Gauge::default(),
             writes_total: AtomicU64::new(0),
         };
@@ -110,6 +121,21 @@ impl Metrics {
             metrics.upgrading.clone(),
         );
         r.register(
+            "cluster_upgrade_failed",
+            "1 while the last upgrade or rollback of a PravegaCluster failed and needs a person",
+            metrics.upgrade_failed.clone(),
+        );
+        r.register(
+            "cluster_reconcile_failing",
+            "1 while the last reconcile of a PravegaCluster failed",
+            metrics.reconcile_failing.clone(),
+        );
+        r.register(
+            "cluster_ready",
+            "1 while a PravegaCluster's Ready condition is True",
+            metrics.ready.clone(),
+        );
+        r.register(
             "leader",
             "1 while this replica is the active operator",
             metrics.leader.clone(),
@@ -147,28 +173,33 @@ impl Metrics {
             .inc();
     }
 
-    /// Sets the per-cluster gauges.
-    pub fn set_cluster(
-        &self,
-        namespace: &str,
-        cluster: &str,
-        desired: i32,
-        ready: i32,
-        upgrading: bool,
-    ) {
+    /// Sets the per-cluster gauges from a status the operator wrote (or observed).
+    pub fn set_cluster(&self, namespace: &str, cluster: &str, status: &PravegaClusterStatus) {
         let labels = ClusterLabels {
             namespace: namespace.to_owned(),
             cluster: cluster.to_owned(),
         };
+        let flag = |b: bool| i64::from(b);
         self.members_desired
             .get_or_create(&labels)
-            .set(i64::from(desired));
+            .set(i64::from(status.replicas));
         self.members_ready
             .get_or_create(&labels)
-            .set(i64::from(ready));
-        self.upgrading
+            .set(i64::from(status.ready_replicas));
+        self.upgrading.get_or_create(&labels).set(flag(
+            status.is_condition_true(ConditionType::Upgrading)
+                || status.is_condition_true(ConditionType::RollbackInProgress),
+        ));
+        self.upgrade_failed.get_or_create(&labels).set(flag(
+            status.has_error_reason(reasons::UPGRADE_FAILED)
+                || status.has_error_reason(reasons::ROLLBACK_FAILED),
+        ));
+        self.reconcile_failing
             .get_or_create(&labels)
-            .set(i64::from(upgrading));
+            .set(flag(status.has_error_reason(reasons::RECONCILE_FAILED)));
+        self.ready
+            .get_or_create(&labels)
+            .set(flag(status.is_condition_true(ConditionType::Ready)));
     }
 
     /// Forgets a deleted cluster's gauges.
@@ -180,6 +211,9 @@ impl Metrics {
         self.members_desired.remove(&labels);
         self.members_ready.remove(&labels);
         self.upgrading.remove(&labels);
+        self.upgrade_failed.remove(&labels);
+        self.reconcile_failing.remove(&labels);
+        self.ready.remove(&labels);
     }
 }
 
@@ -203,7 +237,29 @@ mod tests {
         m.count_write("apply", "StatefulSet");
         m.count_write("patch_status", "PravegaCluster");
         m.count_failure("Kube");
-        m.set_cluster("default", "example", 7, 6, true);
+        let mut status = PravegaClusterStatus {
+            replicas: 7,
+            ready_replicas: 6,
+            ..PravegaClusterStatus::default()
+        };
+        let t = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
+        );
+        status.set_condition(
+            ConditionType::Upgrading,
+            pravega_crds::ConditionStatus::True,
+            reasons::IN_PROGRESS,
+            "",
+            &t,
+        );
+        status.set_condition(
+            ConditionType::Error,
+            pravega_crds::ConditionStatus::True,
+            reasons::UPGRADE_FAILED,
+            "",
+            &t,
+        );
+        m.set_cluster("default", "example", &status);
         m.observe_duration(Duration::from_millis(30));
         assert_eq!(m.total_writes(), 3);
         let text = render(&registry).unwrap();
@@ -229,6 +285,16 @@ mod tests {
             ),
             "{text}"
         );
+        for (gauge, value) in [
+            ("cluster_upgrade_failed", 1),
+            ("cluster_reconcile_failing", 0),
+            ("cluster_ready", 0),
+        ] {
+            let line = format!(
+                r#"pravega_operator_{gauge}{{namespace="default",cluster="example"}} {value}"#
+            );
+            assert!(text.contains(&line), "{line} missing in {text}");
+        }
         assert!(
             text.contains("pravega_operator_reconcile_duration_seconds_count 1"),
             "{text}"

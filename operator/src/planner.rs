@@ -185,6 +185,8 @@ pub struct Plan {
     pub events: Vec<PlannedEvent>,
     /// Lines to log at INFO.
     pub logs: Vec<String>,
+    /// Lines to log at WARN: something needs a person.
+    pub warnings: Vec<String>,
     /// When to reconcile again at the latest (deadlines only; progress is watch-driven).
     pub requeue_after: Option<std::time::Duration>,
 }
@@ -224,6 +226,10 @@ pub mod event_reasons {
     pub const ROLLBACK_COMPLETED: &str = "RollbackCompleted";
     /// Warning: the rollback stopped and needs a person.
     pub const ROLLBACK_FAILED: &str = "RollbackFailed";
+    /// Normal: a paused upgrade was cancelled by setting `spec.version` back.
+    pub const UPGRADE_CANCELLED: &str = "UpgradeCancelled";
+    /// Warning: `status.currentVersion` disagreed with the running pods and was corrected.
+    pub const CURRENT_VERSION_CORRECTED: &str = "CurrentVersionCorrected";
 }
 
 /// Values of [`PlannedEvent::action`].
@@ -272,6 +278,7 @@ pub fn plan(observed: &Observed<'_>, status: PravegaClusterStatus) -> Plan {
         status,
         events: out.events,
         logs: out.logs,
+        warnings: out.warnings,
         requeue_after: outcome.requeue_after,
     }
 }
@@ -372,6 +379,7 @@ impl<'o, 'a> Ctx<'o, 'a> {
 struct Out {
     events: Vec<PlannedEvent>,
     logs: Vec<String>,
+    warnings: Vec<String>,
 }
 
 impl Out {
@@ -386,6 +394,10 @@ impl Out {
 
     fn log(&mut self, line: impl Into<String>) {
         self.logs.push(line.into());
+    }
+
+    fn warn(&mut self, line: impl Into<String>) {
+        self.warnings.push(line.into());
     }
 }
 
@@ -419,6 +431,13 @@ fn error_reason(status: &PravegaClusterStatus) -> Option<&'static str> {
 }
 
 fn step(ctx: &Ctx<'_, '_>, status: &mut PravegaClusterStatus, out: &mut Out) -> Step {
+    if status
+        .refused_version
+        .as_deref()
+        .is_some_and(|r| r != ctx.spec_version)
+    {
+        status.refused_version = None;
+    }
     let Some(current) = status.current_version.clone() else {
         return first_deployment(ctx, status, out);
     };
@@ -520,7 +539,35 @@ fn idle(
         status.target_version = None;
     }
     ensure_conditions(ctx, status);
+    // The running pods are the truth: when they all agree on one version, that is the current
+    // version, whatever the status says (it may have been edited by hand).
+    if let Some(running) = agreed_version(ctx)
+        && running != current
+    {
+        status.current_version = Some(running.to_owned());
+        if status.version_history.last().map(String::as_str) != Some(running) {
+            status.version_history.push(running.to_owned());
+        }
+        let msg = format!(
+            "status.currentVersion said {current} but every member runs {running}; corrected"
+        );
+        out.event(
+            true,
+            event_reasons::CURRENT_VERSION_CORRECTED,
+            event_actions::VALIDATE,
+            msg.clone(),
+        );
+        out.warn(msg);
+        return Step::Again;
+    }
     let desired = ctx.spec_version;
+    if status.refused_version.as_deref() == Some(desired) && desired != current {
+        let msg = format!(
+            "spec.version {desired} was refused while another version change was in flight and is not acted on; set spec.version to {current}, then to {desired} again to upgrade"
+        );
+        invalid_spec(ctx, status, out, &msg);
+        return Step::Done(Outcome::wait(versions));
+    }
     let pre_start = |s: &PravegaClusterStatus| {
         s.condition(ConditionType::Upgrading)
             .is_some_and(|c| matches!(c.reason(), reasons::WAITING_FOR_PODS | reasons::PAUSED))
@@ -637,6 +684,17 @@ fn new_progress(ctx: &Ctx<'_, '_>, from: &str, to: &str) -> UpgradeStatus {
     }
 }
 
+/// [`refusal_note`], recording a refused `spec.version` in `status.refusedVersion` so that it
+/// is not acted on after the change in flight ends (as if a webhook had refused it).
+fn refusal(status: &mut PravegaClusterStatus, desired: &str) -> String {
+    if let Decision::Deny { .. } =
+        pravega_crds::validate_version_change(Some(status.facts()), desired)
+    {
+        status.refused_version = Some(desired.to_owned());
+    }
+    refusal_note(status, desired)
+}
+
 /// The note added to a condition's message when `spec.version` was changed to something the
 /// rules refuse while a version change is in flight or failed.
 fn refusal_note(status: &PravegaClusterStatus, desired: &str) -> String {
@@ -744,7 +802,7 @@ fn failed(
                 start_upgrade(ctx, status, out, &current, desired);
                 return Step::Again;
             }
-            Decision::Deny { .. } => note = refusal_note(status, desired),
+            Decision::Deny { .. } => note = refusal(status, desired),
         }
     }
     let cond = if upgrade_failed {
@@ -794,6 +852,28 @@ fn after_failure_versions(
     versions
 }
 
+/// The one version every running member pod runs, when every component has pods and they all
+/// agree.
+fn agreed_version<'a>(ctx: &Ctx<'_, 'a>) -> Option<&'a str> {
+    let mut agreed: Option<&'a str> = None;
+    for c in Component::UPGRADE_ORDER {
+        let view = ctx.view(c);
+        let live: Vec<_> = view.pods.iter().filter(|p| !p.terminating).collect();
+        if live.is_empty() {
+            return None;
+        }
+        for p in live {
+            let v = p.version?;
+            match agreed {
+                None => agreed = Some(v),
+                Some(a) if a == v => {}
+                Some(_) => return None,
+            }
+        }
+    }
+    agreed
+}
+
 /// Whether every member runs `version` and is Ready (pods only: a template may lag behind).
 fn healthy_at(ctx: &Ctx<'_, '_>, version: &str) -> bool {
     Component::UPGRADE_ORDER.iter().all(|c| {
@@ -829,7 +909,7 @@ fn recovered(
         status,
         ConditionType::Error,
         false,
-        reasons::COMPLETED,
+        reasons::RECOVERED,
         &format!("every member runs {target} and is Ready"),
     );
     if status.is_condition_true(ConditionType::RollbackInProgress) {
@@ -892,8 +972,11 @@ fn upgrading(
     // The planner refuses versions only before a change starts; whatever was refused then no
     // longer applies.
     clear_invalid_spec(ctx, status);
+    if ctx.paused && ctx.spec_version == current {
+        return cancel(ctx, status, out, &current, &target);
+    }
     let note = if ctx.spec_version != target {
-        refusal_note(status, ctx.spec_version)
+        refusal(status, ctx.spec_version)
     } else {
         String::new()
     };
@@ -907,6 +990,46 @@ fn upgrading(
     advance(ctx, status, out, &op, &note)
 }
 
+/// A paused upgrade whose `spec.version` went back to `currentVersion`: cancelled. When no pod
+/// was replaced yet, the templates simply go back; otherwise the components already moved are
+/// rolled back (once the upgrade is no longer paused).
+fn cancel(
+    ctx: &Ctx<'_, '_>,
+    status: &mut PravegaClusterStatus,
+    out: &mut Out,
+    current: &str,
+    target: &str,
+) -> Step {
+    let moved = Component::UPGRADE_ORDER
+        .iter()
+        .any(|c| ctx.view(*c).pods.iter().any(|p| p.at(target)));
+    let msg = format!(
+        "the upgrade from {current} to {target} was cancelled (spec.version is {current} again)"
+    );
+    ctx.set(
+        status,
+        ConditionType::Upgrading,
+        false,
+        reasons::CANCELLED,
+        &msg,
+    );
+    out.event(
+        false,
+        event_reasons::UPGRADE_CANCELLED,
+        event_actions::UPGRADE,
+        msg.clone(),
+    );
+    out.log(msg);
+    if moved {
+        start_rollback(ctx, status, out, current);
+    } else {
+        // Recorded like a rollback away from the target, which is not tried again on its own.
+        status.upgrade = Some(new_progress(ctx, target, current));
+        status.target_version = None;
+    }
+    Step::Again
+}
+
 fn rolling_back(
     ctx: &Ctx<'_, '_>,
     status: &mut PravegaClusterStatus,
@@ -917,7 +1040,7 @@ fn rolling_back(
     let failed = failed_version(status, &current);
     let automatic = ctx.auto_rollback && status.target_version.as_deref() == Some(ctx.spec_version);
     let note = if ctx.spec_version != current && !automatic {
-        refusal_note(status, ctx.spec_version)
+        refusal(status, ctx.spec_version)
     } else {
         String::new()
     };
@@ -1255,7 +1378,7 @@ fn fail(
                 op.action(),
                 msg.clone(),
             );
-            out.log(format!(
+            out.warn(format!(
                 "error syncing cluster version, need manual intervention. {msg}"
             ));
         }
@@ -1281,7 +1404,7 @@ fn fail(
                 op.action(),
                 msg.clone(),
             );
-            out.log(format!(
+            out.warn(format!(
                 "error rolling back cluster version, need manual intervention. {msg}"
             ));
         }

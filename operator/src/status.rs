@@ -9,6 +9,78 @@ use pravega_crds::{
 };
 use serde_json::{Map, Value};
 
+/// Sets the `Ready` condition from the rest of the status: True (reason `UpToDate`) when every
+/// member runs `spec_version` and is Ready with nothing in progress or failed; otherwise False
+/// with the reason of what stands in the way. The one place it is decided.
+pub fn set_ready(status: &mut PravegaClusterStatus, spec_version: &str, now: &Time) {
+    let (ready, reason, message) = ready(status, spec_version);
+    status.set_condition(
+        ConditionType::Ready,
+        ConditionStatus::from_bool(ready),
+        reason,
+        &message,
+        now,
+    );
+}
+
+fn ready(status: &PravegaClusterStatus, spec_version: &str) -> (bool, &'static str, String) {
+    let current = status.current_version.as_deref();
+    if let Some(error) = status
+        .condition(ConditionType::Error)
+        .filter(|c| c.is_true())
+    {
+        let reason = match error.reason() {
+            reasons::UPGRADE_FAILED => reasons::UPGRADE_FAILED,
+            reasons::ROLLBACK_FAILED => reasons::ROLLBACK_FAILED,
+            reasons::INVALID_SPEC => reasons::INVALID_SPEC,
+            _ => reasons::RECONCILE_FAILED,
+        };
+        return (false, reason, error.message().to_owned());
+    }
+    for (type_, reason) in [
+        (ConditionType::RollbackInProgress, "RollingBack"),
+        (ConditionType::Upgrading, "Upgrading"),
+    ] {
+        if let Some(c) = status.condition(type_).filter(|c| c.is_true()) {
+            return (false, reason, c.message().to_owned());
+        }
+    }
+    let Some(current) = current else {
+        return (
+            false,
+            reasons::DEPLOYING,
+            format!("deploying version {spec_version}"),
+        );
+    };
+    if current != spec_version {
+        let why = status
+            .condition(ConditionType::Upgrading)
+            .filter(|c| !c.message().is_empty() && c.reason() != reasons::COMPLETED)
+            .map(|c| format!(": {}", c.message()))
+            .unwrap_or_default();
+        return (
+            false,
+            reasons::VERSION_MISMATCH,
+            format!("spec.version is {spec_version} but the cluster runs {current}{why}"),
+        );
+    }
+    if !status.is_condition_true(ConditionType::PodsReady) {
+        let message = status
+            .condition(ConditionType::PodsReady)
+            .map(|c| c.message().to_owned())
+            .unwrap_or_default();
+        return (false, reasons::PODS_NOT_READY, message);
+    }
+    (
+        true,
+        reasons::UP_TO_DATE,
+        format!(
+            "all {} members run {current} and are Ready",
+            status.ready_replicas
+        ),
+    )
+}
+
 /// True when the pod's `Ready` condition is `True` and the pod is not terminating.
 pub fn is_pod_ready(pod: &Pod) -> bool {
     if is_terminating(pod) {
@@ -198,6 +270,58 @@ mod tests {
 
     fn at(secs: i64) -> Time {
         Time(Timestamp::from_second(secs).unwrap_or(Timestamp::UNIX_EPOCH))
+    }
+
+    #[test]
+    fn ready_says_what_stands_in_the_way() {
+        let t = at(10);
+        let ready = |s: &PravegaClusterStatus, spec: &str| {
+            let mut s = s.clone();
+            set_ready(&mut s, spec, &t);
+            let c = s.condition(ConditionType::Ready).cloned().unwrap();
+            (c.is_true(), c.reason().to_owned(), c.message().to_owned())
+        };
+        let mut s = PravegaClusterStatus::default();
+        assert_eq!(ready(&s, "0.4.0").1, "Deploying");
+        s.current_version = Some("0.4.0".into());
+        s.ready_replicas = 7;
+        s.set_condition(ConditionType::PodsReady, ConditionStatus::True, "", "", &t);
+        assert_eq!(
+            ready(&s, "0.4.0"),
+            (
+                true,
+                "UpToDate".into(),
+                "all 7 members run 0.4.0 and are Ready".into()
+            )
+        );
+        // After an automatic rollback spec.version still names the failed version.
+        assert_eq!(
+            ready(&s, "6.6.6"),
+            (
+                false,
+                "VersionMismatch".into(),
+                "spec.version is 6.6.6 but the cluster runs 0.4.0".into()
+            )
+        );
+        s.set_condition(
+            ConditionType::Upgrading,
+            ConditionStatus::True,
+            "InProgress",
+            "upgrading from 0.4.0 to 0.5.0: bookkeeper",
+            &t,
+        );
+        assert_eq!(ready(&s, "0.5.0").1, "Upgrading");
+        s.set_condition(
+            ConditionType::Error,
+            ConditionStatus::True,
+            reasons::UPGRADE_FAILED,
+            "failed to sync",
+            &t,
+        );
+        assert_eq!(
+            ready(&s, "0.5.0"),
+            (false, "UpgradeFailed".into(), "failed to sync".into())
+        );
     }
 
     fn cluster(bookies: i32, controllers: i32, stores: i32) -> PravegaCluster {

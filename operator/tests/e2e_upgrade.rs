@@ -33,6 +33,14 @@ async fn changing_spec_version_upgrades_every_component_in_order() {
         }
     };
     wait_version("0.4.0").await;
+    // What GitOps tools and scripts wait on.
+    env.kubectl_ok(&[
+        "wait",
+        "--for=condition=Ready",
+        "--timeout=60s",
+        "pravegacluster/example",
+    ])
+    .await;
 
     env.kubectl_ok(&[
         "patch",
@@ -43,7 +51,32 @@ async fn changing_spec_version_upgrades_every_component_in_order() {
         r#"[{"op": "replace", "path": "/spec/version", "value": "0.5.0"}]"#,
     ])
     .await;
+    let not_ready = env
+        .kubectl_ok(&[
+            "wait",
+            "--for=condition=Ready=false",
+            "--timeout=60s",
+            "pravegacluster/example",
+            "-o",
+            r#"jsonpath={.status.conditions[?(@.type=="Ready")].reason}"#,
+        ])
+        .await;
+    assert!(
+        ["Upgrading", "VersionMismatch"].contains(&not_ready.as_str()),
+        "{not_ready}"
+    );
     wait_version("0.5.0").await;
+    let ready = env
+        .kubectl_ok(&[
+            "wait",
+            "--for=condition=Ready",
+            "--timeout=60s",
+            "pravegacluster/example",
+            "-o",
+            r#"jsonpath={.status.conditions[?(@.type=="Ready")].message}"#,
+        ])
+        .await;
+    assert_eq!(ready, "all 7 members run 0.5.0 and are Ready");
 
     let images = env
         .kubectl_ok(&[

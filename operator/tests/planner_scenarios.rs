@@ -441,10 +441,14 @@ fn a_crash_looping_updated_pod_fails_the_upgrade_with_the_guides_message() {
     assert!(has_event(&p, true, "UpgradeFailed", msg));
     assert_eq!(
         p.logs,
-        vec![
-            "statefulset (example-bookie) status: 1 updated, 2 ready, 3 target".to_owned(),
-            format!("error syncing cluster version, need manual intervention. {msg}"),
-        ]
+        vec!["statefulset (example-bookie) status: 1 updated, 2 ready, 3 target".to_owned()]
+    );
+    // A person is needed: logged at WARN.
+    assert_eq!(
+        p.warnings,
+        vec![format!(
+            "error syncing cluster version, need manual intervention. {msg}"
+        )]
     );
     assert_eq!(p.requeue_after, None);
     // Planning again: stays failed, touches nothing, says nothing new.
@@ -505,7 +509,7 @@ fn an_exceeded_progress_deadline_fails_the_controller_upgrade() {
         cond(&p.status, ConditionType::Error),
         (true, "UpgradeFailed".to_owned(), msg.to_owned())
     );
-    assert!(p.logs.contains(&format!(
+    assert!(p.warnings.contains(&format!(
         "error syncing cluster version, need manual intervention. {msg}"
     )));
     // The bookies completed the upgrade and stay at 0.5.0; the Deployment keeps its template.
@@ -702,7 +706,7 @@ fn a_crash_looping_pod_during_a_rollback_fails_it() {
     );
     assert!(!cond(&p.status, ConditionType::RollbackInProgress).0);
     assert!(has_event(&p, true, "RollbackFailed", msg));
-    assert!(p.logs.contains(&format!(
+    assert!(p.warnings.contains(&format!(
         "error rolling back cluster version, need manual intervention. {msg}"
     )));
     assert_eq!(p.status.target_version.as_deref(), Some("0.5.0"));
@@ -805,7 +809,7 @@ fn once_every_member_is_ready_at_one_version_a_failure_is_over() {
         cond(&p.status, ConditionType::Error),
         (
             false,
-            "Completed".to_owned(),
+            "Recovered".to_owned(),
             "every member runs 0.5.0 and is Ready".to_owned()
         )
     );
@@ -1061,4 +1065,111 @@ fn an_invalid_version_on_a_new_cluster_is_reported() {
         "running workloads are left alone"
     );
     assert_eq!(p.status.current_version, None);
+}
+
+#[test]
+fn a_paused_upgrade_is_cancelled_by_setting_the_version_back() {
+    // Nothing replaced yet: the templates simply go back, and 0.5.0 is not tried again.
+    let mut w = upgrade_started();
+    w.cluster.spec.upgrade.paused = true;
+    reconcile(&mut w);
+    w.cluster.spec.version = "0.4.0".to_owned();
+    let p = reconcile(&mut w);
+    assert_eq!(versions(&p), ["0.4.0"; 3]);
+    assert!(p.actions.is_empty());
+    assert_eq!(p.status.target_version, None);
+    let (upgrading, reason, message) = cond(&p.status, ConditionType::Upgrading);
+    assert!(!upgrading);
+    assert_eq!(reason, "Cancelled");
+    assert_eq!(
+        message,
+        "the upgrade from 0.4.0 to 0.5.0 was cancelled (spec.version is 0.4.0 again)"
+    );
+    assert!(
+        !p.status
+            .is_condition_true(ConditionType::RollbackInProgress)
+    );
+    assert_eq!(event_reasons(&p), vec!["UpgradeCancelled"]);
+    assert_idempotent(&w, &p);
+
+    // bookie-0 already replaced: a rollback starts, paused until the upgrade is resumed.
+    let mut w = upgrade_started();
+    replace(&mut w, Component::Bookkeeper, 0, "0.5.0", true);
+    w.cluster.spec.upgrade.paused = true;
+    reconcile(&mut w);
+    w.cluster.spec.version = "0.4.0".to_owned();
+    let p = reconcile(&mut w);
+    assert!(
+        p.status
+            .is_condition_true(ConditionType::RollbackInProgress)
+    );
+    assert_eq!(
+        cond(&p.status, ConditionType::RollbackInProgress).1,
+        "Paused"
+    );
+    assert!(p.actions.is_empty(), "nothing is deleted while paused");
+    w.cluster.spec.upgrade.paused = false;
+    let p = reconcile(&mut w);
+    observe_sts(&mut w, Component::Bookkeeper);
+    let p = if p.actions.is_empty() {
+        reconcile(&mut w)
+    } else {
+        p
+    };
+    assert_eq!(deleted(&p), vec![BK0], "{:?}", p.actions);
+}
+
+#[test]
+fn a_version_refused_in_flight_stays_refused_after_the_change_ends() {
+    // No webhook: spec.version goes to 0.6.0 while upgrading to 0.5.0.
+    let mut w = segmentstore_turn();
+    w.cluster.spec.version = "0.6.0".to_owned();
+    let p = reconcile(&mut w);
+    assert_eq!(p.status.refused_version.as_deref(), Some("0.6.0"));
+    // The upgrade to 0.5.0 completes...
+    for i in 0..3 {
+        replace(&mut w, Component::SegmentStore, i, "0.5.0", true);
+    }
+    let p = reconcile(&mut w);
+    assert_eq!(p.status.current_version.as_deref(), Some("0.5.0"));
+    // ...and 0.6.0 is not started: it was refused, as the webhook would have refused it.
+    assert!(!p.status.is_condition_true(ConditionType::Upgrading));
+    let (error, reason, message) = cond(&p.status, ConditionType::Error);
+    assert!(error);
+    assert_eq!(reason, "InvalidSpec");
+    assert!(
+        message.contains("set spec.version to 0.5.0, then to 0.6.0 again"),
+        "{message}"
+    );
+    // Setting it to something else and back makes it a new request.
+    w.cluster.spec.version = "0.5.0".to_owned();
+    let p = reconcile(&mut w);
+    assert_eq!(p.status.refused_version, None);
+    w.cluster.spec.version = "0.6.0".to_owned();
+    let p = reconcile(&mut w);
+    assert!(p.status.is_condition_true(ConditionType::Upgrading));
+    assert_eq!(p.status.target_version.as_deref(), Some("0.6.0"));
+}
+
+#[test]
+fn the_running_pods_decide_the_current_version() {
+    let mut w = World::running("0.4.0", 3, 1, 3);
+    let mut status = w.status();
+    // Edited by hand, e.g. to get around the downgrade rule.
+    status.current_version = Some("9.9.9".to_owned());
+    w.cluster.status = Some(status);
+    let p = reconcile(&mut w);
+    assert_eq!(p.status.current_version.as_deref(), Some("0.4.0"));
+    assert!(has_event(
+        &p,
+        true,
+        "CurrentVersionCorrected",
+        "status.currentVersion said 9.9.9 but every member runs 0.4.0; corrected"
+    ));
+    assert_eq!(
+        p.warnings,
+        vec!["status.currentVersion said 9.9.9 but every member runs 0.4.0; corrected"]
+    );
+    assert!(p.actions.is_empty());
+    assert_eq!(versions(&p), ["0.4.0"; 3]);
 }

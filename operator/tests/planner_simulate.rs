@@ -97,6 +97,8 @@ fn run(w: &mut World, max_rounds: usize, done: impl Fn(&PravegaClusterStatus) ->
             assert!(w.down(c) <= 1, "round {round}: more than one {c} pod down");
         }
         trace.logs.extend(plan.logs.iter().cloned());
+        // WARN lines, in the same trace (they are logged too).
+        trace.logs.extend(plan.warnings.iter().cloned());
         trace.events.extend(
             plan.events
                 .iter()
