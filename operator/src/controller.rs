@@ -47,7 +47,7 @@ pub const RESYNC_INTERVAL: Duration = Duration::from_secs(300);
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A call to the API server failed.
-    #[error("{action}: {source}")]
+    #[error("{action}: {}", api_message(source))]
     Kube {
         /// What was being done, e.g. `applying StatefulSet default/example-bookie`.
         action: String,
@@ -67,6 +67,30 @@ pub enum Error {
         #[source]
         source: serde_json::Error,
     },
+}
+
+/// What a person should read of a client error: the API server's own message for an API error
+/// (`StatefulSet.apps "x" is invalid: ...`), not a dump of its Status object.
+pub fn api_message(error: &kube::Error) -> String {
+    match error {
+        kube::Error::Api(status) if !status.message.is_empty() => status.message.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Longest Event note the API server accepts (events.k8s.io/v1 `note`: 1 kB).
+const MAX_EVENT_NOTE: usize = 1024;
+
+/// `note` cut to fit an Event, at a character boundary, with an ellipsis when cut.
+pub fn event_note(note: String) -> String {
+    if note.len() <= MAX_EVENT_NOTE {
+        return note;
+    }
+    let mut end = MAX_EVENT_NOTE - '…'.len_utf8();
+    while !note.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &note[..end])
 }
 
 impl Error {
@@ -240,7 +264,7 @@ impl Context {
         let event = Event {
             type_,
             reason: reason.to_owned(),
-            note: Some(note),
+            note: Some(event_note(note)),
             action: action.to_owned(),
             secondary: related,
         };
@@ -784,6 +808,35 @@ async fn execute(ctx: &Context, action: &planner::Action) -> Result<(), Error> {
 mod tests {
     use super::*;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+    #[test]
+    fn errors_read_as_the_api_server_wrote_them() {
+        let status: kube::core::Status = serde_json::from_value(serde_json::json!({
+            "status": "Failure",
+            "code": 422,
+            "reason": "Invalid",
+            "message": "StatefulSet.apps \"example-bookie\" is invalid: spec: Forbidden: updates to statefulset spec for fields other than 'replicas' are forbidden"
+        }))
+        .unwrap();
+        let e = Error::Kube {
+            action: "applying StatefulSet default/example-bookie".into(),
+            source: kube::Error::Api(Box::new(status)),
+        };
+        assert_eq!(
+            e.to_string(),
+            "applying StatefulSet default/example-bookie: StatefulSet.apps \"example-bookie\" is invalid: spec: Forbidden: updates to statefulset spec for fields other than 'replicas' are forbidden"
+        );
+        assert!(!e.to_string().contains("Status {"));
+    }
+
+    #[test]
+    fn event_notes_fit_the_api_servers_limit() {
+        let short = "x".repeat(10);
+        assert_eq!(event_note(short.clone()), short);
+        let long = "é".repeat(2000);
+        let cut = event_note(long);
+        assert!(cut.len() <= 1024 && cut.ends_with('…'), "{}", cut.len());
+    }
 
     fn cluster() -> PravegaCluster {
         let spec = serde_json::from_value(serde_json::json!({"version": "0.4.0"})).unwrap();

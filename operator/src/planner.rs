@@ -654,7 +654,12 @@ fn start_upgrade(
         reasons::IN_PROGRESS,
         &msg,
     );
-    if error_reason(status).is_some() || status.has_error_reason(reasons::INVALID_SPEC) {
+    // A new version change starts with a clean Error: a failure it retries, a refusal it
+    // replaces, or the message of an earlier rollback (stale once a later upgrade runs).
+    if status
+        .condition(ConditionType::Error)
+        .is_some_and(|c| c.is_true() || !c.reason().is_empty())
+    {
         ctx.set(status, ConditionType::Error, false, "", "");
     }
     if status

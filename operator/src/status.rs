@@ -134,6 +134,9 @@ pub fn observe(cluster: &PravegaCluster, pods: &[Pod], now: &Time) -> PravegaClu
     let mut members = Vec::new();
     let mut current = 0i32;
     let mut desired_total = 0i32;
+    // Ready members, counting at most the desired number per component: a Deployment's surge pod
+    // during a rollout is not an extra member.
+    let mut ready_total = 0i32;
     let mut short: Vec<String> = Vec::new();
     for component in Component::UPGRADE_ORDER {
         let desired = component.replicas(spec).max(0);
@@ -156,9 +159,9 @@ pub fn observe(cluster: &PravegaCluster, pods: &[Pod], now: &Time) -> PravegaClu
         if ready < desired {
             short.push(format!("{} {ready}/{desired}", component.as_str()));
         }
+        ready_total = ready_total.saturating_add(ready.min(desired));
     }
     let members = MembersStatus::from_pods(members);
-    let ready_total = i32::try_from(members.ready.len()).unwrap_or(i32::MAX);
 
     status.replicas = desired_total;
     status.current_replicas = current;
@@ -179,7 +182,14 @@ pub fn observe(cluster: &PravegaCluster, pods: &[Pod], now: &Time) -> PravegaClu
             message.push_str(&format!(" (ready/desired: {})", short.join(", ")));
         }
         if !members.unready.is_empty() {
-            message.push_str(&format!("; unready: {}", members.unready.join(", ")));
+            // With every desired member Ready, the unready pods are extra ones (a rollout's
+            // new pod, a pod being replaced): say so rather than "7 of 7 ready" alone.
+            let what = if short.is_empty() {
+                "; not ready besides them"
+            } else {
+                "; unready"
+            };
+            message.push_str(&format!("{what}: {}", members.unready.join(", ")));
         }
         status.set_condition(
             ConditionType::PodsReady,
@@ -447,6 +457,36 @@ mod tests {
             cond.message().contains("bookkeeper 2/3"),
             "{}",
             cond.message()
+        );
+    }
+
+    #[test]
+    fn a_rollouts_extra_pod_is_not_an_extra_member() {
+        let c = cluster(3, 1, 3);
+        let mut pods = full_cluster_pods();
+        // The Controller rollout's new pod, Ready, beside the old one: still 7 of 7.
+        pods.push(pod(
+            "example",
+            Component::Controller,
+            "example-pravega-controller-7d9f8c6b5-x2x9z",
+            true,
+        ));
+        let s = observe(&c, &pods, &at(5));
+        assert_eq!((s.ready_replicas, s.replicas), (7, 7));
+        // Not Ready yet: the message says why PodsReady is False although 7 of 7 are ready.
+        pods.pop();
+        pods.push(pod(
+            "example",
+            Component::Controller,
+            "example-pravega-controller-7d9f8c6b5-x2x9z",
+            false,
+        ));
+        let s = observe(&c, &pods, &at(5));
+        let cond = s.condition(ConditionType::PodsReady).unwrap();
+        assert!(!cond.is_true());
+        assert_eq!(
+            cond.message(),
+            "7 of 7 members ready; not ready besides them: example-pravega-controller-7d9f8c6b5-x2x9z"
         );
     }
 

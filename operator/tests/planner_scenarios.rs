@@ -1173,3 +1173,22 @@ fn the_running_pods_decide_the_current_version() {
     assert!(p.actions.is_empty());
     assert_eq!(versions(&p), ["0.4.0"; 3]);
 }
+
+#[test]
+fn a_rolled_back_message_is_cleared_by_the_next_upgrade() {
+    let (mut w, _) = failed_on_bookie();
+    w.cluster.spec.version = "0.4.0".to_owned();
+    reconcile(&mut w);
+    observe_sts(&mut w, Component::Bookkeeper);
+    replace(&mut w, Component::Bookkeeper, 0, "0.4.0", true);
+    let p = reconcile(&mut w);
+    assert_eq!(cond(&p.status, ConditionType::Error).1, "RolledBack");
+    // A later upgrade (to another version) starts with a clean Error.
+    w.cluster.spec.version = "0.5.1".to_owned();
+    let p = reconcile(&mut w);
+    assert!(p.status.is_condition_true(ConditionType::Upgrading));
+    assert_eq!(
+        cond(&p.status, ConditionType::Error),
+        (false, String::new(), String::new())
+    );
+}
