@@ -108,6 +108,12 @@ pub mod reasons {
     pub const RECOVERED: &str = "Recovered";
     /// `Upgrading`: a paused upgrade was cancelled by setting `spec.version` back.
     pub const CANCELLED: &str = "Cancelled";
+    /// `Upgrading`: pods are replaced one at a time to apply a change of the spec other than
+    /// the version.
+    pub const ROLLING_RESTART: &str = "RollingRestart";
+    /// `Error`: a rolling restart stopped (a replaced pod does not come up with the new
+    /// settings, or no progress within the timeout).
+    pub const RESTART_FAILED: &str = "RestartFailed";
 }
 
 /// One status condition.

@@ -752,6 +752,11 @@ pub struct PravegaClusterStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upgrade: Option<UpgradeStatus>,
 
+    /// A rolling restart in progress (or the last one that failed): pods are replaced one at a
+    /// time, in upgrade order, to apply a change of the spec other than the version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart: Option<RestartStatus>,
+
     /// A `spec.version` the operator refused while another version change was in flight (when
     /// no webhook refused it first). It is not acted on, even after that change ends, until
     /// `spec.version` is set to something else.
@@ -825,6 +830,25 @@ pub struct UpgradeStatus {
     pub components: Vec<ComponentProgress>,
     /// The `metadata.generation` of the spec when the change failed. After a failed rollback,
     /// any later edit of the spec (a longer `spec.upgrade.timeout`, say) retries it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_generation: Option<i64>,
+}
+
+/// Progress of a rolling restart: a change of the spec other than the version (resources, options,
+/// JVM options, tier 2 settings...) applied to running pods with the upgrade's mechanics.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RestartStatus {
+    /// When the restart started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<Time>,
+    /// When it last made progress (a pod replaced and Ready, a component finished).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_progress_at: Option<Time>,
+    /// Pods still running with the previous settings, in the order they will be replaced.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub waiting: Vec<String>,
+    /// The `metadata.generation` of the spec when the restart failed; a later edit retries it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failed_generation: Option<i64>,
 }

@@ -54,8 +54,8 @@ pub struct Metrics {
     pub members_ready: Family<ClusterLabels, Gauge>,
     /// 1 while a cluster is upgrading or rolling back, else 0.
     pub upgrading: Family<ClusterLabels, Gauge>,
-    /// 1 while a cluster's last upgrade or rollback failed (`Error` with `UpgradeFailed` or
-    /// `RollbackFailed`), else 0.
+    /// 1 while a cluster's last upgrade, rollback or rolling restart failed (`Error` with
+    /// `UpgradeFailed`, `RollbackFailed` or `RestartFailed`), else 0.
     pub upgrade_failed: Family<ClusterLabels, Gauge>,
     /// 1 while a cluster's last reconcile failed, else 0.
     pub reconcile_failing: Family<ClusterLabels, Gauge>,
@@ -192,7 +192,8 @@ impl Metrics {
         ));
         self.upgrade_failed.get_or_create(&labels).set(flag(
             status.has_error_reason(reasons::UPGRADE_FAILED)
-                || status.has_error_reason(reasons::ROLLBACK_FAILED),
+                || status.has_error_reason(reasons::ROLLBACK_FAILED)
+                || status.has_error_reason(reasons::RESTART_FAILED),
         ));
         self.reconcile_failing
             .get_or_create(&labels)

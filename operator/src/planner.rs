@@ -61,6 +61,7 @@
 //! `RollbackFailed` when it fails.
 
 mod observe;
+mod restart;
 
 pub use observe::{
     FAULTY_WAITING_REASONS, Fault, REVISION_LABEL, pod_fault, pod_ready, pod_terminating,
@@ -230,6 +231,14 @@ pub mod event_reasons {
     pub const UPGRADE_CANCELLED: &str = "UpgradeCancelled";
     /// Warning: `status.currentVersion` disagreed with the running pods and was corrected.
     pub const CURRENT_VERSION_CORRECTED: &str = "CurrentVersionCorrected";
+    /// Normal: a rolling restart started, to apply a change of the spec other than the version.
+    pub const RESTART_STARTED: &str = "RestartStarted";
+    /// Normal: a pod is deleted so that it is recreated with the current settings.
+    pub const RESTARTING_POD: &str = "RestartingPod";
+    /// Normal: every pod runs the current settings.
+    pub const RESTART_COMPLETED: &str = "RestartCompleted";
+    /// Warning: the rolling restart stopped and needs a person.
+    pub const RESTART_FAILED: &str = "RestartFailed";
 }
 
 /// Values of [`PlannedEvent::action`].
@@ -244,6 +253,8 @@ pub mod event_actions {
     pub const DELETE_POD: &str = "DeletePod";
     /// Checking the spec.
     pub const VALIDATE: &str = "Validate";
+    /// Rolling restart.
+    pub const RESTART: &str = "Restart";
 }
 
 /// Transitions within one call are bounded: each mode leads to a stable one in a few steps.
@@ -528,8 +539,8 @@ fn idle(
     current: String,
 ) -> Step {
     let versions = ComponentVersions::all(&current);
-    if status.is_condition_true(ConditionType::Upgrading) {
-        // Upgrading without a target version: nothing is in flight.
+    if status.is_condition_true(ConditionType::Upgrading) && status.restart.is_none() {
+        // Upgrading without a target version (nor a rolling restart): nothing is in flight.
         ctx.set(status, ConditionType::Upgrading, false, "", "");
     }
     if status.is_condition_true(ConditionType::RollbackInProgress) {
@@ -577,6 +588,9 @@ fn idle(
         status.upgrade = None;
         if pre_start(status) {
             ctx.set(status, ConditionType::Upgrading, false, "", "");
+        }
+        if let Some(step) = restart::plan(ctx, status, out, &current) {
+            return step;
         }
         return Step::Done(Outcome::wait(versions));
     }

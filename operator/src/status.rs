@@ -33,6 +33,7 @@ fn ready(status: &PravegaClusterStatus, spec_version: &str) -> (bool, &'static s
             reasons::UPGRADE_FAILED => reasons::UPGRADE_FAILED,
             reasons::ROLLBACK_FAILED => reasons::ROLLBACK_FAILED,
             reasons::INVALID_SPEC => reasons::INVALID_SPEC,
+            reasons::RESTART_FAILED => reasons::RESTART_FAILED,
             _ => reasons::RECONCILE_FAILED,
         };
         return (false, reason, error.message().to_owned());

@@ -514,7 +514,9 @@ fn check(w: &World, plan: &Plan) -> Result<(), TestCaseError> {
             ..
         } = action;
         let Some((rollback, v)) = flight.clone() else {
-            return Err(TestCaseError::fail("deleted a pod with nothing in flight"));
+            // Nothing in flight: only a rolling restart deletes pods.
+            check_restart_deletion(w, s, *component, name, uid, resource_version)?;
+            continue;
         };
         let c = *component;
         prop_assert!(c != Component::Controller, "deleted a controller pod");
@@ -581,6 +583,75 @@ fn check(w: &World, plan: &Plan) -> Result<(), TestCaseError> {
             for p in unready {
                 prop_assert!(faulty(p) && pod_version(p) != Some(v.as_str()));
             }
+        }
+    }
+    Ok(())
+}
+
+/// A deletion of a rolling restart: a pod created from older settings (its revision is not the
+/// StatefulSet's update revision), with the upgrade's safety rules, while every pod of the other
+/// StatefulSets is Ready.
+fn check_restart_deletion(
+    w: &World,
+    s: &PravegaClusterStatus,
+    c: Component,
+    name: &str,
+    uid: &str,
+    resource_version: &str,
+) -> Result<(), TestCaseError> {
+    prop_assert!(s.restart.is_some(), "deleted a pod with nothing in flight");
+    prop_assert_eq!(
+        s.condition(ConditionType::Upgrading).map(|c| c.reason()),
+        Some("RollingRestart")
+    );
+    prop_assert!(c != Component::Controller, "deleted a controller pod");
+    let Some(pod) = w.find_pod(name) else {
+        return Err(TestCaseError::fail("deleted a pod that was not observed"));
+    };
+    prop_assert_eq!(pod.metadata.uid.as_deref(), Some(uid));
+    prop_assert_eq!(
+        pod.metadata.resource_version.as_deref(),
+        Some(resource_version)
+    );
+    prop_assert!(generation_observed(w, c), "template change not observed");
+    let revision = pod
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(planner::REVISION_LABEL));
+    let update_revision = match c {
+        Component::Bookkeeper => w.bookkeeper.as_ref(),
+        _ => w.segmentstore.as_ref(),
+    }
+    .and_then(|s| s.status.as_ref())
+    .and_then(|s| s.update_revision.as_ref());
+    prop_assert!(update_revision.is_some() && revision != update_revision);
+    prop_assert!(!terminating(pod), "deleted a terminating pod");
+    let pods = pods_of(w, c);
+    prop_assert!(pods.iter().all(|p| !terminating(p)));
+    for o in 0..desired(w, c) {
+        prop_assert!(pods.iter().any(|p| ordinal(p) == u32::try_from(o).ok()));
+    }
+    let unready: Vec<&&Pod> = pods.iter().filter(|p| !planner::pod_ready(p)).collect();
+    if !unready.is_empty() {
+        prop_assert!(!planner::pod_ready(pod) && faulty(pod));
+        for p in unready {
+            let r = p
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(planner::REVISION_LABEL));
+            prop_assert!(faulty(p) && r != update_revision);
+        }
+    }
+    for other in [Component::Bookkeeper, Component::SegmentStore] {
+        if other != c {
+            prop_assert!(
+                pods_of(w, other)
+                    .iter()
+                    .all(|p| planner::pod_ready(p) && !terminating(p)),
+                "restarted a pod while another component was down"
+            );
         }
     }
     Ok(())

@@ -1192,3 +1192,104 @@ fn a_rolled_back_message_is_cleared_by_the_next_upgrade() {
         (false, String::new(), String::new())
     );
 }
+
+/// A converged 3+1+3 cluster at 0.4.0 whose bookie settings changed: the StatefulSet's template
+/// has a new revision (same version), every bookie still runs the old one.
+fn bookie_settings_changed() -> World {
+    let mut w = World::running("0.4.0", 3, 1, 3);
+    reconcile(&mut w);
+    if let Some(st) = w.bookkeeper.as_mut().and_then(|s| s.status.as_mut()) {
+        st.update_revision = Some("rev-new-settings".to_owned());
+    }
+    w
+}
+
+/// Replaces bookie `ordinal` with a pod from the new settings.
+fn restarted_bookie(w: &mut World, ordinal: u32, ready: bool) {
+    replace(w, Component::Bookkeeper, ordinal, "0.4.0", ready);
+    let name = format!("{}-{ordinal}", Component::Bookkeeper.workload_name(NAME));
+    if let Some(labels) = w.pod_mut(&name).metadata.labels.as_mut() {
+        labels.insert(
+            "controller-revision-hash".to_owned(),
+            "rev-new-settings".to_owned(),
+        );
+    }
+}
+
+#[test]
+fn a_change_of_settings_is_rolled_out_one_pod_at_a_time() {
+    let mut w = bookie_settings_changed();
+    let p = reconcile(&mut w);
+    assert_eq!(deleted(&p), vec![BK0]);
+    assert_eq!(versions(&p), ["0.4.0"; 3]);
+    let (upgrading, reason, message) = cond(&p.status, ConditionType::Upgrading);
+    assert!(upgrading);
+    assert_eq!(reason, "RollingRestart");
+    assert_eq!(
+        message,
+        "rolling restart to apply a change of the spec: bookkeeper; waiting: example-bookie-0, example-bookie-1, example-bookie-2"
+    );
+    assert_eq!(event_reasons(&p), vec!["RestartStarted", "RestartingPod"]);
+    assert_eq!(p.status.restart.as_ref().map(|r| r.waiting.len()), Some(3));
+    assert_idempotent(&w, &p);
+
+    // The replacement is not Ready yet: nothing else is deleted.
+    restarted_bookie(&mut w, 0, false);
+    let p = reconcile(&mut w);
+    assert!(p.actions.is_empty());
+    assert_eq!(
+        p.status.restart.as_ref().map(|r| r.waiting.clone()),
+        Some(vec![
+            "example-bookie-1".to_owned(),
+            "example-bookie-2".to_owned()
+        ])
+    );
+    restarted_bookie(&mut w, 0, true);
+    let p = reconcile(&mut w);
+    assert_eq!(deleted(&p), vec!["example-bookie-1"]);
+    restarted_bookie(&mut w, 1, true);
+    reconcile(&mut w);
+    restarted_bookie(&mut w, 2, true);
+    let p = reconcile(&mut w);
+    assert!(p.actions.is_empty());
+    assert_eq!(p.status.restart, None);
+    assert_eq!(
+        cond(&p.status, ConditionType::Upgrading),
+        (
+            false,
+            "Completed".to_owned(),
+            "rolling restart completed: every pod runs the current settings".to_owned()
+        )
+    );
+    assert!(event_reasons(&p).contains(&"RestartCompleted"));
+}
+
+#[test]
+fn a_restart_whose_new_pod_fails_stops_and_has_a_way_out() {
+    let mut w = bookie_settings_changed();
+    w.cluster.metadata.generation = Some(7);
+    reconcile(&mut w);
+    restarted_bookie(&mut w, 0, false);
+    set_waiting(w.pod_mut(BK0), "CrashLoopBackOff", 2);
+    let p = reconcile(&mut w);
+    let msg = "failed to restart bookkeeper with the current settings. pod example-bookie-0 is restarting";
+    assert_eq!(
+        cond(&p.status, ConditionType::Error),
+        (true, "RestartFailed".to_owned(), msg.to_owned())
+    );
+    assert!(has_event(&p, true, "RestartFailed", msg));
+    assert!(p.actions.is_empty());
+    // Nothing happens on its own...
+    let p = reconcile(&mut w);
+    assert!(p.actions.is_empty());
+    assert!(p.status.has_error_reason("RestartFailed"));
+    // ...until the spec is edited (new settings, a new revision): the failed pod, down anyway
+    // and now outdated, is replaced first.
+    w.cluster.metadata.generation = Some(8);
+    if let Some(st) = w.bookkeeper.as_mut().and_then(|s| s.status.as_mut()) {
+        st.update_revision = Some("rev-fixed-settings".to_owned());
+    }
+    let p = reconcile(&mut w);
+    assert!(!cond(&p.status, ConditionType::Error).0);
+    assert_eq!(deleted(&p), vec![BK0]);
+}

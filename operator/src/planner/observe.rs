@@ -16,11 +16,12 @@ use super::Observed;
 pub const REVISION_LABEL: &str = "controller-revision-hash";
 
 /// Container waiting reasons that make a pod faulty: it will not become Ready on its own.
-pub const FAULTY_WAITING_REASONS: [&str; 4] = [
+pub const FAULTY_WAITING_REASONS: [&str; 5] = [
     "CrashLoopBackOff",
     "ImagePullBackOff",
     "ErrImagePull",
     "InvalidImageName",
+    "CreateContainerConfigError",
 ];
 
 /// Why a pod is faulty.
@@ -32,6 +33,9 @@ pub enum Fault {
     ImagePull(String),
     /// A container's image reference is invalid (`InvalidImageName`).
     InvalidImage,
+    /// A container cannot be created from its configuration (`CreateContainerConfigError`,
+    /// e.g. a ConfigMap or Secret it reads is missing), with the kubelet's message.
+    Config(String),
 }
 
 impl Fault {
@@ -41,6 +45,10 @@ impl Fault {
             Fault::Restarting => format!("pod {pod} is restarting"),
             Fault::ImagePull(reason) => format!("pod {pod} cannot pull its image ({reason})"),
             Fault::InvalidImage => format!("pod {pod} has an invalid image name"),
+            Fault::Config(why) if why.is_empty() => {
+                format!("pod {pod} cannot start its container (CreateContainerConfigError)")
+            }
+            Fault::Config(why) => format!("pod {pod} cannot start its container: {why}"),
         }
     }
 }
@@ -80,13 +88,17 @@ pub fn pod_ready(pod: &Pod) -> bool {
 }
 
 fn container_fault(cs: &ContainerStatus, init: bool) -> Option<Fault> {
-    let waiting = cs
-        .state
-        .as_ref()
-        .and_then(|s| s.waiting.as_ref())
-        .and_then(|w| w.reason.as_deref());
+    let waiting_state = cs.state.as_ref().and_then(|s| s.waiting.as_ref());
+    let waiting = waiting_state.and_then(|w| w.reason.as_deref());
     match waiting {
         Some("CrashLoopBackOff") => return Some(Fault::Restarting),
+        Some("CreateContainerConfigError") => {
+            return Some(Fault::Config(
+                waiting_state
+                    .and_then(|w| w.message.clone())
+                    .unwrap_or_default(),
+            ));
+        }
         Some(r @ ("ImagePullBackOff" | "ErrImagePull")) => return Some(Fault::ImagePull(r.into())),
         Some("InvalidImageName") => return Some(Fault::InvalidImage),
         _ => {}
