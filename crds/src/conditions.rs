@@ -111,6 +111,8 @@ pub mod reasons {
     /// `Upgrading`: pods are replaced one at a time to apply a change of the spec other than
     /// the version.
     pub const ROLLING_RESTART: &str = "RollingRestart";
+    /// `Error`: the cluster's volumes hold data written by a newer version than `spec.version`.
+    pub const DATA_FROM_NEWER_VERSION: &str = "DataFromNewerVersion";
     /// `Error`: a rolling restart stopped (a replaced pod does not come up with the new
     /// settings, or no progress within the timeout).
     pub const RESTART_FAILED: &str = "RestartFailed";

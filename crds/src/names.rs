@@ -19,6 +19,14 @@ pub const LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
 /// Label and annotation on pod templates: the Pravega version they run.
 pub const VERSION_KEY: &str = "pravega.pravega.io/version";
 
+/// Annotation on the PersistentVolumeClaims of bookies and Segment Stores: the highest version
+/// that has run on them. Volumes outlive their cluster; a cluster created later at an older
+/// version refuses to start on them.
+pub const VOLUME_VERSION_KEY: &str = "pravega.pravega.io/highest-version";
+/// Annotation on a PravegaCluster (`"true"`): start it at `spec.version` although its volumes
+/// hold data written by a newer version.
+pub const ALLOW_OLDER_VERSION_KEY: &str = "pravega.pravega.io/allow-older-version-on-newer-data";
+
 /// Value of `app.kubernetes.io/name`.
 pub const APP_NAME: &str = "pravega-cluster";
 /// Value of `app.kubernetes.io/managed-by`, and the operator's field manager.

@@ -757,6 +757,11 @@ pub struct PravegaClusterStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restart: Option<RestartStatus>,
 
+    /// The version last recorded on the cluster's volumes (the annotation
+    /// `pravega.pravega.io/highest-version` of each bookie and Segment Store claim).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volumes_version: Option<String>,
+
     /// A `spec.version` the operator refused while another version change was in flight (when
     /// no webhook refused it first). It is not acted on, even after that change ends, until
     /// `spec.version` is set to something else.

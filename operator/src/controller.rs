@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference, Pod, PodTemplateSpec, Service};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, ObjectReference, PersistentVolumeClaim, Pod, PodTemplateSpec, Service,
+};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
@@ -17,10 +19,11 @@ use kube::api::{DeleteParams, ListParams, Patch, PatchParams, Preconditions};
 use kube::runtime::controller::Action as ControllerAction;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Api, Client, Resource, ResourceExt};
-use pravega_crds::names::{self, Component, MANAGER};
+use pravega_crds::names::{self, ALLOW_OLDER_VERSION_KEY, Component, MANAGER, VOLUME_VERSION_KEY};
 use pravega_crds::spec_rules::{
     FIXED_SETTINGS_KEY, check_cluster_name, check_fixed, fixed_settings,
 };
+use pravega_crds::version::{parse_version, precedence};
 use pravega_crds::{
     ConditionStatus, ConditionType, Decision, DenyReason, PravegaCluster, PravegaClusterStatus,
     reasons,
@@ -603,6 +606,102 @@ fn refusal(
     check_fixed(&recorded, &fixed_settings(&cluster.spec)).err()
 }
 
+/// The claims of `cluster` that hold data written by a newer version than `spec.version`, with
+/// that version, read from their annotation. Only asked before the cluster's first deployment
+/// (later, the version rules forbid downgrades).
+async fn newer_data(
+    ctx: &Context,
+    cluster: &PravegaCluster,
+    ns: &str,
+) -> Result<Option<String>, Error> {
+    let allowed = cluster
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(ALLOW_OLDER_VERSION_KEY))
+        .is_some_and(|v| v == "true");
+    let Ok(desired) = parse_version(&cluster.spec.version) else {
+        return Ok(None);
+    };
+    if allowed
+        || cluster
+            .status
+            .as_ref()
+            .and_then(|s| s.current_version.as_ref())
+            .is_some()
+    {
+        return Ok(None);
+    }
+    let api: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), ns);
+    let mut newer = Vec::new();
+    for claim in resources::claim_names(&cluster.name_any(), &cluster.spec) {
+        let pvc = api.get_opt(&claim).await.map_err(Error::kube(format!(
+            "reading PersistentVolumeClaim {ns}/{claim}"
+        )))?;
+        let recorded = pvc
+            .as_ref()
+            .and_then(|p| p.metadata.annotations.as_ref())
+            .and_then(|a| a.get(VOLUME_VERSION_KEY));
+        if let Some(recorded) = recorded
+            && let Ok(v) = parse_version(recorded)
+            && precedence(&v, &desired).is_gt()
+        {
+            newer.push(format!("{claim} ({recorded})"));
+        }
+    }
+    if newer.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(format!(
+        "the volumes of this cluster hold data written by a newer version: {}; starting {} on them would downgrade that data. Set spec.version to the newest of those versions or higher, or annotate the PravegaCluster with {ALLOW_OLDER_VERSION_KEY}=true to start anyway",
+        newer.join(", "),
+        cluster.spec.version
+    )))
+}
+
+/// Records `version` on every claim of the cluster whose annotation is missing or older.
+async fn record_volume_version(
+    ctx: &Context,
+    cluster: &PravegaCluster,
+    ns: &str,
+    version: &str,
+) -> Result<(), Error> {
+    let Ok(this) = parse_version(version) else {
+        return Ok(());
+    };
+    let api: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), ns);
+    for claim in resources::claim_names(&cluster.name_any(), &cluster.spec) {
+        let Some(pvc) = api.get_opt(&claim).await.map_err(Error::kube(format!(
+            "reading PersistentVolumeClaim {ns}/{claim}"
+        )))?
+        else {
+            continue;
+        };
+        let recorded = pvc
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(VOLUME_VERSION_KEY))
+            .and_then(|v| parse_version(v).ok());
+        if recorded.is_some_and(|r| !precedence(&this, &r).is_gt()) {
+            continue;
+        }
+        api.patch(
+            &claim,
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({
+                "metadata": {"annotations": {VOLUME_VERSION_KEY: version}}
+            })),
+        )
+        .await
+        .map_err(Error::kube(format!(
+            "recording version {version} on PersistentVolumeClaim {ns}/{claim}"
+        )))?;
+        ctx.metrics.count_write("patch", "PersistentVolumeClaim");
+    }
+    Ok(())
+}
+
 async fn reconcile_cluster(
     cluster: &PravegaCluster,
     ctx: &Context,
@@ -620,14 +719,26 @@ async fn reconcile_cluster(
 
     let snapshot = observe(ctx, ns, name).await?;
 
-    // A spec the shared rules refuse (when no webhook stopped it) changes nothing.
-    if let Some((reason, message)) = refusal(cluster, snapshot.segmentstore.as_ref()) {
+    // A spec the shared rules refuse (when no webhook stopped it) changes nothing; nor does a
+    // new cluster whose volumes hold data of a newer version.
+    let refused = match refusal(cluster, snapshot.segmentstore.as_ref()) {
+        Some((reason, message)) => Some((reasons::INVALID_SPEC, reason.as_str(), message)),
+        None => newer_data(ctx, cluster, ns).await?.map(|message| {
+            (
+                reasons::DATA_FROM_NEWER_VERSION,
+                reasons::DATA_FROM_NEWER_VERSION,
+                message,
+            )
+        }),
+    };
+    if let Some((error_reason, reason, message)) = refused {
         let mut after = before.clone();
         // An upgrade or rollback failure stays the Error a person sees (the planner needs it to
         // allow the rollback); the refusal is then reported by an Event only.
         let keeps_failure = after.condition(ConditionType::Error).is_some_and(|c| {
             c.is_true()
                 && c.reason() != reasons::INVALID_SPEC
+                && c.reason() != reasons::DATA_FROM_NEWER_VERSION
                 && c.reason() != reasons::RECONCILE_FAILED
         });
         let changed = if keeps_failure {
@@ -643,7 +754,7 @@ async fn reconcile_cluster(
             after.set_condition(
                 ConditionType::Error,
                 ConditionStatus::True,
-                reasons::INVALID_SPEC,
+                error_reason,
                 &message,
                 &now_time,
             )
@@ -654,7 +765,7 @@ async fn reconcile_cluster(
             ctx.publish(
                 cluster,
                 EventType::Warning,
-                reasons::INVALID_SPEC,
+                error_reason,
                 "Validate",
                 message,
                 None,
@@ -675,7 +786,9 @@ async fn reconcile_cluster(
     let mut observed_status = status::observe(cluster, &snapshot.pods, &now_time);
     // The spec passed the rules: an earlier refusal of ours no longer holds (the planner sets
     // its own InvalidSpec again if the version change is still refused).
-    if observed_status.has_error_reason(reasons::INVALID_SPEC) {
+    if observed_status.has_error_reason(reasons::INVALID_SPEC)
+        || observed_status.has_error_reason(reasons::DATA_FROM_NEWER_VERSION)
+    {
         observed_status.set_condition(
             ConditionType::Error,
             ConditionStatus::False,
@@ -752,6 +865,17 @@ async fn reconcile_cluster(
             "",
             &now_time,
         );
+    }
+    // Once the cluster runs a version, the volumes remember it (only when it changed: a
+    // converged cluster costs no read).
+    if let Some(version) = after.current_version.clone()
+        && after.volumes_version.as_deref() != Some(version.as_str())
+        && after.is_condition_true(ConditionType::PodsReady)
+        && !after.is_condition_true(ConditionType::Upgrading)
+        && !after.is_condition_true(ConditionType::RollbackInProgress)
+    {
+        record_volume_version(ctx, cluster, ns, &version).await?;
+        after.volumes_version = Some(version);
     }
     status::set_ready(&mut after, &cluster.spec.version, &now_time);
     status::keep_unchanged_condition_times(&before, &mut after);

@@ -53,6 +53,9 @@ pub const RBAC_RULES: &[RbacRule] = &[
     // Listed when observing a cluster, watched for readiness changes, deleted one at a time
     // (with preconditions) during an upgrade of a StatefulSet component.
     rule("", "pods", &["list", "watch", "delete"]),
+    // The volumes of bookies and Segment Stores: read before a cluster's first deployment (data
+    // of a newer version refuses it) and annotated with the highest version that ran on them.
+    rule("", "persistentvolumeclaims", &["get", "patch"]),
     // Events about PravegaClusters (a repeated Event is patched into a series).
     rule("events.k8s.io", "events", &["create", "patch"]),
     // Leader election (`--leader-elect`), in the operator's namespace only.

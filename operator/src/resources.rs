@@ -248,6 +248,23 @@ pub fn controller_url(cluster: &str, namespace: &str) -> String {
     )
 }
 
+/// The PersistentVolumeClaims of the cluster's desired bookies and Segment Stores, as their
+/// StatefulSets name them (`<claim template>-<statefulset>-<ordinal>`).
+pub fn claim_names(cluster: &str, spec: &PravegaClusterSpec) -> Vec<String> {
+    let mut out = Vec::new();
+    let bookies = Component::Bookkeeper.workload_name(cluster);
+    for ordinal in 0..spec.bookkeeper.replicas.max(0) {
+        for (claim, _) in BOOKIE_DIRS {
+            out.push(format!("{claim}-{bookies}-{ordinal}"));
+        }
+    }
+    let stores = Component::SegmentStore.workload_name(cluster);
+    for ordinal in 0..spec.pravega.segment_store_replicas.max(0) {
+        out.push(format!("cache-{stores}-{ordinal}"));
+    }
+    out
+}
+
 /// The addresses of the first bookies (`<pod>.<headless service>.<namespace>:3181`), which the
 /// Segment Store waits for (`WAIT_FOR`) before it starts.
 pub fn bookie_addresses(cluster: &str, namespace: &str, replicas: i32) -> Vec<String> {

@@ -34,6 +34,7 @@ fn ready(status: &PravegaClusterStatus, spec_version: &str) -> (bool, &'static s
             reasons::ROLLBACK_FAILED => reasons::ROLLBACK_FAILED,
             reasons::INVALID_SPEC => reasons::INVALID_SPEC,
             reasons::RESTART_FAILED => reasons::RESTART_FAILED,
+            reasons::DATA_FROM_NEWER_VERSION => reasons::DATA_FROM_NEWER_VERSION,
             _ => reasons::RECONCILE_FAILED,
         };
         return (false, reason, error.message().to_owned());

@@ -357,3 +357,86 @@ async fn the_guides_upgrade_from_0_6_to_0_7_crosses_the_bookie_options_change() 
     op.terminate().await;
     env.shutdown().await;
 }
+
+/// Volumes outlive their cluster. A cluster re-created at an older version used to bind to the
+/// volumes a newer one wrote and downgrade their data silently.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_cluster_is_not_started_on_volumes_a_newer_version_wrote() {
+    let env = Env::start().await;
+    let op = Operator::start(env.kubeconfig(), &[]).await;
+    env.apply_yaml(TIER2_CLAIM).await;
+    let sample = std::fs::read_to_string(workspace_file("deploy/sample/pravegacluster.yaml"))
+        .expect("sample");
+    env.apply_yaml(&sample.replace("version: 0.4.0", "version: 0.7.0"))
+        .await;
+    wait_members(&env, "example", "0.7.0", "7").await;
+    eventually("the volumes to remember 0.7.0", WAIT, || async {
+        let got = env
+            .kubectl_ok(&[
+                "get",
+                "pvc",
+                "ledger-example-bookie-0",
+                "cache-example-pravega-segmentstore-2",
+                "-o",
+                r#"jsonpath={.items[*].metadata.annotations.pravega\.pravega\.io/highest-version}"#,
+            ])
+            .await;
+        if got == "0.7.0 0.7.0" {
+            Ok(())
+        } else {
+            Err(got)
+        }
+    })
+    .await;
+
+    // Deleted (the PVCs stay), then re-created at 0.5.0: refused, nothing is created.
+    env.kubectl_ok(&["delete", "pravegacluster", "example"])
+        .await;
+    eventually("the workloads to go", WAIT, || async {
+        let got = env
+            .kubectl_ok(&["get", "statefulsets,deployments", "-o", "name"])
+            .await;
+        if got.trim().is_empty() {
+            Ok(())
+        } else {
+            Err(got)
+        }
+    })
+    .await;
+    env.apply_yaml(&sample.replace("version: 0.4.0", "version: 0.5.0"))
+        .await;
+    let error = eventually("Error DataFromNewerVersion", WAIT, || async {
+        let got = env
+            .kubectl_ok(&[
+                "get",
+                "pravegacluster",
+                "example",
+                "-o",
+                r#"jsonpath={range .status.conditions[?(@.type=="Error")]}{.status} {.reason} {.message}{end}"#,
+            ])
+            .await;
+        if got.starts_with("True DataFromNewerVersion") { Ok(got) } else { Err(got) }
+    })
+    .await;
+    assert!(
+        error.contains("ledger-example-bookie-0 (0.7.0)")
+            && error.contains("pravega.pravega.io/allow-older-version-on-newer-data=true"),
+        "{error}"
+    );
+    let workloads = env
+        .kubectl_ok(&["get", "statefulsets,deployments", "-o", "name"])
+        .await;
+    assert!(workloads.trim().is_empty(), "{workloads}");
+
+    // A person decides: the documented override starts it anyway.
+    env.kubectl_ok(&[
+        "annotate",
+        "pravegacluster",
+        "example",
+        "pravega.pravega.io/allow-older-version-on-newer-data=true",
+    ])
+    .await;
+    wait_members(&env, "example", "0.5.0", "7").await;
+    op.terminate().await;
+    env.shutdown().await;
+}
