@@ -28,6 +28,11 @@ fn mv(from: &mut Map<String, Value>, to: &mut Map<String, Value>, a: &str, b: &s
 
 /// Converts a request object of `info` into its stored form.
 pub fn to_internal(info: &ResourceInfo, obj: Value) -> Value {
+    if is_core_event(info)
+        && let Value::Object(event) = obj
+    {
+        return Value::Object(without_zero_values(event));
+    }
     if !is_events_v1(info) {
         return obj;
     }
@@ -70,12 +75,85 @@ pub fn to_internal(info: &ResourceInfo, obj: Value) -> Value {
         "deprecatedLastTimestamp",
         "lastTimestamp",
     );
-    if let Some(Value::Object(s)) = src.remove("deprecatedSource") {
-        out.insert("source".into(), Value::Object(s));
-    } else if let Some(c) = out.get("reportingComponent").cloned() {
-        out.insert("source".into(), json!({"component": c}));
+    mv(&mut src, &mut out, "deprecatedSource", "source");
+    Value::Object(without_zero_values(out))
+}
+
+fn is_core_event(info: &ResourceInfo) -> bool {
+    info.group.is_empty() && info.plural == "events"
+}
+
+/// The fields of an Event that Go serializes even when they hold their zero value (`omitempty`
+/// does not omit structs, and `reportingComponent` / `reportingInstance` have no `omitempty`
+/// in core `v1`; `eventTime` has none in `events.k8s.io/v1`), with that zero value: what a real
+/// API server returns, e.g. `firstTimestamp: null` and `source: {}` for an event written
+/// through `events.k8s.io/v1`. kubectl relies on them (`get events --sort-by=.lastTimestamp`
+/// needs the field on at least one event).
+const CORE_EVENT_ZERO_VALUES: [(&str, Zero); 7] = [
+    ("involvedObject", Zero::Object),
+    ("source", Zero::Object),
+    ("firstTimestamp", Zero::Null),
+    ("lastTimestamp", Zero::Null),
+    ("eventTime", Zero::Null),
+    ("reportingComponent", Zero::String),
+    ("reportingInstance", Zero::String),
+];
+
+const EVENTS_V1_ZERO_VALUES: [(&str, Zero); 5] = [
+    ("eventTime", Zero::Null),
+    ("regarding", Zero::Object),
+    ("deprecatedSource", Zero::Object),
+    ("deprecatedFirstTimestamp", Zero::Null),
+    ("deprecatedLastTimestamp", Zero::Null),
+];
+
+/// How Go serializes the zero value of a field: a zero `metav1.Time` is `null`, a struct `{}`.
+#[derive(Clone, Copy)]
+enum Zero {
+    Null,
+    Object,
+    String,
+}
+
+impl Zero {
+    fn value(self) -> Value {
+        match self {
+            Zero::Null => Value::Null,
+            Zero::Object => json!({}),
+            Zero::String => json!(""),
+        }
     }
-    Value::Object(out)
+}
+
+fn is_zero(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::String(s) => s.is_empty(),
+        Value::Object(m) => m.is_empty(),
+        Value::Number(n) => n.as_i64() == Some(0),
+        _ => false,
+    }
+}
+
+/// An Event as stored: the zero values Go would serialize are left out (so the same event
+/// written with or without them is the same object).
+fn without_zero_values(mut event: Map<String, Value>) -> Map<String, Value> {
+    for (k, _) in CORE_EVENT_ZERO_VALUES {
+        if event.get(k).is_some_and(is_zero) {
+            event.remove(k);
+        }
+    }
+    if event.get("count").is_some_and(is_zero) {
+        event.remove("count");
+    }
+    event
+}
+
+fn with_zero_values(mut event: Map<String, Value>, zeros: &[(&str, Zero)]) -> Value {
+    for (k, zero) in zeros {
+        event.entry(k.to_string()).or_insert_with(|| zero.value());
+    }
+    Value::Object(event)
 }
 
 /// A custom resource object relabelled with `api_version`; anything else unchanged.
@@ -103,6 +181,11 @@ pub fn to_storage(info: &ResourceInfo, obj: Value) -> Value {
 pub fn to_external(info: &ResourceInfo, obj: &Value) -> Value {
     if info.custom.is_some() {
         return relabel(info, obj.clone(), info.api_version());
+    }
+    if is_core_event(info)
+        && let Value::Object(event) = obj
+    {
+        return with_zero_values(event.clone(), &CORE_EVENT_ZERO_VALUES);
     }
     if !is_events_v1(info) {
         return obj.clone();
@@ -148,7 +231,7 @@ pub fn to_external(info: &ResourceInfo, obj: &Value) -> Value {
         "deprecatedLastTimestamp",
     );
     mv(&mut src, &mut out, "source", "deprecatedSource");
-    Value::Object(out)
+    with_zero_values(out, &EVENTS_V1_ZERO_VALUES)
 }
 
 #[cfg(test)]
@@ -167,9 +250,24 @@ mod tests {
         let core = to_internal(&info, ev.clone());
         assert_eq!(core["involvedObject"]["name"], "p");
         assert_eq!(core["message"], "hello");
-        assert_eq!(core["source"]["component"], "op");
+        // Nothing invented: a real server keeps `source` empty for such an event.
+        assert!(core.get("source").is_none());
+        assert_eq!(core["reportingComponent"], "op");
         let back = to_external(&info, &core);
         assert_eq!(back["note"], "hello");
         assert_eq!(back["regarding"]["kind"], "Pod");
+        assert_eq!(back["deprecatedSource"], json!({}));
+        assert_eq!(back["deprecatedLastTimestamp"], Value::Null);
+        let core_info = crate::resources::builtins()
+            .into_iter()
+            .find(|r| r.group.is_empty() && r.plural == "events")
+            .unwrap();
+        let seen = to_external(&core_info, &core);
+        assert_eq!(seen["source"], json!({}));
+        assert_eq!(seen["lastTimestamp"], Value::Null);
+        assert_eq!(seen["firstTimestamp"], Value::Null);
+        assert_eq!(seen["reportingInstance"], "op-1");
+        // Writing it back as read stores the same object.
+        assert_eq!(to_internal(&core_info, seen), core);
     }
 }

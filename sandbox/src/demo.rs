@@ -186,7 +186,9 @@ pub async fn run(opts: DemoOptions) -> Result<(), DemoError> {
         if opts.keep {
             story.chapter("Keeping the sandbox running (Ctrl-C to stop)");
             story.say(format!("export KUBECONFIG={}", sandbox.kubeconfig_path().display()));
-            story.say("kubectl get PravegaCluster; kubectl describe PravegaCluster example; kubectl get pods");
+            story.say(format!("operator log: {}", work_dir.join("operator.log").display()));
+            story.say(format!("webhook log:  {}", work_dir.join("webhook.log").display()));
+            story.say("kubectl get PravegaCluster; kubectl describe PravegaCluster example; kubectl get pods; kubectl logs example-bookie-0");
             // Keep the work directory (kubeconfig, logs) while the user pokes at it.
             let _ = tokio::signal::ctrl_c().await;
         }

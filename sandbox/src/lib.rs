@@ -38,6 +38,7 @@ mod error;
 mod metrics;
 mod openapi;
 mod patch;
+mod podlogs;
 mod protobuf;
 mod resources;
 pub mod sandbox;

@@ -263,9 +263,58 @@ pub fn extra_fields(resource: &str) -> &'static [&'static str] {
     }
 }
 
+/// The field labels of `events.k8s.io/v1` Events and the core `v1` labels they stand for (the
+/// objects are stored as core Events; kubernetes `pkg/apis/events/v1` field label conversion).
+const EVENTS_V1_FIELDS: &[(&str, &str)] = &[
+    ("metadata.name", "metadata.name"),
+    ("metadata.namespace", "metadata.namespace"),
+    ("reason", "reason"),
+    ("regarding.kind", "involvedObject.kind"),
+    ("regarding.namespace", "involvedObject.namespace"),
+    ("regarding.name", "involvedObject.name"),
+    ("regarding.uid", "involvedObject.uid"),
+    ("regarding.apiVersion", "involvedObject.apiVersion"),
+    (
+        "regarding.resourceVersion",
+        "involvedObject.resourceVersion",
+    ),
+    ("regarding.fieldPath", "involvedObject.fieldPath"),
+    ("reportingController", "reportingComponent"),
+    ("type", "type"),
+];
+
+/// Parses a field selector on a resource of `group`; unknown fields are rejected like the real
+/// server (`field label not supported: x`). The terms name the fields of the stored objects.
+pub fn parse_field_selector_in(
+    s: &str,
+    group: &str,
+    resource: &str,
+) -> Result<Vec<FieldTerm>, String> {
+    if !(group == "events.k8s.io" && resource == "events") {
+        return parse_field_selector(s, resource);
+    }
+    let mut terms = parse_field_selector_with(s, &|_| true)?;
+    for t in &mut terms {
+        match EVENTS_V1_FIELDS.iter().find(|(label, _)| *label == t.path) {
+            Some((_, core)) => t.path = core.to_string(),
+            None => return Err(format!("field label not supported: {}", t.path)),
+        }
+    }
+    Ok(terms)
+}
+
 /// Parses a field selector; unknown fields are rejected like the real server
 /// (`field label not supported: x`).
 pub fn parse_field_selector(s: &str, resource: &str) -> Result<Vec<FieldTerm>, String> {
+    parse_field_selector_with(s, &|path| {
+        COMMON_FIELDS.contains(&path) || extra_fields(resource).contains(&path)
+    })
+}
+
+fn parse_field_selector_with(
+    s: &str,
+    supported: &dyn Fn(&str) -> bool,
+) -> Result<Vec<FieldTerm>, String> {
     let mut out = Vec::new();
     if s.trim().is_empty() {
         return Ok(out);
@@ -284,7 +333,7 @@ pub fn parse_field_selector(s: &str, resource: &str) -> Result<Vec<FieldTerm>, S
             ));
         };
         let path = path.trim();
-        if !COMMON_FIELDS.contains(&path) && !extra_fields(resource).contains(&path) {
+        if !supported(path) {
             return Err(format!("field label not supported: {path}"));
         }
         out.push(FieldTerm {
@@ -298,10 +347,14 @@ pub fn parse_field_selector(s: &str, resource: &str) -> Result<Vec<FieldTerm>, S
 
 fn field_value(obj: &Value, path: &str) -> String {
     if path == "source" {
+        // The source component, else the reporting controller (kubernetes
+        // pkg/registry/core/event ToSelectableFields).
         return obj
             .get("source")
             .and_then(|s| s.get("component"))
             .and_then(Value::as_str)
+            .filter(|c| !c.is_empty())
+            .or_else(|| obj.get("reportingComponent").and_then(Value::as_str))
             .unwrap_or_default()
             .to_string();
     }
@@ -369,6 +422,19 @@ mod tests {
         assert!(fields_match(&t, &ev));
         let t = parse_field_selector("metadata.name!=e1", "events").unwrap();
         assert!(!fields_match(&t, &ev));
+        // events.k8s.io/v1 names the same fields its own way.
+        let t = parse_field_selector_in("regarding.name=p", "events.k8s.io", "events").unwrap();
+        assert!(fields_match(&t, &ev));
+        assert_eq!(
+            parse_field_selector_in("involvedObject.name=p", "events.k8s.io", "events"),
+            Err("field label not supported: involvedObject.name".to_string())
+        );
+        // `source` falls back to the reporting controller.
+        let t = parse_field_selector("source=op", "events").unwrap();
+        assert!(fields_match(
+            &t,
+            &serde_json::json!({"metadata": {"name": "e"}, "reportingComponent": "op"})
+        ));
     }
 
     proptest! {

@@ -5,7 +5,7 @@ use crate::convert::to_external;
 use crate::error::ApiError;
 use crate::resources::ResourceInfo;
 use crate::selector::{
-    FieldTerm, LabelSelector, fields_match, parse_field_selector, parse_label_selector,
+    FieldTerm, LabelSelector, fields_match, parse_field_selector_in, parse_label_selector,
 };
 use crate::store::{EventType, ObjKey, Since};
 use crate::table::{Include, table};
@@ -423,6 +423,20 @@ async fn resource_request(
         let ns_str = ns.clone().unwrap_or_default();
         return scale_request(ctx, req, &info, &ns_str, name).await;
     }
+    if sub.as_deref() == Some("log")
+        && info.group.is_empty()
+        && info.plural == "pods"
+        && let (Some(ns), Some(name)) = (&ns, &name)
+    {
+        if req.method() != Method::GET {
+            return error_response(&ApiError::method_not_allowed(format!(
+                "the server does not allow this method on the requested resource ({})",
+                req.method()
+            )));
+        }
+        let q = parse_query(req.uri().query());
+        return crate::podlogs::pod_log(core, ns, name, &q).await;
+    }
     if let Some(s) = &sub
         && !(s == "status" && info.status)
     {
@@ -810,10 +824,11 @@ impl Filter {
                 .unwrap_or_default(),
         )
         .map_err(|e| ApiError::bad_request(format!("unable to parse requirement: {e}")))?;
-        let fields = parse_field_selector(
+        let fields = parse_field_selector_in(
             q.get("fieldSelector")
                 .map(String::as_str)
                 .unwrap_or_default(),
+            &info.group,
             &info.plural,
         )
         .map_err(ApiError::bad_request)?;

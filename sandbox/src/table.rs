@@ -93,6 +93,75 @@ fn custom_cell(type_: &str, v: Option<&Value>) -> Value {
     }
 }
 
+/// A non-empty timestamp.
+fn time(v: Option<&Value>) -> Option<&str> {
+    v.and_then(Value::as_str).filter(|t| !t.is_empty())
+}
+
+/// The non-empty string at `key` of `o`.
+fn non_empty<'a>(o: &'a Value, key: &str) -> Option<&'a str> {
+    o.get(key).and_then(Value::as_str).filter(|s| !s.is_empty())
+}
+
+/// An Event's row as the API server prints it (`printEvent`), from the core `v1` or the
+/// `events.k8s.io/v1` representation: FIRST SEEN is `firstTimestamp`, else `eventTime`; LAST
+/// SEEN is the series' `lastObservedTime`, else `lastTimestamp`, else FIRST SEEN; COUNT the
+/// series' count, else `count`, else 1.
+fn event_cells(o: &Value) -> Vec<Value> {
+    let field = |core: &str, v1: &str| o.get(core).or_else(|| o.get(v1));
+    let first = match time(field("firstTimestamp", "deprecatedFirstTimestamp")) {
+        Some(t) => age(Some(t)),
+        None => age(time(o.get("eventTime"))),
+    };
+    let series = o.get("series").filter(|s| s.is_object());
+    let last = match (
+        series,
+        time(field("lastTimestamp", "deprecatedLastTimestamp")),
+    ) {
+        (Some(series), _) => age(time(series.get("lastObservedTime"))),
+        (None, Some(t)) => age(Some(t)),
+        (None, None) => first.clone(),
+    };
+    let count = match series {
+        Some(series) => i(series.get("count")),
+        None => match i(field("count", "deprecatedCount")) {
+            0 => 1,
+            n => n,
+        },
+    };
+    let inv = field("involvedObject", "regarding")
+        .cloned()
+        .unwrap_or(json!({}));
+    let kind = s(inv.get("kind")).to_lowercase();
+    let target = match non_empty(&inv, "name") {
+        Some(name) => format!("{kind}/{name}"),
+        None => kind,
+    };
+    let source = field("source", "deprecatedSource")
+        .cloned()
+        .unwrap_or(json!({}));
+    let component = non_empty(&source, "component")
+        .or_else(|| non_empty(o, "reportingComponent"))
+        .or_else(|| non_empty(o, "reportingController"))
+        .unwrap_or_default();
+    let source = match non_empty(&source, "host").or_else(|| non_empty(o, "reportingInstance")) {
+        Some(instance) => format!("{component}, {instance}"),
+        None => component.to_string(),
+    };
+    vec![
+        json!(last),
+        json!(s(o.get("type"))),
+        json!(s(o.get("reason"))),
+        json!(target),
+        json!(s(inv.get("fieldPath"))),
+        json!(source),
+        json!(s(field("message", "note")).trim()),
+        json!(first),
+        json!(count),
+        json!(meta_str(o, "name").unwrap_or_default()),
+    ]
+}
+
 /// Pod STATUS as `kubectl get pods` shows it.
 pub fn pod_status(pod: &Value) -> String {
     let status = pod.get("status").cloned().unwrap_or(json!({}));
@@ -211,7 +280,12 @@ fn columns(info: &ResourceInfo) -> Vec<Value> {
             st("Type"),
             st("Reason"),
             st("Object"),
+            wide("Subobject"),
+            wide("Source"),
             st("Message"),
+            wide("First Seen"),
+            col("Count", "integer", "", 1, ""),
+            wide("Name"),
         ],
         ("", "nodes") => vec![
             name_col(),
@@ -399,29 +473,7 @@ fn cells(info: &ResourceInfo, o: &Value) -> Vec<Value> {
             ),
             a,
         ],
-        ("", "events") | ("events.k8s.io", "events") => {
-            let last = o
-                .get("lastTimestamp")
-                .or(o.get("deprecatedLastTimestamp"))
-                .or(o.get("eventTime"))
-                .and_then(Value::as_str);
-            let inv = o
-                .get("involvedObject")
-                .or(o.get("regarding"))
-                .cloned()
-                .unwrap_or(json!({}));
-            vec![
-                json!(age(last.or(created))),
-                json!(s(o.get("type"))),
-                json!(s(o.get("reason"))),
-                json!(format!(
-                    "{}/{}",
-                    s(inv.get("kind")).to_lowercase(),
-                    s(inv.get("name"))
-                )),
-                json!(s(o.get("message").or(o.get("note")))),
-            ]
-        }
+        ("", "events") | ("events.k8s.io", "events") => event_cells(o),
         ("", "nodes") => {
             let ready = status
                 .get("conditions")

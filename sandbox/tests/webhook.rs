@@ -388,3 +388,29 @@ async fn webhook_reviews_carry_the_version_of_the_request() {
     assert_eq!(r["oldObject"]["apiVersion"], "pravega.pravega.io/v1beta1");
     assert_eq!(r["oldObject"]["spec"]["version"], "0.4.0");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_untrusted_webhook_certificate_is_worded_as_go_words_it() {
+    let sb = sandbox().await;
+    install_crd(&sb, NS);
+    let hook = start_webhook().await;
+    let url = format!("https://{}/validate", hook.addr);
+    // The caBundle is another CA than the one that signed the webhook's certificate.
+    ok_stdin(
+        &sb,
+        &["apply", "-f", "-"],
+        &vwc(&format!("    url: {url}\n"), "Fail", sb.ca_pem()),
+    );
+    let sample = repo_root().join("deploy/sample/pravegacluster.yaml");
+    let refused = kubectl(&sb, &["-n", NS, "apply", "-f", sample.to_str().unwrap()]);
+    assert!(!refused.ok);
+    let port = hook.addr.port();
+    assert!(
+        refused.stderr.contains(&format!(
+            "Internal error occurred: failed calling webhook \"{HOOK}\": failed to call webhook: Post \"https://127.0.0.1:{port}/validate?timeout=5s\": tls: failed to verify certificate: x509: certificate signed by unknown authority\n"
+        )),
+        "{}",
+        refused.stderr
+    );
+    assert!(hook.reviews.lock().unwrap().is_empty());
+}

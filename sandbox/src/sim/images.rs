@@ -153,6 +153,53 @@ pub(crate) fn play(start: &Start<'_>, bookies: &HashSet<String>) -> Outcome {
     }
 }
 
+/// The line a simulated container's log starts with.
+pub(crate) fn starting_line(image: &str, args: &[String]) -> String {
+    format!("starting {image} with args [{}]", args.join(" "))
+}
+
+/// What a container writes to its log when it starts: [`starting_line`], then, for the
+/// modelled images, the settings they resolve from the environment that decide what they do: a
+/// bookie's cluster name (the registration path) and its JVM option variables (`BOOKIE_*_OPTS`
+/// and the `BK_BOOKIE_*_OPTS` that conf/bkenv.sh takes from 0.5), a Controller's `JAVA_OPTS`,
+/// a Segment Store's `JAVA_OPTS`, cluster name and `TIER2_STORAGE`.
+pub(crate) fn start_log(start: &Start<'_>) -> Vec<String> {
+    let env = start.env;
+    let mut lines = vec![starting_line(start.image, start.args)];
+    let value = |name: &str| env.get(name).map(String::as_str).unwrap_or_default();
+    match identify(start.image, start.args) {
+        None => {}
+        Some((Role::Bookie, version)) => {
+            let cluster =
+                bookie_cluster(start.image, env).unwrap_or_else(|| DEFAULT_CLUSTER_NAME.to_owned());
+            lines.push(format!(
+                "PRAVEGA_CLUSTER_NAME={cluster} (registering under /pravega/{cluster}/bookkeeper/ledgers/available)"
+            ));
+            for name in BOOKIE_JVM_VARIABLES {
+                lines.push(format!("{name}={}", value(name)));
+            }
+            if version >= v(0, 5) {
+                // apply-config-from-env.py says what it writes into conf/bkenv.sh.
+                for (_, key, val) in bkenv_lines(env) {
+                    lines.push(format!(
+                        "[/opt/bookkeeper/conf/bkenv.sh] Applying config {key} = {val}"
+                    ));
+                }
+            }
+        }
+        Some((Role::Controller, _)) => lines.push(format!("JAVA_OPTS={}", value("JAVA_OPTS"))),
+        Some((Role::SegmentStore, _)) => {
+            let flags = java_opts(env);
+            let cluster =
+                last_value(&flags, "-Dpravegaservice.clusterName=").unwrap_or(DEFAULT_CLUSTER_NAME);
+            lines.push(format!("JAVA_OPTS={}", value("JAVA_OPTS")));
+            lines.push(format!("pravegaservice.clusterName={cluster}"));
+            lines.push(format!("TIER2_STORAGE={}", value("TIER2_STORAGE")));
+        }
+    }
+    lines
+}
+
 // ---------------------------------------------------------------------------------------------
 // Bookies.
 
@@ -720,6 +767,78 @@ mod tests {
             &["/mnt/tier2"],
             &["pravega-cluster"],
         )
+    }
+
+    fn log(image: &str, a: &[&str], vars: &[(&str, &str)]) -> Vec<String> {
+        let (a, e) = (args(a), env(vars));
+        start_log(&Start {
+            image,
+            args: &a,
+            env: &e,
+            memory_limit: None,
+            mounts: &[],
+        })
+    }
+
+    #[test]
+    fn start_logs_show_the_resolved_settings() {
+        assert_eq!(
+            log("busybox:1.36", &["sleep", "3600"], &[]),
+            ["starting busybox:1.36 with args [sleep 3600]"]
+        );
+        assert_eq!(
+            log(
+                "pravega/pravega:0.9.0",
+                &["segmentstore"],
+                &[
+                    ("JAVA_OPTS", "-Xmx1g -Dpravegaservice.clusterName=example"),
+                    ("TIER2_STORAGE", "FILESYSTEM")
+                ]
+            ),
+            [
+                "starting pravega/pravega:0.9.0 with args [segmentstore]",
+                "JAVA_OPTS=-Xmx1g -Dpravegaservice.clusterName=example",
+                "pravegaservice.clusterName=example",
+                "TIER2_STORAGE=FILESYSTEM",
+            ]
+        );
+        assert_eq!(
+            log(
+                "pravega/bookkeeper:0.7.0",
+                &[],
+                &[
+                    ("PRAVEGA_CLUSTER_NAME", "example"),
+                    ("BOOKIE_MEM_OPTS", "-Xms1g"),
+                    ("BK_BOOKIE_EXTRA_OPTS", "-Xms1g -Xmx1g"),
+                ]
+            ),
+            [
+                "starting pravega/bookkeeper:0.7.0 with args []",
+                "PRAVEGA_CLUSTER_NAME=example (registering under /pravega/example/bookkeeper/ledgers/available)",
+                "BOOKIE_MEM_OPTS=-Xms1g",
+                "BOOKIE_GC_OPTS=",
+                "BOOKIE_GC_LOGGING_OPTS=",
+                "BOOKIE_EXTRA_OPTS=",
+                "[/opt/bookkeeper/conf/bkenv.sh] Applying config BOOKIE_EXTRA_OPTS = -Xms1g -Xmx1g",
+            ]
+        );
+        assert_eq!(
+            log(
+                "pravega/bookkeeper:0.4.0",
+                &[],
+                &[("BK_BOOKIE_EXTRA_OPTS", "x")]
+            )[1],
+            "PRAVEGA_CLUSTER_NAME=pravega-cluster (registering under /pravega/pravega-cluster/bookkeeper/ledgers/available)"
+        );
+        assert_eq!(
+            log(
+                "pravega/bookkeeper:0.4.0",
+                &[],
+                &[("BK_BOOKIE_EXTRA_OPTS", "x")]
+            )
+            .len(),
+            6
+        );
     }
 
     #[test]

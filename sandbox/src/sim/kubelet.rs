@@ -30,6 +30,7 @@ use serde_json::{Value, json};
 use super::env::{self, Addresses, Env, Sources};
 use super::events;
 use super::images::{self, Outcome};
+use super::logs::ContainerLogs;
 use super::util::{earliest, is_status, is_terminating, now_time};
 use super::{FailureMode, SimError};
 
@@ -393,6 +394,8 @@ struct ContainerRun {
     settled: bool,
     /// The readiness failure last reported (`Unhealthy` event).
     reported_unready: Option<String>,
+    /// What it wrote (`kubectl logs`).
+    logs: ContainerLogs,
 }
 
 impl ContainerRun {
@@ -404,7 +407,38 @@ impl ContainerRun {
             env: None,
             settled,
             reported_unready: None,
+            logs: ContainerLogs::default(),
         }
+    }
+
+    /// Brings its log up to what it is doing; tells whether the log changed.
+    fn record_log(&mut self, spec: &Container) -> bool {
+        match &self.run {
+            Run::Running { since, .. } => self
+                .logs
+                .running(*since, || start_log(&self.image, self.env.as_ref(), spec)),
+            Run::CrashLoop { exit, .. } => {
+                let crash: Vec<String> = exit.message.iter().cloned().collect();
+                self.logs
+                    .crashing(&crash, || start_log(&self.image, self.env.as_ref(), spec))
+            }
+            _ => false,
+        }
+    }
+}
+
+/// What a container writes when it starts: see [`images::start_log`].
+fn start_log(image: &str, env: Option<&Result<Env, String>>, spec: &Container) -> Vec<String> {
+    let args = spec.args.as_deref().unwrap_or_default();
+    match env {
+        Some(Ok(env)) => images::start_log(&images::Start {
+            image,
+            args,
+            env,
+            memory_limit: None,
+            mounts: &[],
+        }),
+        _ => vec![images::starting_line(image, args)],
     }
 }
 
@@ -446,6 +480,11 @@ pub(crate) struct Kubelet {
     pub client: Client,
     pub config: Arc<KubeletConfig>,
     state: Mutex<State>,
+    /// The loopback port serving container logs (the nodes'
+    /// `status.daemonEndpoints.kubeletEndpoint.Port`).
+    port: u16,
+    /// Bumped whenever a container log changes (wakes `kubectl logs -f`).
+    log_ticks: tokio::sync::watch::Sender<u64>,
 }
 
 fn add(wall: &Time, d: Duration) -> Time {
@@ -454,16 +493,45 @@ fn add(wall: &Time, d: Duration) -> Time {
 }
 
 impl Kubelet {
-    pub(crate) fn new(client: Client, config: Arc<KubeletConfig>) -> Self {
+    pub(crate) fn new(client: Client, config: Arc<KubeletConfig>, port: u16) -> Self {
         Self {
             client,
             config,
             state: Mutex::new(State::default()),
+            port,
+            log_ticks: tokio::sync::watch::channel(0).0,
         }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Wakes the followers of container logs.
+    fn logs_changed(&self) {
+        self.log_ticks.send_modify(|t| *t = t.wrapping_add(1));
+    }
+
+    /// Changes to container logs.
+    pub(crate) fn log_ticks(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.log_ticks.subscribe()
+    }
+
+    /// Reads the logs of container `name` of the pod with `uid`.
+    pub(crate) fn with_logs<R>(
+        &self,
+        uid: &str,
+        name: &str,
+        f: impl FnOnce(&ContainerLogs) -> Option<R>,
+    ) -> Option<R> {
+        let st = self.lock();
+        let c = st
+            .pods
+            .get(uid)?
+            .containers
+            .iter()
+            .find(|c| c.name == name)?;
+        f(&c.logs)
     }
 
     /// Makes sure the simulated nodes exist and are Ready.
@@ -556,6 +624,15 @@ impl Kubelet {
                 .await
                 .map_err(|e| SimError::api(format!("update node {name} status"), e))?;
             }
+            // Where the API server reaches this kubelet (`pods/log`).
+            api.patch_status(
+                &name,
+                &PatchParams::default(),
+                &Patch::Merge(json!({ "status": { "daemonEndpoints": {
+                    "kubeletEndpoint": { "Port": self.port } } } })),
+            )
+            .await
+            .map_err(|e| SimError::api(format!("update node {name} status"), e))?;
         }
         Ok(())
     }
@@ -571,6 +648,8 @@ impl Kubelet {
         st.pods.retain(|uid, _| live.contains(uid));
         st.overrides.retain(|uid, _| live.contains(uid));
         st.bookies.retain(|uid, _| live.contains(uid));
+        drop(st);
+        self.logs_changed();
     }
 
     pub(crate) fn tracked(&self) -> usize {
@@ -613,8 +692,13 @@ impl Kubelet {
             let run = st.pods.entry(uid.clone()).or_default();
             let first = run.terminating_since.is_none();
             let since = *run.terminating_since.get_or_insert(now);
+            // The containers stop: their logs end (`kubectl logs -f` returns).
+            for c in run.containers.iter_mut() {
+                c.logs.stop();
+            }
             (since, first && assigned)
         };
+        self.logs_changed();
         if write {
             for c in &spec.containers {
                 events::emit(
@@ -660,6 +744,8 @@ impl Kubelet {
         st.pods.remove(&uid);
         st.overrides.remove(&uid);
         st.bookies.remove(&uid);
+        drop(st);
+        self.logs_changed();
         Ok(Action::await_change())
     }
 
@@ -835,6 +921,7 @@ impl Kubelet {
             }
         }
 
+        let mut logs_changed = false;
         let (status, wake) = {
             let mut st = self.lock();
             let override_ready = st.overrides.get(&uid).copied();
@@ -847,6 +934,7 @@ impl Kubelet {
                 .zip(resolved)
             {
                 self.step(c, spec_c, env, &bookies, now, &wall);
+                logs_changed |= c.record_log(spec_c);
             }
             let kinds: Vec<&'static str> =
                 run.containers.iter().map(|c| run_kind(&c.run)).collect();
@@ -865,6 +953,8 @@ impl Kubelet {
                 recheck |= unready.is_some() || matches!(c.run, Run::ConfigError { .. });
                 if unready != c.reported_unready {
                     if let Some(message) = &unready {
+                        // What the container says about it in its log.
+                        logs_changed |= c.logs.write([message.clone()]);
                         events::emit(
                             &self.client,
                             events::reference(pod),
@@ -928,6 +1018,9 @@ impl Kubelet {
             };
             (status, wake)
         };
+        if logs_changed {
+            self.logs_changed();
+        }
         self.write_status(&api, pod, &uid, &name, status).await?;
         Ok(match wake {
             Some(d) => Action::requeue(d.max(Duration::from_millis(10))),
@@ -1342,6 +1435,7 @@ fn terminated_status(pod: &Pod, now: &Time) -> Value {
                     reason: Some("Completed".into()),
                     started_at: started,
                     finished_at: Some(now.clone()),
+                    container_id: c.container_id.clone(),
                     ..Default::default()
                 }),
                 ..Default::default()
@@ -1547,9 +1641,13 @@ fn running_status(
             started: Some(started),
             restart_count: restarts,
             state: Some(state),
-            last_state: last.map(|t| ContainerState {
-                terminated: Some(t),
-                ..Default::default()
+            last_state: last.map(|mut t| {
+                t.container_id
+                    .get_or_insert_with(|| format!("sandbox://{uid}/{}", c.name));
+                ContainerState {
+                    terminated: Some(t),
+                    ..Default::default()
+                }
             }),
             ..Default::default()
         });

@@ -40,6 +40,12 @@
 //!   a reachable tier 2, or without bookies running under its
 //!   `-Dpravegaservice.clusterName`, runs but never becomes Ready (a
 //!   `Unhealthy` event says why). Injected failures take precedence.
+//! - **Container logs** (`kubectl logs`): each container's start, the
+//!   settings a modelled image resolved, why it is not ready, its crash
+//!   message; its current run and its last terminated one (`--previous`),
+//!   bounded. The kubelets serve them on loopback at the port the nodes
+//!   advertise (`status.daemonEndpoints.kubeletEndpoint.Port`), where the API
+//!   server's `pods/log` subresource reaches them (module `logs`).
 //!
 //! Everything is event driven (watches), with timers only for delays. All
 //! state is derived from the API, so a restarted simulation adopts the
@@ -63,6 +69,7 @@ mod events;
 mod hash;
 mod images;
 mod kubelet;
+mod logs;
 mod replicaset;
 mod rng;
 mod statefulset;
@@ -144,6 +151,9 @@ pub enum SimError {
     /// An object has a value the simulation cannot work with.
     #[error("invalid object: {0}")]
     Invalid(String),
+    /// The kubelets' endpoint (container logs) could not be served.
+    #[error("{0}")]
+    Serve(String),
 }
 
 impl SimError {
@@ -179,12 +189,31 @@ impl Simulation {
             termination_grace: opts.termination_grace,
             nodes: opts.nodes,
         });
-        let kubelet = Arc::new(kubelet::Kubelet::new(client.clone(), config));
+        // The kubelets' endpoint (container logs), on loopback.
+        let listener = tokio::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0))
+            .await
+            .map_err(|e| SimError::Serve(format!("binding the kubelet endpoint: {e}")))?;
+        let port = listener
+            .local_addr()
+            .map_err(|e| SimError::Serve(format!("binding the kubelet endpoint: {e}")))?
+            .port();
+        let kubelet = Arc::new(kubelet::Kubelet::new(client.clone(), config, port));
         kubelet.register_nodes().await?;
 
         let cancel = CancellationToken::new();
         let (resync, resync_rx) = mpsc::unbounded::<()>();
         let mut tasks = Vec::new();
+        {
+            let endpoint = logs::Endpoint {
+                kubelet: kubelet.clone(),
+                cancel: cancel.clone(),
+            };
+            tasks.push(tokio::spawn(async move {
+                if let Err(e) = logs::serve(listener, endpoint).await {
+                    tracing::warn!(error = %e, "the kubelet endpoint stopped");
+                }
+            }));
+        }
         let wc = watcher::Config::default;
 
         // StatefulSets.
