@@ -104,6 +104,10 @@ pub mod reasons {
     pub const VERSION_MISMATCH: &str = "VersionMismatch";
     /// `Ready` (False): the first deployment is not complete yet.
     pub const DEPLOYING: &str = "Deploying";
+    /// `Ready` (False): an upgrade or a rolling restart is in progress (`Upgrading` is True).
+    pub const UPGRADING: &str = "Upgrading";
+    /// `Ready` (False): a rollback is in progress (`RollbackInProgress` is True).
+    pub const ROLLING_BACK: &str = "RollingBack";
     /// `Error`: every member became Ready at one version after a failure; the failure is over.
     pub const RECOVERED: &str = "Recovered";
     /// `Upgrading`: a paused upgrade was cancelled by setting `spec.version` back.
@@ -116,6 +120,83 @@ pub mod reasons {
     /// `Error`: a rolling restart stopped (a replaced pod does not come up with the new
     /// settings, or no progress within the timeout).
     pub const RESTART_FAILED: &str = "RestartFailed";
+    /// `Error` (False) and `Upgrading` (False): a rollback completed; the cluster runs
+    /// `currentVersion` again.
+    pub const ROLLED_BACK: &str = "RolledBack";
+}
+
+/// Reasons of the Events the operator publishes about a PravegaCluster (besides the `Error`
+/// reasons of [`reasons`] it also uses for Events). Kept in one place so the operator, the docs
+/// and the tests agree.
+pub mod event_reasons {
+    /// Normal: every member of a new cluster runs `spec.version`.
+    pub const DEPLOYED: &str = "Deployed";
+    /// Normal: a version change started.
+    pub const UPGRADE_STARTED: &str = "UpgradeStarted";
+    /// Normal: a pod is deleted so that it comes back at the target version.
+    pub const UPGRADING_POD: &str = "UpgradingPod";
+    /// Normal: one component runs the target version.
+    pub const COMPONENT_UPGRADED: &str = "ComponentUpgraded";
+    /// Normal: the whole cluster runs the target version.
+    pub const UPGRADE_COMPLETED: &str = "UpgradeCompleted";
+    /// Warning: the upgrade stopped and needs a person.
+    pub const UPGRADE_FAILED: &str = "UpgradeFailed";
+    /// Normal: `spec.upgrade.paused` stopped the version change.
+    pub const UPGRADE_PAUSED: &str = "UpgradePaused";
+    /// Normal: the version change goes on after a pause.
+    pub const UPGRADE_RESUMED: &str = "UpgradeResumed";
+    /// Warning: a `spec.version` change was refused (the webhook was absent).
+    pub const VERSION_CHANGE_REFUSED: &str = "VersionChangeRefused";
+    /// Warning: `spec.version` was refused before any change was made.
+    pub const INVALID_SPEC: &str = "InvalidSpec";
+    /// Normal: a rollback of a failed upgrade started.
+    pub const ROLLBACK_STARTED: &str = "RollbackStarted";
+    /// Normal: a pod is deleted so that it comes back at the previous version.
+    pub const ROLLING_BACK_POD: &str = "RollingBackPod";
+    /// Normal: one component runs the previous version again.
+    pub const COMPONENT_ROLLED_BACK: &str = "ComponentRolledBack";
+    /// Normal: the rollback completed.
+    pub const ROLLBACK_COMPLETED: &str = "RollbackCompleted";
+    /// Warning: the rollback stopped and needs a person.
+    pub const ROLLBACK_FAILED: &str = "RollbackFailed";
+    /// Normal: a paused upgrade was cancelled by setting `spec.version` back.
+    pub const UPGRADE_CANCELLED: &str = "UpgradeCancelled";
+    /// Warning: `status.currentVersion` disagreed with the running pods and was corrected.
+    pub const CURRENT_VERSION_CORRECTED: &str = "CurrentVersionCorrected";
+    /// Normal: a rolling restart started, to apply a change of the spec other than the version.
+    pub const RESTART_STARTED: &str = "RestartStarted";
+    /// Normal: a pod is deleted so that it is recreated with the current settings.
+    pub const RESTARTING_POD: &str = "RestartingPod";
+    /// Normal: every pod runs the current settings.
+    pub const RESTART_COMPLETED: &str = "RestartCompleted";
+    /// Warning: the rolling restart stopped and needs a person.
+    pub const RESTART_FAILED: &str = "RestartFailed";
+    /// Normal: a workload of the cluster was created.
+    pub const CREATED: &str = "Created";
+    /// Normal: a workload of the cluster changed its number of replicas.
+    pub const SCALED: &str = "Scaled";
+}
+
+/// Actions of the Events the operator publishes about a PravegaCluster: what it was doing.
+pub mod event_actions {
+    /// Deploying a new cluster.
+    pub const DEPLOY: &str = "Deploy";
+    /// Upgrading.
+    pub const UPGRADE: &str = "Upgrade";
+    /// Rolling back.
+    pub const ROLLBACK: &str = "Rollback";
+    /// Deleting a pod.
+    pub const DELETE_POD: &str = "DeletePod";
+    /// Checking the spec.
+    pub const VALIDATE: &str = "Validate";
+    /// Rolling restart.
+    pub const RESTART: &str = "Restart";
+    /// Creating a workload.
+    pub const CREATE: &str = "Create";
+    /// Scaling a workload.
+    pub const SCALE: &str = "Scale";
+    /// Reconciling (a failure of the reconcile itself).
+    pub const RECONCILE: &str = "Reconcile";
 }
 
 /// One status condition.

@@ -65,19 +65,27 @@ pub fn jvm_field(component: Component) -> &'static str {
     }
 }
 
+/// [`default_resources`] of each component, in upgrade order, built once.
+static DEFAULT_RESOURCES: std::sync::LazyLock<[ResourceRequirements; 3]> =
+    std::sync::LazyLock::new(|| Component::UPGRADE_ORDER.map(default_resources));
+
 /// The resources of a component's container: the spec's, or upstream's defaults.
 pub fn effective_resources(
     spec: &PravegaClusterSpec,
     component: Component,
-) -> ResourceRequirements {
+) -> &ResourceRequirements {
     let given = match component {
         Component::Bookkeeper => spec.bookkeeper.resources.as_deref(),
         Component::Controller => spec.pravega.controller_resources.as_deref(),
         Component::SegmentStore => spec.pravega.segment_store_resources.as_deref(),
     };
-    given
-        .cloned()
-        .unwrap_or_else(|| default_resources(component))
+    given.unwrap_or_else(|| {
+        let index = Component::UPGRADE_ORDER
+            .iter()
+            .position(|c| *c == component)
+            .unwrap_or(0);
+        &DEFAULT_RESOURCES[index]
+    })
 }
 
 /// The memory the JVM may use: the memory limit, else the memory request. `Err` names the
@@ -183,7 +191,7 @@ impl BookieJvm {
 
 /// The bookie's JVM options: the spec's `bookkeeperJVMOptions` over the defaults.
 pub fn bookie_jvm(spec: &PravegaClusterSpec) -> BookieJvm {
-    let budget = memory_budget(&effective_resources(spec, Component::Bookkeeper))
+    let budget = memory_budget(effective_resources(spec, Component::Bookkeeper))
         .ok()
         .flatten();
     let given = &spec.bookkeeper.jvm_options;
@@ -209,7 +217,7 @@ pub fn bookie_jvm(spec: &PravegaClusterSpec) -> BookieJvm {
 
 /// The JVM flags of the Controller or the Segment Store (not the `-D` properties).
 pub fn pravega_jvm(spec: &PravegaClusterSpec, component: Component) -> Vec<String> {
-    let budget = memory_budget(&effective_resources(spec, component))
+    let budget = memory_budget(effective_resources(spec, component))
         .ok()
         .flatten();
     let user = match component {

@@ -12,7 +12,9 @@ pub mod spec_rules;
 pub mod types;
 pub mod version;
 
-pub use conditions::{ClusterCondition, ConditionStatus, ConditionType, reasons};
+pub use conditions::{
+    ClusterCondition, ConditionStatus, ConditionType, event_actions, event_reasons, reasons,
+};
 pub use facts::StatusFacts;
 pub use names::Component;
 pub use spec_rules::{check_change, check_spec};

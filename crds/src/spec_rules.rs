@@ -287,7 +287,7 @@ fn check_options(spec: &PravegaClusterSpec) -> Result<(), Refusal> {
 }
 
 fn check_resources(spec: &PravegaClusterSpec, c: Component) -> Result<(), Refusal> {
-    let r: ResourceRequirements = effective_resources(spec, c);
+    let r: &ResourceRequirements = effective_resources(spec, c);
     for (part, map) in [("requests", &r.requests), ("limits", &r.limits)] {
         for (name, q) in map.iter().flatten() {
             parse_quantity(&q.0)

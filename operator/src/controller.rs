@@ -1,4 +1,4 @@
-//! The reconcile loop: observe a PravegaCluster's workloads and pods, compute its member status,
+//! The reconcile loop: read a PravegaCluster's workloads and pods, compute its member status,
 //! ask the planner for the versions and upgrade actions, build the desired objects, apply the
 //! ones that differ, carry out the planned pod deletions, publish Events and write the status
 //! when it changed.
@@ -26,7 +26,7 @@ use pravega_crds::spec_rules::{
 use pravega_crds::version::{parse_version, precedence};
 use pravega_crds::{
     ConditionStatus, ConditionType, Decision, DenyReason, PravegaCluster, PravegaClusterStatus,
-    reasons,
+    event_actions, event_reasons, reasons,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -34,7 +34,7 @@ use tokio::sync::RwLock;
 use tracing::{info, warn};
 
 use crate::metrics::Metrics;
-use crate::planner::{self, Observed};
+use crate::planner::{self, Observation};
 use crate::resources::{self, BuildError};
 use crate::status;
 
@@ -336,8 +336,8 @@ impl Context {
                 self.publish(
                     cluster,
                     EventType::Normal,
-                    "Created",
-                    "Create",
+                    event_reasons::CREATED,
+                    event_actions::CREATE,
                     format!("Created {kind} {name} with {} replicas", to.unwrap_or(0)),
                     related,
                 )
@@ -349,8 +349,8 @@ impl Context {
                 self.publish(
                     cluster,
                     EventType::Normal,
-                    "Scaled",
-                    "Scale",
+                    event_reasons::SCALED,
+                    event_actions::SCALE,
                     format!("Scaled {kind} {name} from {from} to {to} replicas"),
                     related,
                 )
@@ -526,7 +526,7 @@ async fn report_failure(
             cluster,
             EventType::Warning,
             reasons::RECONCILE_FAILED,
-            "Reconcile",
+            event_actions::RECONCILE,
             message,
             None,
         )
@@ -537,7 +537,7 @@ async fn report_failure(
     }
 }
 
-/// The observed objects of a cluster.
+/// The workloads and pods of a cluster, as read from the API by [`read_workloads`].
 struct Snapshot {
     bookkeeper: Option<StatefulSet>,
     controller: Option<Deployment>,
@@ -545,7 +545,9 @@ struct Snapshot {
     pods: Vec<Pod>,
 }
 
-async fn observe(ctx: &Context, ns: &str, name: &str) -> Result<Snapshot, Error> {
+/// Reads the cluster's three workloads (absent ones are `None`) and its pods (cluster label
+/// selector) from the API.
+async fn read_workloads(ctx: &Context, ns: &str, name: &str) -> Result<Snapshot, Error> {
     let sts: Api<StatefulSet> = Api::namespaced(ctx.client.clone(), ns);
     let deploy: Api<Deployment> = Api::namespaced(ctx.client.clone(), ns);
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
@@ -717,7 +719,7 @@ async fn reconcile_cluster(
     let now_time = Time(now);
     let before = cluster.status.clone().unwrap_or_default();
 
-    let snapshot = observe(ctx, ns, name).await?;
+    let snapshot = read_workloads(ctx, ns, name).await?;
 
     // A spec the shared rules refuse (when no webhook stopped it) changes nothing; nor does a
     // new cluster whose volumes hold data of a newer version.
@@ -766,7 +768,7 @@ async fn reconcile_cluster(
                 cluster,
                 EventType::Warning,
                 error_reason,
-                "Validate",
+                event_actions::VALIDATE,
                 message,
                 None,
             )
@@ -783,13 +785,13 @@ async fn reconcile_cluster(
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .remove(&format!("spec:{ns}/{name}"));
 
-    let mut observed_status = status::observe(cluster, &snapshot.pods, &now_time);
+    let mut member_status = status::member_status(cluster, &snapshot.pods, &now_time);
     // The spec passed the rules: an earlier refusal of ours no longer holds (the planner sets
     // its own InvalidSpec again if the version change is still refused).
-    if observed_status.has_error_reason(reasons::INVALID_SPEC)
-        || observed_status.has_error_reason(reasons::DATA_FROM_NEWER_VERSION)
+    if member_status.has_error_reason(reasons::INVALID_SPEC)
+        || member_status.has_error_reason(reasons::DATA_FROM_NEWER_VERSION)
     {
-        observed_status.set_condition(
+        member_status.set_condition(
             ConditionType::Error,
             ConditionStatus::False,
             "",
@@ -798,7 +800,7 @@ async fn reconcile_cluster(
         );
     }
 
-    let observed = Observed {
+    let observation = Observation {
         cluster,
         bookkeeper: snapshot.bookkeeper.as_ref(),
         controller: snapshot.controller.as_ref(),
@@ -806,7 +808,7 @@ async fn reconcile_cluster(
         pods: &snapshot.pods,
         now,
     };
-    let plan = planner::plan(&observed, observed_status);
+    let plan = planner::plan(&observation, member_status);
     for line in &plan.logs {
         info!("{line}");
     }

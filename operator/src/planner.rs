@@ -1,7 +1,8 @@
-//! The upgrade planner: a pure function from what the operator observed (the PravegaCluster, its
-//! workloads, its pods, the time) to what it must do (template versions, at most one pod deletion,
-//! the status to write, Events and log lines). No I/O, no clock, no logging: everything derives
-//! from the status and the observed objects, so a restarted operator resumes where it was.
+//! The upgrade planner: a pure function from what the operator observed (an [`Observation`]: the
+//! PravegaCluster, its workloads, its pods, the time) to what it must do (template versions, at
+//! most one pod deletion, the status to write, Events and log lines). No I/O, no clock, no
+//! logging: everything derives from the status and the observed objects, so a restarted operator
+//! resumes where it was.
 //!
 //! # Modes (derived from the status, first match wins)
 //! 1. **First deployment** (no `currentVersion`): every template at `spec.version`; once every
@@ -60,12 +61,8 @@
 //! becomes False with reason `RolledBack` when the rollback completes, or True with reason
 //! `RollbackFailed` when it fails.
 
-mod observe;
 mod restart;
-
-pub use observe::{
-    FAULTY_WAITING_REASONS, Fault, REVISION_LABEL, pod_fault, pod_ready, pod_terminating,
-};
+mod views;
 
 use std::time::Duration;
 
@@ -77,14 +74,15 @@ use pravega_crds::names::WorkloadKind;
 use pravega_crds::types::{ComponentProgress, DEFAULT_UPGRADE_TIMEOUT, UpgradeStatus};
 use pravega_crds::{
     Component, ConditionStatus, ConditionType, Decision, PravegaCluster, PravegaClusterStatus,
-    parse_version, reasons,
+    event_actions, event_reasons, parse_version, reasons,
 };
 
-use observe::{ComponentView, PodView, component_view};
+use views::{ComponentView, PodView, component_view};
 
-/// What the controller observed (from its reflector caches / API reads).
+/// What the planner sees: the cluster, its workloads and its pods as the controller read them,
+/// and the time of the reconcile.
 #[derive(Debug, Clone, Copy)]
-pub struct Observed<'a> {
+pub struct Observation<'a> {
     /// The cluster being reconciled.
     pub cluster: &'a PravegaCluster,
     /// StatefulSet `<name>-bookie`, if it exists.
@@ -165,9 +163,10 @@ pub enum Action {
 pub struct PlannedEvent {
     /// `Warning` when true, `Normal` otherwise.
     pub warning: bool,
-    /// CamelCase reason.
+    /// CamelCase reason, one of [`pravega_crds::event_reasons`].
     pub reason: String,
-    /// What was done (`Upgrade`, `Rollback`, `DeletePod`, ...).
+    /// What was done (`Upgrade`, `Rollback`, `DeletePod`, ...), one of
+    /// [`pravega_crds::event_actions`].
     pub action: String,
     /// Human-readable note.
     pub note: String,
@@ -192,82 +191,18 @@ pub struct Plan {
     pub requeue_after: Option<std::time::Duration>,
 }
 
-/// Reason of `Error` (False), `Upgrading` (False) after a completed rollback.
-pub const REASON_ROLLED_BACK: &str = "RolledBack";
-
-/// Reasons of the Events the planner publishes.
-pub mod event_reasons {
-    /// Normal: every member of a new cluster runs `spec.version`.
-    pub const DEPLOYED: &str = "Deployed";
-    /// Normal: a version change started.
-    pub const UPGRADE_STARTED: &str = "UpgradeStarted";
-    /// Normal: a pod is deleted so that it comes back at the target version.
-    pub const UPGRADING_POD: &str = "UpgradingPod";
-    /// Normal: one component runs the target version.
-    pub const COMPONENT_UPGRADED: &str = "ComponentUpgraded";
-    /// Normal: the whole cluster runs the target version.
-    pub const UPGRADE_COMPLETED: &str = "UpgradeCompleted";
-    /// Warning: the upgrade stopped and needs a person.
-    pub const UPGRADE_FAILED: &str = "UpgradeFailed";
-    /// Normal: `spec.upgrade.paused` stopped the version change.
-    pub const UPGRADE_PAUSED: &str = "UpgradePaused";
-    /// Normal: the version change goes on after a pause.
-    pub const UPGRADE_RESUMED: &str = "UpgradeResumed";
-    /// Warning: a `spec.version` change was refused (the webhook was absent).
-    pub const VERSION_CHANGE_REFUSED: &str = "VersionChangeRefused";
-    /// Warning: `spec.version` was refused before any change was made.
-    pub const INVALID_SPEC: &str = "InvalidSpec";
-    /// Normal: a rollback of a failed upgrade started.
-    pub const ROLLBACK_STARTED: &str = "RollbackStarted";
-    /// Normal: a pod is deleted so that it comes back at the previous version.
-    pub const ROLLING_BACK_POD: &str = "RollingBackPod";
-    /// Normal: one component runs the previous version again.
-    pub const COMPONENT_ROLLED_BACK: &str = "ComponentRolledBack";
-    /// Normal: the rollback completed.
-    pub const ROLLBACK_COMPLETED: &str = "RollbackCompleted";
-    /// Warning: the rollback stopped and needs a person.
-    pub const ROLLBACK_FAILED: &str = "RollbackFailed";
-    /// Normal: a paused upgrade was cancelled by setting `spec.version` back.
-    pub const UPGRADE_CANCELLED: &str = "UpgradeCancelled";
-    /// Warning: `status.currentVersion` disagreed with the running pods and was corrected.
-    pub const CURRENT_VERSION_CORRECTED: &str = "CurrentVersionCorrected";
-    /// Normal: a rolling restart started, to apply a change of the spec other than the version.
-    pub const RESTART_STARTED: &str = "RestartStarted";
-    /// Normal: a pod is deleted so that it is recreated with the current settings.
-    pub const RESTARTING_POD: &str = "RestartingPod";
-    /// Normal: every pod runs the current settings.
-    pub const RESTART_COMPLETED: &str = "RestartCompleted";
-    /// Warning: the rolling restart stopped and needs a person.
-    pub const RESTART_FAILED: &str = "RestartFailed";
-}
-
-/// Values of [`PlannedEvent::action`].
-pub mod event_actions {
-    /// Deploying a new cluster.
-    pub const DEPLOY: &str = "Deploy";
-    /// Upgrading.
-    pub const UPGRADE: &str = "Upgrade";
-    /// Rolling back.
-    pub const ROLLBACK: &str = "Rollback";
-    /// Deleting a pod.
-    pub const DELETE_POD: &str = "DeletePod";
-    /// Checking the spec.
-    pub const VALIDATE: &str = "Validate";
-    /// Rolling restart.
-    pub const RESTART: &str = "Restart";
-}
-
 /// Transitions within one call are bounded: each mode leads to a stable one in a few steps.
 const MAX_TRANSITIONS: usize = 16;
 
 /// Plans one reconcile. `status` is the cluster's status with the member fields already
-/// recomputed from `observed`; the planner owns the version fields, `upgrade`, and the
-/// `Upgrading`, `RollbackInProgress` and (for its reasons) `Error` conditions.
+/// recomputed from the pods of `observation` ([`crate::status::member_status`]); the planner
+/// owns the version fields, `upgrade`, and the `Upgrading`, `RollbackInProgress` and (for its
+/// reasons) `Error` conditions.
 ///
-/// Planning again with the returned status and the same observations returns the same versions,
+/// Planning again with the returned status and the same observation returns the same versions,
 /// actions and status.
-pub fn plan(observed: &Observed<'_>, status: PravegaClusterStatus) -> Plan {
-    let ctx = Ctx::new(observed);
+pub fn plan(observation: &Observation<'_>, status: PravegaClusterStatus) -> Plan {
+    let ctx = Ctx::new(observation);
     let mut status = status;
     let mut out = Out::default();
     let mut outcome = None;
@@ -295,7 +230,7 @@ pub fn plan(observed: &Observed<'_>, status: PravegaClusterStatus) -> Plan {
 }
 
 struct Ctx<'o, 'a> {
-    obs: &'o Observed<'a>,
+    obs: &'o Observation<'a>,
     spec_version: &'a str,
     now: Time,
     views: [ComponentView<'a>; 3],
@@ -305,7 +240,7 @@ struct Ctx<'o, 'a> {
 }
 
 impl<'o, 'a> Ctx<'o, 'a> {
-    fn new(obs: &'o Observed<'a>) -> Self {
+    fn new(obs: &'o Observation<'a>) -> Self {
         let spec = &obs.cluster.spec;
         let timeout = parse_duration(&spec.upgrade.timeout)
             .or_else(|_| parse_duration(DEFAULT_UPGRADE_TIMEOUT))
@@ -901,10 +836,7 @@ fn healthy_at(ctx: &Ctx<'_, '_>, version: &str) -> bool {
         view.present
             && desired > 0
             && view.pods.len() == desired
-            && view
-                .pods
-                .iter()
-                .all(|p| p.ready && !p.terminating && p.at(version))
+            && view.pods.iter().all(|p| p.serving() && p.at(version))
     })
 }
 
@@ -1229,7 +1161,7 @@ fn advance(
     }
     if component == Component::Controller
         && view.template_version == Some(&*op.to)
-        && view.observed
+        && view.generation_observed
         && view.deadline_exceeded
     {
         let detail = format!(
@@ -1307,7 +1239,7 @@ fn advance(
 
 /// The one pod of a StatefulSet that may be deleted now, if any (see the module docs).
 fn pod_to_delete<'v>(view: &'v ComponentView<'_>, version: &str) -> Option<&'v PodView<'v>> {
-    if !view.observed || view.template_version != Some(version) {
+    if !view.generation_observed || view.template_version != Some(version) {
         return None;
     }
     if view.pods.iter().any(|p| p.terminating) || !view.missing_ordinals().is_empty() {
@@ -1468,14 +1400,14 @@ fn complete(ctx: &Ctx<'_, '_>, status: &mut PravegaClusterStatus, out: &mut Out,
                 status,
                 ConditionType::Error,
                 false,
-                REASON_ROLLED_BACK,
+                reasons::ROLLED_BACK,
                 &msg,
             );
             ctx.set(
                 status,
                 ConditionType::Upgrading,
                 false,
-                REASON_ROLLED_BACK,
+                reasons::ROLLED_BACK,
                 &msg,
             );
             out.event(false, event_reasons::ROLLBACK_COMPLETED, op.action(), msg);

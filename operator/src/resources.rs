@@ -735,7 +735,7 @@ fn container(owner: &Owner<'_>, component: Component, version: &str) -> Containe
                 })
                 .collect(),
         ),
-        resources: Some(effective_resources(spec, component)),
+        resources: Some(effective_resources(spec, component).clone()),
         volume_mounts: (!mounts.is_empty()).then_some(mounts),
         readiness_probe: Some(readiness),
         liveness_probe: Some(liveness),

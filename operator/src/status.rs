@@ -3,11 +3,13 @@
 
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use pravega_crds::names::{self, Component, LABEL_INSTANCE};
+use pravega_crds::names::Component;
 use pravega_crds::{
     ConditionStatus, ConditionType, MembersStatus, PravegaCluster, PravegaClusterStatus, reasons,
 };
 use serde_json::{Map, Value};
+
+use crate::pods::{is_serving, is_terminating, members};
 
 /// Sets the `Ready` condition from the rest of the status: True (reason `UpToDate`) when every
 /// member runs `spec_version` and is Ready with nothing in progress or failed; otherwise False
@@ -40,8 +42,8 @@ fn ready(status: &PravegaClusterStatus, spec_version: &str) -> (bool, &'static s
         return (false, reason, error.message().to_owned());
     }
     for (type_, reason) in [
-        (ConditionType::RollbackInProgress, "RollingBack"),
-        (ConditionType::Upgrading, "Upgrading"),
+        (ConditionType::RollbackInProgress, reasons::ROLLING_BACK),
+        (ConditionType::Upgrading, reasons::UPGRADING),
     ] {
         if let Some(c) = status.condition(type_).filter(|c| c.is_true()) {
             return (false, reason, c.message().to_owned());
@@ -83,57 +85,18 @@ fn ready(status: &PravegaClusterStatus, spec_version: &str) -> (bool, &'static s
     )
 }
 
-/// True when the pod's `Ready` condition is `True` and the pod is not terminating.
-pub fn is_pod_ready(pod: &Pod) -> bool {
-    if is_terminating(pod) {
-        return false;
-    }
-    pod.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|conds| {
-            conds
-                .iter()
-                .any(|c| c.type_ == "Ready" && c.status == "True")
-        })
-}
-
-/// True when the pod is being deleted or has finished for good (`Succeeded` / `Failed`).
-pub fn is_terminating(pod: &Pod) -> bool {
-    pod.metadata.deletion_timestamp.is_some()
-        || pod
-            .status
-            .as_ref()
-            .and_then(|s| s.phase.as_deref())
-            .is_some_and(|p| p == "Succeeded" || p == "Failed")
-}
-
-/// The member pods of `cluster` among `pods`: pods labelled with the cluster's instance name and
-/// one of its components.
-pub fn member_pods<'a>(
-    cluster: &str,
-    pods: &'a [Pod],
-) -> impl Iterator<Item = (Component, &'a Pod)> {
-    pods.iter().filter_map(move |pod| {
-        let labels = pod.metadata.labels.as_ref()?;
-        if labels.get(LABEL_INSTANCE).map(String::as_str) != Some(cluster) {
-            return None;
-        }
-        names::component_of(labels).map(|c| (c, pod))
-    })
-}
-
-/// Recomputes the member fields of the cluster's status from its pods: `replicas` (desired
-/// members), `currentReplicas` (member pods that exist and are not terminating),
-/// `readyReplicas`, `members.ready` / `members.unready` (sorted; terminating pods are unready),
-/// the `PodsReady` condition and `observedGeneration`. Every other field (versions, upgrade
-/// progress, other conditions) is kept from the cluster's current status.
-pub fn observe(cluster: &PravegaCluster, pods: &[Pod], now: &Time) -> PravegaClusterStatus {
+/// Recomputes the member fields of the cluster's status from its pods ([`members`]):
+/// `replicas` (desired members), `currentReplicas` (member pods that exist and are not
+/// [terminating](is_terminating)), `readyReplicas`, `members.ready` / `members.unready`
+/// (sorted; a member is ready when it is [serving](is_serving), so terminating pods are
+/// unready), the `PodsReady` condition and `observedGeneration`. Every other field (versions,
+/// upgrade progress, other conditions) is kept from the cluster's current status.
+pub fn member_status(cluster: &PravegaCluster, pods: &[Pod], now: &Time) -> PravegaClusterStatus {
     let mut status = cluster.status.clone().unwrap_or_default();
     let name = cluster.metadata.name.as_deref().unwrap_or_default();
     let spec = &cluster.spec;
 
-    let mut members = Vec::new();
+    let mut listed = Vec::new();
     let mut current = 0i32;
     let mut desired_total = 0i32;
     // Ready members, counting at most the desired number per component: a Deployment's surge pod
@@ -144,26 +107,23 @@ pub fn observe(cluster: &PravegaCluster, pods: &[Pod], now: &Time) -> PravegaClu
         let desired = component.replicas(spec).max(0);
         desired_total = desired_total.saturating_add(desired);
         let mut ready = 0i32;
-        for (c, pod) in member_pods(name, pods) {
-            if c != component {
-                continue;
-            }
+        for (_, pod) in members(name, pods).filter(|(c, _)| *c == component) {
             let pod_name = pod.metadata.name.as_deref().unwrap_or_default();
-            let is_ready = is_pod_ready(pod);
+            let serving = is_serving(pod);
             if !is_terminating(pod) {
                 current = current.saturating_add(1);
             }
-            if is_ready {
+            if serving {
                 ready = ready.saturating_add(1);
             }
-            members.push((pod_name, is_ready));
+            listed.push((pod_name, serving));
         }
         if ready < desired {
             short.push(format!("{} {ready}/{desired}", component.as_str()));
         }
         ready_total = ready_total.saturating_add(ready.min(desired));
     }
-    let members = MembersStatus::from_pods(members);
+    let members = MembersStatus::from_pods(listed);
 
     status.replicas = desired_total;
     status.current_replicas = current;
@@ -406,7 +366,7 @@ mod tests {
     #[test]
     fn all_ready_members_are_listed_sorted_and_pods_ready_is_true() {
         let c = cluster(3, 1, 3);
-        let s = observe(&c, &full_cluster_pods(), &at(5));
+        let s = member_status(&c, &full_cluster_pods(), &at(5));
         assert_eq!(s.replicas, 7);
         assert_eq!(s.ready_replicas, 7);
         assert_eq!(s.current_replicas, 7);
@@ -442,7 +402,7 @@ mod tests {
             true,
         ));
         pods[2] = pod("example", Component::Bookkeeper, "example-bookie-0", false);
-        let s = observe(&c, &pods, &at(5));
+        let s = member_status(&c, &pods, &at(5));
         assert_eq!(s.replicas, 8);
         assert_eq!(s.ready_replicas, 7);
         assert_eq!(s.current_replicas, 8);
@@ -473,7 +433,7 @@ mod tests {
             "example-pravega-controller-7d9f8c6b5-x2x9z",
             true,
         ));
-        let s = observe(&c, &pods, &at(5));
+        let s = member_status(&c, &pods, &at(5));
         assert_eq!((s.ready_replicas, s.replicas), (7, 7));
         // Not Ready yet: the message says why PodsReady is False although 7 of 7 are ready.
         pods.pop();
@@ -483,7 +443,7 @@ mod tests {
             "example-pravega-controller-7d9f8c6b5-x2x9z",
             false,
         ));
-        let s = observe(&c, &pods, &at(5));
+        let s = member_status(&c, &pods, &at(5));
         let cond = s.condition(ConditionType::PodsReady).unwrap();
         assert!(!cond.is_true());
         assert_eq!(
@@ -497,7 +457,7 @@ mod tests {
         let c = cluster(3, 1, 3);
         let mut pods = full_cluster_pods();
         pods[1].metadata.deletion_timestamp = Some(at(4));
-        let s = observe(&c, &pods, &at(5));
+        let s = member_status(&c, &pods, &at(5));
         assert_eq!(s.current_replicas, 6);
         assert_eq!(s.ready_replicas, 6);
         assert_eq!(s.members.unready, vec!["example-bookie-2"]);
@@ -508,7 +468,7 @@ mod tests {
     fn missing_members_make_pods_ready_false() {
         let c = cluster(3, 1, 3);
         let pods: Vec<Pod> = full_cluster_pods().into_iter().skip(1).collect();
-        let s = observe(&c, &pods, &at(5));
+        let s = member_status(&c, &pods, &at(5));
         assert_eq!(s.replicas, 7);
         assert_eq!(s.ready_replicas, 6);
         assert!(s.members.unready.is_empty());
@@ -532,7 +492,7 @@ mod tests {
             l.remove(pravega_crds::names::LABEL_COMPONENT);
         }
         pods.push(stray);
-        let s = observe(&c, &pods, &at(5));
+        let s = member_status(&c, &pods, &at(5));
         assert_eq!(s.current_replicas, 7);
         assert!(s.members.unready.is_empty());
     }
@@ -553,11 +513,11 @@ mod tests {
             &at(1),
         );
         c.status = Some(prior);
-        let first = observe(&c, &full_cluster_pods(), &at(5));
+        let first = member_status(&c, &full_cluster_pods(), &at(5));
         assert_eq!(first.current_version.as_deref(), Some("0.4.0"));
         assert!(first.condition(ConditionType::Upgrading).is_some());
         c.status = Some(first.clone());
-        let second = observe(&c, &full_cluster_pods(), &at(9));
+        let second = member_status(&c, &full_cluster_pods(), &at(9));
         assert_eq!(
             first, second,
             "an unchanged cluster must produce an unchanged status"

@@ -9,6 +9,7 @@ use pravega_crds::names::component_of;
 use pravega_crds::{Component, ConditionStatus, ConditionType, PravegaClusterStatus};
 use pravega_crds::{ComponentProgress, UpgradeStatus};
 use pravega_operator::planner::{self, Action, Plan};
+use pravega_operator::pods;
 use proptest::prelude::*;
 
 const VERSIONS: [&str; 4] = ["0.4.0", "0.5.0", "0.5.1", "v0.6"];
@@ -398,7 +399,7 @@ fn done(w: &World, c: Component, v: &str) -> bool {
     if pods.len() != n
         || !pods
             .iter()
-            .all(|p| !terminating(p) && planner::pod_ready(p) && pod_version(p) == Some(v))
+            .all(|p| !terminating(p) && pods::is_ready(p) && pod_version(p) == Some(v))
     {
         return false;
     }
@@ -545,7 +546,7 @@ fn check(w: &World, plan: &Plan) -> Result<(), TestCaseError> {
             .metadata
             .labels
             .as_ref()
-            .and_then(|l| l.get(planner::REVISION_LABEL));
+            .and_then(|l| l.get(pods::REVISION_LABEL));
         let update_revision = match c {
             Component::Bookkeeper => w.bookkeeper.as_ref(),
             _ => w.segmentstore.as_ref(),
@@ -571,12 +572,12 @@ fn check(w: &World, plan: &Plan) -> Result<(), TestCaseError> {
                 o
             );
         }
-        let unready: Vec<&&Pod> = pods.iter().filter(|p| !planner::pod_ready(p)).collect();
+        let unready: Vec<&&Pod> = pods.iter().filter(|p| !pods::is_ready(p)).collect();
         if !unready.is_empty() {
             // The faulty-pod rule: only a faulty, outdated pod that is down anyway, and only
             // when every pod that is down is such a pod.
             prop_assert!(
-                !planner::pod_ready(pod),
+                !pods::is_ready(pod),
                 "deleted a Ready pod while another was down"
             );
             prop_assert!(faulty(pod));
@@ -618,7 +619,7 @@ fn check_restart_deletion(
         .metadata
         .labels
         .as_ref()
-        .and_then(|l| l.get(planner::REVISION_LABEL));
+        .and_then(|l| l.get(pods::REVISION_LABEL));
     let update_revision = match c {
         Component::Bookkeeper => w.bookkeeper.as_ref(),
         _ => w.segmentstore.as_ref(),
@@ -632,15 +633,15 @@ fn check_restart_deletion(
     for o in 0..desired(w, c) {
         prop_assert!(pods.iter().any(|p| ordinal(p) == u32::try_from(o).ok()));
     }
-    let unready: Vec<&&Pod> = pods.iter().filter(|p| !planner::pod_ready(p)).collect();
+    let unready: Vec<&&Pod> = pods.iter().filter(|p| !pods::is_ready(p)).collect();
     if !unready.is_empty() {
-        prop_assert!(!planner::pod_ready(pod) && faulty(pod));
+        prop_assert!(!pods::is_ready(pod) && faulty(pod));
         for p in unready {
             let r = p
                 .metadata
                 .labels
                 .as_ref()
-                .and_then(|l| l.get(planner::REVISION_LABEL));
+                .and_then(|l| l.get(pods::REVISION_LABEL));
             prop_assert!(faulty(p) && r != update_revision);
         }
     }
@@ -649,7 +650,7 @@ fn check_restart_deletion(
             prop_assert!(
                 pods_of(w, other)
                     .iter()
-                    .all(|p| planner::pod_ready(p) && !terminating(p)),
+                    .all(|p| pods::is_ready(p) && !terminating(p)),
                 "restarted a pod while another component was down"
             );
         }
@@ -671,7 +672,7 @@ proptest! {
         let w = build(&spec, &bk, &ctrl, &ss, &st);
         let plan = w.plan();
         check(&w, &plan)?;
-        let again = planner::plan(&w.observed(), plan.status.clone());
+        let again = planner::plan(&w.observation(), plan.status.clone());
         prop_assert_eq!(&again.versions, &plan.versions);
         prop_assert_eq!(&again.actions, &plan.actions);
         prop_assert_eq!(&again.status, &plan.status);
@@ -739,7 +740,7 @@ proptest! {
         w.cluster.status = Some(status);
         let plan = w.plan();
         check(&w, &plan)?;
-        let again = planner::plan(&w.observed(), plan.status.clone());
+        let again = planner::plan(&w.observation(), plan.status.clone());
         prop_assert_eq!(&again.actions, &plan.actions);
         prop_assert_eq!(&again.status, &plan.status);
 

@@ -67,7 +67,7 @@ fn run(w: &mut World, max_rounds: usize, done: impl Fn(&PravegaClusterStatus) ->
     let mut trace = Trace::default();
     for round in 0..max_rounds {
         let plan = w.plan();
-        let again = planner::plan(&w.observed(), plan.status.clone());
+        let again = planner::plan(&w.observation(), plan.status.clone());
         assert_eq!(
             again.versions, plan.versions,
             "round {round}: versions not idempotent"

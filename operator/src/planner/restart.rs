@@ -11,13 +11,12 @@
 
 use pravega_crds::names::WorkloadKind;
 use pravega_crds::types::RestartStatus;
-use pravega_crds::{Component, ConditionType, PravegaClusterStatus, reasons};
-
-use super::observe::{ComponentView, PodView};
-use super::{
-    Action, ComponentVersions, Ctx, Out, Outcome, Step, event_actions, event_reasons,
-    format_duration,
+use pravega_crds::{
+    Component, ConditionType, PravegaClusterStatus, event_actions, event_reasons, reasons,
 };
+
+use super::views::{ComponentView, PodView};
+use super::{Action, ComponentVersions, Ctx, Out, Outcome, Step, format_duration};
 
 /// The pods of StatefulSet components created from older settings, in replacement order, or
 /// `None` while a StatefulSet's template is not (or not yet seen by its controller) at
@@ -33,7 +32,7 @@ fn waiting<'v>(ctx: &'v Ctx<'_, '_>, current: &str) -> Option<Vec<(Component, &'
             continue;
         }
         let update = view.update_revision?;
-        if !view.observed || view.template_version != Some(current) {
+        if !view.generation_observed || view.template_version != Some(current) {
             return None;
         }
         out.extend(
@@ -49,14 +48,14 @@ fn waiting<'v>(ctx: &'v Ctx<'_, '_>, current: &str) -> Option<Vec<(Component, &'
 /// The Controller's Deployment is rolling out a new template.
 fn controller_rolling(ctx: &Ctx<'_, '_>) -> bool {
     let view = ctx.view(Component::Controller);
-    view.present && (!view.observed || !view.rollout_counts_complete)
+    view.present && (!view.generation_observed || !view.rollout_counts_complete)
 }
 
 /// Every pod of every component is Ready and none is being replaced.
 fn all_ready(ctx: &Ctx<'_, '_>) -> bool {
     Component::UPGRADE_ORDER.iter().all(|c| {
         let v = ctx.view(*c);
-        v.pods.iter().all(|p| p.ready && !p.terminating)
+        v.pods.iter().all(PodView::serving)
             && v.pods.len() == usize::try_from(v.desired).unwrap_or(0)
     })
 }
@@ -66,7 +65,7 @@ fn all_ready(ctx: &Ctx<'_, '_>) -> bool {
 /// lowest-ordinal waiting pod, with its uid and resourceVersion.
 fn pod_to_restart<'v>(view: &'v ComponentView<'_>) -> Option<&'v PodView<'v>> {
     let update = view.update_revision?;
-    if !view.observed
+    if !view.generation_observed
         || view.pods.iter().any(|p| p.terminating)
         || !view.missing_ordinals().is_empty()
     {
@@ -267,7 +266,7 @@ pub(super) fn plan(
         Component::UPGRADE_ORDER
             .iter()
             .filter(|o| **o != c && o.workload_kind() == WorkloadKind::StatefulSet)
-            .all(|o| ctx.view(*o).pods.iter().all(|p| p.ready && !p.terminating))
+            .all(|o| ctx.view(*o).pods.iter().all(PodView::serving))
     };
     if !ctx.paused
         && let Some(c) = active

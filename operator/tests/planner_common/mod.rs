@@ -13,7 +13,8 @@ use pravega_crds::{
     Component, ConditionStatus, ConditionType, PravegaCluster, PravegaClusterSpec,
     PravegaClusterStatus,
 };
-use pravega_operator::planner::{self, Action, Observed, Plan};
+use pravega_operator::planner::{self, Action, Observation, Plan};
+use pravega_operator::pods;
 use serde_json::json;
 
 pub const NAME: &str = "example";
@@ -332,8 +333,9 @@ impl World {
         }
     }
 
-    pub fn observed(&self) -> Observed<'_> {
-        Observed {
+    /// What the planner sees of this world.
+    pub fn observation(&self) -> Observation<'_> {
+        Observation {
             cluster: &self.cluster,
             bookkeeper: self.bookkeeper.as_ref(),
             controller: self.controller.as_ref(),
@@ -346,12 +348,12 @@ impl World {
     /// The status the reconcile loop hands to the planner: the stored status with the member
     /// fields recomputed from the pods.
     pub fn member_status(&self) -> PravegaClusterStatus {
-        pravega_operator::status::observe(&self.cluster, &self.pods, &Time(self.now))
+        pravega_operator::status::member_status(&self.cluster, &self.pods, &Time(self.now))
     }
 
     /// Runs the planner as the reconcile loop does.
     pub fn plan(&self) -> Plan {
-        planner::plan(&self.observed(), self.member_status())
+        planner::plan(&self.observation(), self.member_status())
     }
 
     /// Stores `plan`'s status as the cluster's status.
@@ -536,7 +538,7 @@ impl World {
                 .copied()
                 .filter(|p| pod_version(p) == Some(&*version))
                 .collect();
-            let new_ready = new.iter().filter(|p| planner::pod_ready(p)).count();
+            let new_ready = new.iter().filter(|p| pods::is_ready(p)).count();
             let old: Vec<String> = live
                 .iter()
                 .filter(|p| pod_version(p) != Some(&*version))
@@ -572,7 +574,7 @@ impl World {
                 st.observed_generation = d.metadata.generation;
                 st.replicas = Some(count(&|_| true));
                 st.updated_replicas = Some(count(&|p| pod_version(p) == Some(&*version)));
-                st.ready_replicas = Some(count(&|p| planner::pod_ready(p)));
+                st.ready_replicas = Some(count(&|p| pods::is_ready(p)));
                 st.available_replicas = st.ready_replicas;
             }
             self.controller = Some(d);
@@ -595,7 +597,7 @@ impl World {
             .collect();
         let up = pods
             .iter()
-            .filter(|p| p.metadata.deletion_timestamp.is_none() && planner::pod_ready(p))
+            .filter(|p| p.metadata.deletion_timestamp.is_none() && pods::is_ready(p))
             .count();
         usize::try_from(desired).unwrap_or(0).saturating_sub(up)
     }
