@@ -106,29 +106,51 @@ pub fn memory_budget(resources: &ResourceRequirements) -> Result<Option<u64>, (S
 
 /// What identifies a JVM flag for overriding: `-Xmx`, `-Xms`, `-Xss`,
 /// `-XX:MaxDirectMemorySize`, `-XX:UseG1GC` (for `-XX:+UseG1GC` and `-XX:-UseG1GC`),
-/// `-Dname`; any other flag is its own key.
-pub fn flag_key(flag: &str) -> String {
+/// `-Dname`; any other flag is its own key. Borrowed from the flag (no allocation); it displays
+/// as written here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlagKey<'a> {
+    /// `-Xmx`, `-XX:`, `-D`, or `""` for a flag that is its own key.
+    pub kind: &'static str,
+    /// The option's name (`MaxDirectMemorySize`, `log.level`), or the whole flag.
+    pub name: &'a str,
+}
+
+impl std::fmt::Display for FlagKey<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}{}", self.kind, self.name)
+    }
+}
+
+/// The [`FlagKey`] of `flag`.
+pub fn flag_key(flag: &str) -> FlagKey<'_> {
     for short in ["-Xmx", "-Xms", "-Xss", "-Xmn"] {
         if flag.starts_with(short) {
-            return short.to_owned();
+            return FlagKey {
+                kind: short,
+                name: "",
+            };
         }
     }
     if let Some(rest) = flag.strip_prefix("-XX:") {
         let rest = rest.trim_start_matches(['+', '-']);
         let name = rest.split('=').next().unwrap_or(rest);
-        return format!("-XX:{name}");
+        return FlagKey { kind: "-XX:", name };
     }
     if let Some(rest) = flag.strip_prefix("-D") {
         let name = rest.split('=').next().unwrap_or(rest);
-        return format!("-D{name}");
+        return FlagKey { kind: "-D", name };
     }
-    flag.to_owned()
+    FlagKey {
+        kind: "",
+        name: flag,
+    }
 }
 
 /// `defaults`, each replaced by the user's flag with the same [`flag_key`], then the user's other
 /// flags in their order.
 pub fn merge_flags(defaults: &[String], user: &[String]) -> Vec<String> {
-    let user_keys: Vec<String> = user.iter().map(|f| flag_key(f)).collect();
+    let user_keys: Vec<FlagKey<'_>> = user.iter().map(|f| flag_key(f)).collect();
     let mut out: Vec<String> = defaults
         .iter()
         .filter(|d| !user_keys.contains(&flag_key(d)))
@@ -305,8 +327,7 @@ pub fn refused_flag(flags: &[String], java: u8) -> Option<&str> {
     }
     flags.iter().map(String::as_str).find(|f| {
         let key = flag_key(f);
-        key.strip_prefix("-XX:")
-            .is_some_and(|name| REMOVED_IN_JAVA_11.contains(&name))
+        key.kind == "-XX:" && REMOVED_IN_JAVA_11.contains(&key.name)
     })
 }
 
@@ -337,10 +358,10 @@ mod tests {
             ]
         );
         assert_eq!(
-            flag_key("-XX:MaxDirectMemorySize=2g"),
+            flag_key("-XX:MaxDirectMemorySize=2g").to_string(),
             "-XX:MaxDirectMemorySize"
         );
-        assert_eq!(flag_key("-Dlog.level=DEBUG"), "-Dlog.level");
+        assert_eq!(flag_key("-Dlog.level=DEBUG").to_string(), "-Dlog.level");
     }
 
     #[test]
