@@ -45,7 +45,9 @@ pub const DEFAULT_TIER2_CLAIM: &str = "pravega-tier2";
     printcolumn = r#"{"name":"Desired Version","type":"string","jsonPath":".status.targetVersion","description":"The version the operator is moving the cluster to (set only during a version change)"}"#,
     printcolumn = r#"{"name":"Desired Members","type":"integer","jsonPath":".status.replicas","description":"The number of desired members (bookies, controllers and segment stores)"}"#,
     printcolumn = r#"{"name":"Ready Members","type":"integer","jsonPath":".status.readyReplicas","description":"The number of ready members"}"#,
-    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
+    printcolumn = r#"{"name":"Ready","type":"string","priority":1,"jsonPath":".status.conditions[?(@.type==\"Ready\")].status","description":"The Ready condition: every member runs spec.version and is Ready, nothing in progress or failed (kubectl get -o wide)"}"#,
+    printcolumn = r#"{"name":"Spec Version","type":"string","priority":1,"jsonPath":".spec.version","description":"spec.version: differs from Version while a change is pending, refused, or after an automatic rollback (kubectl get -o wide)"}"#
 )]
 #[serde(rename_all = "camelCase")]
 pub struct PravegaClusterSpec {

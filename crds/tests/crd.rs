@@ -66,8 +66,25 @@ fn printer_columns_are_the_guides() {
         .additional_printer_columns
         .clone()
         .unwrap_or_default();
+    // The default view (priority 0) is the guide's; `-o wide` adds Ready and the spec's version.
+    let wide: Vec<(String, String)> = cols
+        .iter()
+        .filter(|c| c.priority.unwrap_or(0) > 0)
+        .map(|c| (c.name.to_uppercase(), c.json_path.clone()))
+        .collect();
+    assert_eq!(
+        wide,
+        [
+            (
+                "READY".to_owned(),
+                r#".status.conditions[?(@.type=="Ready")].status"#.to_owned()
+            ),
+            ("SPEC VERSION".to_owned(), ".spec.version".to_owned())
+        ]
+    );
     let got: Vec<(String, String, String)> = cols
         .into_iter()
+        .filter(|c| c.priority.unwrap_or(0) == 0)
         .map(|c| (c.name.to_uppercase(), c.type_, c.json_path))
         .collect();
     let want = [

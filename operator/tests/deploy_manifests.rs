@@ -3,7 +3,9 @@
 //! Renders `deploy/` with the real `kubectl kustomize` (as users do), parses every object into its
 //! Kubernetes API type, and checks the wiring a working install depends on: the webhook
 //! configuration reaches the webhook's Service and container, cert-manager injects the CA of the
-//! certificate the webhook serves, the CRD is the one generated from the Rust types, the
+//! certificate the webhook serves, its match condition lets only the emergency pause skip the
+//! webhook (and deploy/kubernetes-1.27/ is the same install without it), the CRD is the one
+//! generated from the Rust types, the
 //! operator's RBAC is exactly what its code uses, and both Deployments are hardened, probed and
 //! highly available. Finally the install steps of deploy/README.md run with the real `kubectl`
 //! against the sandbox API server.
@@ -1028,12 +1030,106 @@ fn the_sample_cluster_is_separate_and_the_readme_commands_point_at_real_files() 
             }
         }
     }
-    for path in ["deploy/", "deploy/sample/pravegacluster.yaml"] {
+    for path in [
+        "deploy/",
+        "deploy/kubernetes-1.27/",
+        "deploy/sample/pravegacluster.yaml",
+    ] {
         assert!(
             checked.contains(path),
             "deploy/README.md does not show `kubectl apply ... {path}`"
         );
     }
+}
+
+/// The webhook's only match condition, as `kubectl kustomize deploy/` renders it.
+const EMERGENCY_PAUSE: &str = "!(request.operation == 'UPDATE' && has(object.spec.upgrade) && has(object.spec.upgrade.paused) && object.spec.upgrade.paused == true && object.spec.version == oldObject.spec.version)";
+
+#[test]
+fn only_the_emergency_pause_skips_the_webhook() {
+    use pravega_sandbox::cel::{Activation, compile};
+    use serde_json::json;
+
+    let vwc: ValidatingWebhookConfiguration =
+        get("ValidatingWebhookConfiguration", None, "pravega-webhook");
+    let hooks = vwc.webhooks.unwrap_or_default();
+    let conditions: Vec<(String, String)> = hooks
+        .iter()
+        .flat_map(|h| h.match_conditions.iter().flatten())
+        .map(|c| (c.name.clone(), c.expression.clone()))
+        .collect();
+    assert_eq!(
+        conditions,
+        [(
+            "not-an-emergency-pause".to_owned(),
+            EMERGENCY_PAUSE.to_owned()
+        )]
+    );
+
+    // What it decides, evaluated as an API server evaluates it (the sandbox's CEL): the webhook
+    // is called (true) for everything but an UPDATE that keeps the version and is paused.
+    let condition = compile(EMERGENCY_PAUSE).unwrap_or_else(|e| panic!("{e}"));
+    let sample = read_yaml_one(&repo_root().join("deploy/sample/pravegacluster.yaml"));
+    let with = |version: &str, upgrade: Value| {
+        let mut v = sample.clone();
+        v["spec"]["version"] = json!(version);
+        v["spec"]["upgrade"] = upgrade;
+        v
+    };
+    let stored = with("0.4.0", json!({"timeout": "10m", "paused": false}));
+    let calls_webhook = |operation: &str, object: &Value, old: &Value| {
+        let request = json!({"operation": operation, "name": "example", "namespace": "default"});
+        condition
+            .evaluate(&Activation {
+                object,
+                old_object: old,
+                request: &request,
+            })
+            .unwrap_or_else(|e| panic!("{operation} {object}: {e}"))
+    };
+    let paused = with("0.4.0", json!({"timeout": "10m", "paused": true}));
+    assert!(!calls_webhook("UPDATE", &paused, &stored), "the pause");
+    assert!(!calls_webhook("UPDATE", &paused, &paused), "paused again");
+    assert!(
+        calls_webhook("CREATE", &paused, &Value::Null),
+        "a paused create"
+    );
+    for (what, object) in [
+        (
+            "a version change",
+            with("0.5.0", json!({"timeout": "10m", "paused": false})),
+        ),
+        (
+            "a paused version change",
+            with("0.5.0", json!({"timeout": "10m", "paused": true})),
+        ),
+        ("no upgrade settings", with("0.4.0", Value::Null)),
+        ("no paused", with("0.4.0", json!({"timeout": "10m"}))),
+    ] {
+        assert!(calls_webhook("UPDATE", &object, &paused), "{what}");
+    }
+    assert!(calls_webhook("UPDATE", &stored, &paused), "resuming");
+}
+
+#[test]
+fn kubernetes_1_27_is_the_same_install_without_match_conditions() {
+    let old = kustomize(&repo_root().join("deploy/kubernetes-1.27"));
+    let mut expected: Vec<Value> = rendered().to_vec();
+    let mut removed = 0;
+    for v in &mut expected {
+        if kind_of(v) == "ValidatingWebhookConfiguration"
+            && let Some(Value::Array(hooks)) = v.pointer_mut("/webhooks")
+        {
+            for hook in hooks.iter_mut().filter_map(Value::as_object_mut) {
+                removed += usize::from(hook.remove("matchConditions").is_some());
+            }
+        }
+    }
+    assert_eq!(removed, 1, "deploy/ has one webhook with matchConditions");
+    assert_eq!(
+        old, expected,
+        "deploy/kubernetes-1.27/ must be deploy/ without the matchConditions"
+    );
 }
 
 #[test]

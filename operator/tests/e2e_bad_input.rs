@@ -263,6 +263,16 @@ async fn without_the_webhook_the_operator_keeps_its_refusals_and_trusts_the_pods
     // Still 0.6.0 a moment later: the refused version is not started.
     tokio::time::sleep(Duration::from_secs(2)).await;
     wait_row(&env, "0.6.0", "").await;
+    // The mismatch shows: `-o wide` has the Ready condition and the spec's version.
+    let (ok, out, err) = env
+        .kubectl(&["get", "pravegacluster", "example", "-o", "wide"])
+        .await;
+    assert!(ok, "{err}");
+    let rows = support::parse_table(&out);
+    let row = rows.first().expect("a row");
+    assert_eq!(col(row, "VERSION"), "0.6.0");
+    assert_eq!(col(row, "READY"), "False");
+    assert_eq!(col(row, "SPEC VERSION"), "0.7.0");
     op.terminate().await;
     env.shutdown().await;
 }

@@ -47,7 +47,9 @@ fn s(v: Option<&Value>) -> String {
     v.and_then(Value::as_str).unwrap_or_default().to_string()
 }
 
-/// Evaluates the simple JSONPath of a printer column (`.status.replicas`, `.spec.items[0].x`).
+/// Evaluates the JSONPath of a printer column as the API server does for the forms CRDs use:
+/// fields (`.status.replicas`), indexes (`.spec.items[0].x`) and filters on a field of list
+/// items (`.status.conditions[?(@.type=="Ready")].status`, the first match).
 pub fn json_path<'a>(obj: &'a Value, path: &str) -> Option<&'a Value> {
     let mut cur = obj;
     let p = path
@@ -55,19 +57,67 @@ pub fn json_path<'a>(obj: &'a Value, path: &str) -> Option<&'a Value> {
         .trim_start_matches('{')
         .trim_end_matches('}')
         .trim_start_matches('$');
-    for part in p.split('.').filter(|p| !p.is_empty()) {
-        let (field, idx) = match part.split_once('[') {
-            Some((f, rest)) => (f, rest.trim_end_matches(']').parse::<usize>().ok()),
-            None => (part, None),
+    for step in path_steps(p) {
+        cur = match step {
+            Step::Field(f) => cur.get(f)?,
+            Step::Index(i) => cur.get(i)?,
+            Step::Filter { field, value } => cur.as_array()?.iter().find(|item| {
+                item.get(field)
+                    .is_some_and(|v| v.as_str().map_or_else(|| v.to_string() == value, |s| s == value))
+            })?,
         };
-        if !field.is_empty() {
-            cur = cur.get(field)?;
-        }
-        if let Some(i) = idx {
-            cur = cur.get(i)?;
-        }
     }
     Some(cur)
+}
+
+#[derive(Debug, PartialEq)]
+enum Step<'p> {
+    Field(&'p str),
+    Index(usize),
+    Filter { field: &'p str, value: &'p str },
+}
+
+/// Splits a JSONPath into steps; brackets are read whole (a filter may contain dots). An
+/// unreadable bracket ends the path with a step that matches nothing.
+fn path_steps(p: &str) -> Vec<Step<'_>> {
+    let mut out = Vec::new();
+    let mut rest = p;
+    while !rest.is_empty() {
+        if let Some(r) = rest.strip_prefix('.') {
+            rest = r;
+            continue;
+        }
+        if let Some(r) = rest.strip_prefix('[') {
+            let Some(end) = r.find(']') else {
+                out.push(Step::Field("\u{0}"));
+                break;
+            };
+            let inner = &r[..end];
+            rest = &r[end + 1..];
+            if let Ok(i) = inner.trim().parse::<usize>() {
+                out.push(Step::Index(i));
+            } else if let Some(filter) = inner
+                .trim()
+                .strip_prefix("?(@.")
+                .and_then(|f| f.strip_suffix(')'))
+                && let Some((field, value)) = filter.split_once("==")
+            {
+                let value = value.trim().trim_matches(|c| c == '"' || c == '\'');
+                out.push(Step::Filter {
+                    field: field.trim(),
+                    value,
+                });
+            } else {
+                out.push(Step::Field("\u{0}"));
+                break;
+            }
+            continue;
+        }
+        let end = rest.find(['.', '[']).unwrap_or(rest.len());
+        out.push(Step::Field(&rest[..end]));
+        rest = &rest[end..];
+    }
+    out
 }
 
 fn custom_cell(type_: &str, v: Option<&Value>) -> Value {
@@ -577,5 +627,19 @@ mod tests {
         assert_eq!(json_path(&o, ".status.replicas"), Some(&json!(7)));
         assert_eq!(json_path(&o, ".status.list[0].a"), Some(&json!(1)));
         assert_eq!(json_path(&o, ".status.missing"), None);
+        let c = json!({"status": {"conditions": [
+            {"type": "Upgrading", "status": "False"},
+            {"type": "Ready", "status": "True", "reason": "UpToDate"}
+        ]}});
+        assert_eq!(
+            json_path(&c, r#".status.conditions[?(@.type=="Ready")].status"#),
+            Some(&json!("True"))
+        );
+        assert_eq!(
+            json_path(&c, ".status.conditions[?(@.type=='Upgrading')].status"),
+            Some(&json!("False"))
+        );
+        assert_eq!(json_path(&c, r#".status.conditions[?(@.type=="Nope")].status"#), None);
+        assert_eq!(json_path(&c, ".status.conditions[?(bad)]"), None);
     }
 }
