@@ -61,13 +61,23 @@ pub fn json_path<'a>(obj: &'a Value, path: &str) -> Option<&'a Value> {
         cur = match step {
             Step::Field(f) => cur.get(f)?,
             Step::Index(i) => cur.get(i)?,
-            Step::Filter { field, value } => cur.as_array()?.iter().find(|item| {
-                item.get(field)
-                    .is_some_and(|v| v.as_str().map_or_else(|| v.to_string() == value, |s| s == value))
-            })?,
+            Step::Filter { field, value } => cur
+                .as_array()?
+                .iter()
+                .find(|item| item.get(field).is_some_and(|v| filter_matches(v, value)))?,
         };
     }
     Some(cur)
+}
+
+/// Whether a value equals the literal of a filter (`"Ready"`, `true`, `3`).
+fn filter_matches(v: &Value, literal: &str) -> bool {
+    match v {
+        Value::String(s) => s == literal,
+        Value::Bool(b) => literal == if *b { "true" } else { "false" },
+        Value::Number(n) => literal.parse::<f64>().ok() == n.as_f64(),
+        _ => false,
+    }
 }
 
 #[derive(Debug, PartialEq)]
@@ -639,7 +649,10 @@ mod tests {
             json_path(&c, ".status.conditions[?(@.type=='Upgrading')].status"),
             Some(&json!("False"))
         );
-        assert_eq!(json_path(&c, r#".status.conditions[?(@.type=="Nope")].status"#), None);
+        assert_eq!(
+            json_path(&c, r#".status.conditions[?(@.type=="Nope")].status"#),
+            None
+        );
         assert_eq!(json_path(&c, ".status.conditions[?(bad)]"), None);
     }
 }
