@@ -1,6 +1,7 @@
 //! Validating admission webhooks: `ValidatingWebhookConfiguration` objects are honoured for
 //! CREATE, UPDATE (including patches, apply and, when a rule names it, the `status`
-//! subresource) and DELETE, by POSTing an `admission.k8s.io/v1` AdmissionReview.
+//! subresource) and DELETE, by POSTing an `admission.k8s.io/v1` AdmissionReview, when the rules,
+//! selectors and `matchConditions` (CEL, see [`crate::cel`]) of a webhook select the request.
 
 use crate::api::Core;
 use crate::error::ApiError;
@@ -52,6 +53,166 @@ pub fn rule_matches(rule: &Value, info: &ResourceInfo, op: &str, sub: Option<&st
         "Cluster" => !info.namespaced,
         _ => true,
     }
+}
+
+/// The most `matchConditions` a webhook may have.
+const MAX_MATCH_CONDITIONS: usize = 64;
+
+/// Validates the `matchConditions` of webhook `i` of a configuration as the API server does at
+/// create and update: at most 64, each with a unique qualified `name` and an `expression` that
+/// compiles (see [`crate::cel`]) to a `bool`. Returns `(field, message)` causes.
+pub fn validate_match_conditions(hook: &Value, i: usize) -> Vec<(String, String)> {
+    let path = format!("webhooks[{i}].matchConditions");
+    let conditions = match hook.get("matchConditions") {
+        None | Some(Value::Null) => return Vec::new(),
+        Some(Value::Array(a)) => a,
+        Some(other) => {
+            return vec![(
+                path,
+                format!("Invalid value: {other}: must be a list of {{name, expression}}"),
+            )];
+        }
+    };
+    let mut errs = Vec::new();
+    if conditions.len() > MAX_MATCH_CONDITIONS {
+        errs.push((
+            path.clone(),
+            format!(
+                "Too many: {}: must have at most {MAX_MATCH_CONDITIONS} items",
+                conditions.len()
+            ),
+        ));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for (j, c) in conditions.iter().enumerate() {
+        let at = format!("{path}[{j}]");
+        let expression = c
+            .get("expression")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .trim();
+        if expression.is_empty() {
+            errs.push((format!("{at}.expression"), "Required value".into()));
+        } else if let Err(e) = crate::cel::compile(expression) {
+            errs.push((
+                format!("{at}.expression"),
+                format!("Invalid value: {}: {e}", Value::from(expression)),
+            ));
+        }
+        let name = c.get("name").and_then(Value::as_str).unwrap_or_default();
+        if name.is_empty() {
+            errs.push((format!("{at}.name"), "Required value".into()));
+            continue;
+        }
+        for why in crate::util::qualified_name_errors(name) {
+            errs.push((
+                format!("{at}.name"),
+                format!("Invalid value: {}: {why}", Value::from(name)),
+            ));
+        }
+        if !seen.insert(name) {
+            errs.push((
+                format!("{at}.name"),
+                format!("Duplicate value: {}", Value::from(name)),
+            ));
+        }
+    }
+    errs
+}
+
+/// What the `matchConditions` of a webhook decide about one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Matched {
+    /// Every condition is true (or there are none): call the webhook.
+    Call,
+    /// This condition is false: skip the webhook, whatever the others say.
+    Skip(String),
+    /// No condition is false but some could not be evaluated: the webhook's `failurePolicy`
+    /// decides. The message is the API server's (`expression '...' resulted in error: ...`).
+    Error(String),
+}
+
+/// Evaluates the `matchConditions` of `hook` as the API server does: a false condition skips
+/// the webhook even when another fails to evaluate; otherwise the errors are aggregated.
+pub fn match_conditions(hook: &Value, vars: &crate::cel::Activation<'_>) -> Matched {
+    let mut errors = Vec::new();
+    for c in hook
+        .get("matchConditions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let name = c.get("name").and_then(Value::as_str).unwrap_or_default();
+        let expression = c
+            .get("expression")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .trim();
+        // Validated when the configuration was written; a stored one that no longer compiles
+        // is an evaluation error.
+        let result = crate::cel::compile(expression)
+            .map_err(|e| e.to_string())
+            .and_then(|p| p.evaluate(vars).map_err(|e| e.to_string()));
+        match result {
+            Ok(true) => {}
+            Ok(false) => return Matched::Skip(name.to_string()),
+            Err(why) => errors.push(format!(
+                "expression '{expression}' resulted in error: {why}"
+            )),
+        }
+    }
+    match errors.len() {
+        0 => Matched::Call,
+        1 => Matched::Error(errors.remove(0)),
+        _ => Matched::Error(format!("[{}]", errors.join(", "))),
+    }
+}
+
+fn user_info() -> Value {
+    json!({"username": "sandbox-admin", "groups": ["system:masters", "system:authenticated"]})
+}
+
+fn operation_options(op: &str) -> Value {
+    match op {
+        "CREATE" => json!({"kind": "CreateOptions", "apiVersion": "meta.k8s.io/v1"}),
+        "UPDATE" => json!({"kind": "UpdateOptions", "apiVersion": "meta.k8s.io/v1"}),
+        _ => json!({"kind": "DeleteOptions", "apiVersion": "meta.k8s.io/v1"}),
+    }
+}
+
+/// The CEL variable `request`: the AdmissionRequest without `uid`, `object` and `oldObject`,
+/// the fields Go omits when empty (`name`, `namespace`, `subResource`) absent.
+fn cel_request(
+    info: &ResourceInfo,
+    op: &str,
+    sub: Option<&str>,
+    ns: &str,
+    name: &str,
+    dry_run: bool,
+) -> Value {
+    let kind = json!({"group": info.group, "version": info.version, "kind": info.kind});
+    let resource = json!({"group": info.group, "version": info.version, "resource": info.plural});
+    let mut request = json!({
+        "kind": kind,
+        "resource": resource,
+        "requestKind": kind,
+        "requestResource": resource,
+        "operation": op,
+        "userInfo": user_info(),
+        "dryRun": dry_run,
+        "options": operation_options(op),
+    });
+    if !name.is_empty() {
+        request["name"] = json!(name);
+    }
+    if info.namespaced && !ns.is_empty() {
+        request["namespace"] = json!(ns);
+    }
+    if let Some(s) = sub {
+        request["subResource"] = json!(s);
+        request["requestSubResource"] = json!(s);
+    }
+    request
 }
 
 struct Call {
@@ -286,6 +447,7 @@ pub async fn admit(
         };
         (configs, ns_labels)
     };
+    let cel_request = cel_request(info, op, sub, ns, name, dry_run);
     let mut calls = Vec::new();
     for cfg in &configs {
         for wh in cfg
@@ -320,6 +482,35 @@ pub async fn admit(
                 .and_then(Value::as_str)
                 .unwrap_or_default()
                 .to_string();
+            let fail_closed = wh
+                .get("failurePolicy")
+                .and_then(Value::as_str)
+                .unwrap_or("Fail")
+                != "Ignore";
+            let vars = crate::cel::Activation {
+                object: if op == "DELETE" { &Value::Null } else { obj },
+                old_object: old.unwrap_or(&Value::Null),
+                request: &cel_request,
+            };
+            match match_conditions(wh, &vars) {
+                Matched::Call => {}
+                Matched::Skip(condition) => {
+                    tracing::debug!(webhook = %wname, %condition, "match condition false: webhook not called");
+                    continue;
+                }
+                Matched::Error(why) => {
+                    tracing::warn!(webhook = %wname, error = %why, "failed evaluating match conditions");
+                    if fail_closed {
+                        return Err(ApiError::forbidden_object(
+                            &info.group,
+                            &info.plural,
+                            name,
+                            &why,
+                        ));
+                    }
+                    continue;
+                }
+            }
             let timeout = wh
                 .get("timeoutSeconds")
                 .and_then(Value::as_u64)
@@ -331,11 +522,6 @@ pub async fn admit(
                 .and_then(Value::as_str)
                 .and_then(crate::util::base64_decode)
                 .unwrap_or_default();
-            let fail_closed = wh
-                .get("failurePolicy")
-                .and_then(Value::as_str)
-                .unwrap_or("Fail")
-                != "Ignore";
             let base = if let Some(u) = cc.get("url").and_then(Value::as_str) {
                 u.to_string()
             } else if let Some(svc) = cc.get("service") {
@@ -417,15 +603,11 @@ pub async fn admit(
             "requestResource": resource,
             "name": name,
             "operation": op,
-            "userInfo": {"username": "sandbox-admin", "groups": ["system:masters", "system:authenticated"]},
+            "userInfo": user_info(),
             "object": if op == "DELETE" { Value::Null } else { obj.clone() },
             "oldObject": old.cloned().unwrap_or(Value::Null),
             "dryRun": dry_run,
-            "options": match op {
-                "CREATE" => json!({"kind": "CreateOptions", "apiVersion": "meta.k8s.io/v1"}),
-                "UPDATE" => json!({"kind": "UpdateOptions", "apiVersion": "meta.k8s.io/v1"}),
-                _ => json!({"kind": "DeleteOptions", "apiVersion": "meta.k8s.io/v1"}),
-            },
+            "options": operation_options(op),
         });
         if info.namespaced {
             request["namespace"] = json!(ns);
@@ -559,6 +741,177 @@ mod tests {
             }),
             "tls: failed to verify certificate: x509: certificate is valid for a.svc, b.svc, not pravega-webhook.pravega-system.svc"
         );
+    }
+
+    fn hook(conditions: Value) -> Value {
+        json!({"name": "pravegacluster.pravega.pravega.io", "matchConditions": conditions})
+    }
+
+    fn condition(name: &str, expression: &str) -> Value {
+        json!({"name": name, "expression": expression})
+    }
+
+    #[test]
+    fn match_conditions_are_validated_when_the_configuration_is_written() {
+        let ok = hook(json!([
+            condition(
+                "not-an-emergency-pause",
+                "!(request.operation == 'UPDATE' && has(object.spec.upgrade) && has(object.spec.upgrade.paused) && object.spec.upgrade.paused == true && object.spec.version == oldObject.spec.version)"
+            ),
+            condition(
+                "example.com/only-updates",
+                "  request.operation == 'UPDATE'  "
+            ),
+        ]));
+        assert_eq!(validate_match_conditions(&ok, 0), []);
+        assert_eq!(validate_match_conditions(&json!({}), 0), []);
+
+        let errs = validate_match_conditions(&hook(json!([condition("a", "object.spec.x")])), 2);
+        assert_eq!(
+            errs,
+            [(
+                "webhooks[2].matchConditions[0].expression".to_string(),
+                "Invalid value: \"object.spec.x\": must evaluate to bool".to_string()
+            )]
+        );
+        let errs = validate_match_conditions(&hook(json!([condition("a", " nope ")])), 0);
+        assert_eq!(
+            errs,
+            [(
+                "webhooks[0].matchConditions[0].expression".to_string(),
+                "Invalid value: \"nope\": compilation failed: ERROR: <input>:1:1: undeclared reference to 'nope' (in container '')\n | nope\n | ^".to_string()
+            )]
+        );
+        let errs = validate_match_conditions(
+            &hook(json!([
+                {"expression": "true"},
+                condition("-bad-", ""),
+                condition("same", "true"),
+                condition("same", "true"),
+            ])),
+            0,
+        );
+        let fields: Vec<&str> = errs.iter().map(|(f, _)| f.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "webhooks[0].matchConditions[0].name",
+                "webhooks[0].matchConditions[1].expression",
+                "webhooks[0].matchConditions[1].name",
+                "webhooks[0].matchConditions[3].name",
+            ]
+        );
+        assert_eq!(errs[0].1, "Required value");
+        assert_eq!(errs[1].1, "Required value");
+        assert!(
+            errs[2]
+                .1
+                .starts_with("Invalid value: \"-bad-\": name part must consist of"),
+            "{}",
+            errs[2].1
+        );
+        assert_eq!(errs[3].1, "Duplicate value: \"same\"");
+
+        let many: Vec<Value> = (0..65)
+            .map(|i| condition(&format!("c{i}"), "true"))
+            .collect();
+        assert_eq!(
+            validate_match_conditions(&hook(Value::Array(many)), 0),
+            [(
+                "webhooks[0].matchConditions".to_string(),
+                "Too many: 65: must have at most 64 items".to_string()
+            )]
+        );
+    }
+
+    #[test]
+    fn match_conditions_decide_whether_the_webhook_is_called() {
+        let info = crate::resources::builtins()
+            .into_iter()
+            .find(|r| r.plural == "pods")
+            .unwrap();
+        let object = json!({"metadata": {"name": "p", "labels": {"app": "web"}}, "spec": {}});
+        let request = cel_request(&info, "UPDATE", None, "default", "p", false);
+        let vars = crate::cel::Activation {
+            object: &object,
+            old_object: &object,
+            request: &request,
+        };
+        let decide = |conditions: Value| match_conditions(&hook(conditions), &vars);
+        assert_eq!(decide(json!([])), Matched::Call);
+        assert_eq!(decide(Value::Null), Matched::Call);
+        assert_eq!(
+            decide(json!([
+                condition("update", "request.operation == 'UPDATE'"),
+                condition("web", "object.metadata.labels.app == 'web'"),
+                condition(
+                    "namespaced",
+                    "request.namespace == 'default' && request.kind.kind == 'Pod'"
+                ),
+            ])),
+            Matched::Call
+        );
+        assert_eq!(
+            decide(json!([
+                condition("update", "request.operation == 'UPDATE'"),
+                condition("create", "request.operation == 'CREATE'"),
+            ])),
+            Matched::Skip("create".into())
+        );
+        // A false condition wins over an evaluation error, in any order.
+        assert_eq!(
+            decide(json!([
+                condition("broken", "object.spec.missing == 1"),
+                condition("create", "request.operation == 'CREATE'"),
+            ])),
+            Matched::Skip("create".into())
+        );
+        // Otherwise the errors are reported as the API server reports them.
+        assert_eq!(
+            decide(json!([
+                condition("update", "request.operation == 'UPDATE'"),
+                condition("broken", "object.spec.missing == 1"),
+            ])),
+            Matched::Error(
+                "expression 'object.spec.missing == 1' resulted in error: no such key: missing"
+                    .into()
+            )
+        );
+        assert_eq!(
+            decide(json!([
+                condition("a", "object.a == 1"),
+                condition("b", "request.subResource == 'status'"),
+            ])),
+            Matched::Error(
+                "[expression 'object.a == 1' resulted in error: no such key: a, expression 'request.subResource == 'status'' resulted in error: no such key: subResource]"
+                    .into()
+            )
+        );
+    }
+
+    #[test]
+    fn the_cel_request_omits_what_go_omits() {
+        let info = crate::resources::builtins()
+            .into_iter()
+            .find(|r| r.plural == "namespaces")
+            .unwrap();
+        let r = cel_request(&info, "CREATE", None, "", "", true);
+        assert!(r.get("name").is_none() && r.get("namespace").is_none());
+        assert!(r.get("subResource").is_none());
+        assert_eq!(r["dryRun"], true);
+        assert_eq!(r["kind"]["kind"], "Namespace");
+        assert_eq!(r["options"]["kind"], "CreateOptions");
+        let pods = crate::resources::builtins()
+            .into_iter()
+            .find(|r| r.plural == "pods")
+            .unwrap();
+        let r = cel_request(&pods, "UPDATE", Some("status"), "ns", "p", false);
+        assert_eq!(
+            (r["name"].as_str(), r["namespace"].as_str()),
+            (Some("p"), Some("ns"))
+        );
+        assert_eq!(r["subResource"], "status");
+        assert_eq!(r["requestSubResource"], "status");
     }
 
     #[test]

@@ -331,15 +331,7 @@ pub fn validate(
                         "Unsupported value: supported values: \"None\", \"NoneOnDryRun\"".into(),
                     ));
                 }
-                if h.get("matchConditions")
-                    .and_then(Value::as_array)
-                    .is_some_and(|a| !a.is_empty())
-                {
-                    errs.push((
-                        format!("webhooks[{i}].matchConditions"),
-                        "Forbidden: matchConditions (CEL) are not supported by the sandbox".into(),
-                    ));
-                }
+                errs.extend(crate::admission::validate_match_conditions(h, i));
                 let cc = h.get("clientConfig");
                 if cc.and_then(|c| c.get("url")).is_none()
                     && cc.and_then(|c| c.get("service")).is_none()

@@ -16,10 +16,7 @@ use std::time::{Duration, Instant};
 
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::ByteString;
-use k8s_openapi::api::admissionregistration::v1::{
-    RuleWithOperations, ServiceReference, ValidatingWebhook, ValidatingWebhookConfiguration,
-    WebhookClientConfig,
-};
+use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -42,6 +39,10 @@ const WEBHOOK_NAMESPACE: &str = "pravega-system";
 const WEBHOOK_SERVICE: &str = "pravega-webhook";
 const WEBHOOK_NAME: &str = "pravegacluster.pravega.pravega.io";
 const SAMPLE: &str = include_str!("../../deploy/sample/pravegacluster.yaml");
+/// The install's webhook configuration (rules, failure policy, match conditions), to which the
+/// demo adds the CA cert-manager would inject.
+const WEBHOOK_CONFIGURATION: &str =
+    include_str!("../../deploy/base/validatingwebhookconfiguration.yaml");
 
 /// How to run the demo.
 #[derive(Debug, Clone)]
@@ -306,8 +307,10 @@ pub struct WebhookProcess {
 /// Starts the real `pravega-webhook` binary on loopback and registers it with the sandbox the
 /// way a cluster install does: a CA and serving certificate from its own `gen-certs` (in place of
 /// cert-manager) under `work_dir`, the Service `pravega-system/pravega-webhook` mapped to the
-/// process, and the ValidatingWebhookConfiguration `pravega-webhook` (failurePolicy Fail) trusting
-/// that CA. Returns once the webhook reports ready; its output goes to `work_dir/webhook.log`.
+/// process, and the ValidatingWebhookConfiguration `pravega-webhook` of
+/// `deploy/base/validatingwebhookconfiguration.yaml` (failurePolicy Fail, the emergency-pause
+/// match condition) trusting that CA. Returns once the webhook reports ready; its output goes
+/// to `work_dir/webhook.log`.
 pub async fn start_webhook(
     sandbox: &Sandbox,
     client: &Client,
@@ -361,7 +364,7 @@ pub async fn start_webhook(
     );
     let configs: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
     configs
-        .create(&PostParams::default(), &webhook_configuration(ca))
+        .create(&PostParams::default(), &webhook_configuration(ca)?)
         .await
         .map_err(kube_err("creating the ValidatingWebhookConfiguration"))?;
     Ok(WebhookProcess { child, port })
@@ -907,39 +910,31 @@ async fn expect_untouched_after_bookkeeper(
     Ok(())
 }
 
-fn webhook_configuration(ca_pem: Vec<u8>) -> ValidatingWebhookConfiguration {
-    ValidatingWebhookConfiguration {
-        metadata: kube::api::ObjectMeta {
-            name: Some("pravega-webhook".to_owned()),
-            ..Default::default()
-        },
-        webhooks: Some(vec![ValidatingWebhook {
-            name: WEBHOOK_NAME.to_owned(),
-            admission_review_versions: vec!["v1".to_owned()],
-            client_config: WebhookClientConfig {
-                ca_bundle: Some(ByteString(ca_pem)),
-                service: Some(ServiceReference {
-                    name: WEBHOOK_SERVICE.to_owned(),
-                    namespace: WEBHOOK_NAMESPACE.to_owned(),
-                    path: Some("/validate".to_owned()),
-                    port: Some(443),
-                }),
-                url: None,
-            },
-            failure_policy: Some("Fail".to_owned()),
-            match_policy: Some("Equivalent".to_owned()),
-            side_effects: "None".to_owned(),
-            timeout_seconds: Some(5),
-            rules: Some(vec![RuleWithOperations {
-                api_groups: Some(vec!["pravega.pravega.io".to_owned()]),
-                api_versions: Some(vec!["v1beta1".to_owned(), "v1alpha1".to_owned()]),
-                operations: Some(vec!["CREATE".to_owned(), "UPDATE".to_owned()]),
-                resources: Some(vec!["pravegaclusters".to_owned()]),
-                scope: Some("Namespaced".to_owned()),
-            }]),
-            ..Default::default()
-        }]),
+/// `deploy/base/validatingwebhookconfiguration.yaml` as the cluster install has it once
+/// cert-manager injected the CA: `caBundle` set, the injection annotation gone.
+fn webhook_configuration(ca_pem: Vec<u8>) -> Result<ValidatingWebhookConfiguration, DemoError> {
+    let mut config: ValidatingWebhookConfiguration = serde_saphyr::from_str(WEBHOOK_CONFIGURATION)
+        .map_err(|e| {
+            step_err(
+                "install",
+                format!("deploy/base/validatingwebhookconfiguration.yaml does not parse: {e}"),
+            )
+        })?;
+    if let Some(annotations) = config.metadata.annotations.as_mut() {
+        annotations.remove("cert-manager.io/inject-ca-from");
     }
+    if config
+        .metadata
+        .annotations
+        .as_ref()
+        .is_some_and(|a| a.is_empty())
+    {
+        config.metadata.annotations = None;
+    }
+    for hook in config.webhooks.iter_mut().flatten() {
+        hook.client_config.ca_bundle = Some(ByteString(ca_pem.clone()));
+    }
+    Ok(config)
 }
 
 fn free_port() -> Result<u16, DemoError> {
@@ -1180,6 +1175,40 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("  Ready Replicas:"), "{text}");
+    }
+
+    #[test]
+    fn the_webhook_configuration_is_the_installs_with_the_ca() {
+        let config = webhook_configuration(b"CA".to_vec()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(config.metadata.name.as_deref(), Some("pravega-webhook"));
+        assert!(
+            config.metadata.annotations.is_none(),
+            "{:?}",
+            config.metadata
+        );
+        let hooks = config.webhooks.unwrap_or_default();
+        let [hook] = hooks.as_slice() else {
+            panic!("one webhook: {hooks:?}");
+        };
+        assert_eq!(hook.name, WEBHOOK_NAME);
+        assert_eq!(hook.failure_policy.as_deref(), Some("Fail"));
+        assert_eq!(
+            hook.client_config.ca_bundle,
+            Some(ByteString(b"CA".to_vec()))
+        );
+        let service = hook.client_config.service.as_ref().expect("a service");
+        assert_eq!(
+            (
+                service.namespace.as_str(),
+                service.name.as_str(),
+                service.port
+            ),
+            (WEBHOOK_NAMESPACE, WEBHOOK_SERVICE, Some(443))
+        );
+        let conditions = hook.match_conditions.clone().unwrap_or_default();
+        assert_eq!(conditions.len(), 1);
+        assert_eq!(conditions[0].name, "not-an-emergency-pause");
+        crate::cel::compile(&conditions[0].expression).unwrap_or_else(|e| panic!("{e}"));
     }
 
     #[test]

@@ -188,6 +188,19 @@ impl ApiError {
         Self::new(403, "Forbidden", message)
     }
 
+    /// 403 Forbidden for one object, as Go's `apierrors.NewForbidden` words it:
+    /// `pravegaclusters.pravega.pravega.io "example" is forbidden: <why>` (without the name
+    /// when there is none yet).
+    pub fn forbidden_object(group: &str, resource: &str, name: &str, why: &str) -> Self {
+        let what = qualified(group, resource);
+        let message = if name.is_empty() {
+            format!("{what} is forbidden: {why}")
+        } else {
+            format!("{what} \"{name}\" is forbidden: {why}")
+        };
+        Self::new(403, "Forbidden", message).with_details(group, resource, name)
+    }
+
     /// 401 Unauthorized.
     pub fn unauthorized() -> Self {
         Self::new(401, "Unauthorized", "Unauthorized")

@@ -30,6 +30,7 @@
 mod admission;
 mod api;
 pub mod audit;
+pub mod cel;
 mod convert;
 mod defaults;
 pub mod demo;

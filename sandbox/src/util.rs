@@ -287,6 +287,54 @@ fn label_name_ok(n: &str) -> bool {
         && n.as_bytes().last().is_some_and(u8::is_ascii_alphanumeric)
 }
 
+/// What Go's `validation.IsQualifiedName` says is wrong with `value` (`[prefix/]name`, e.g. a
+/// label key or a match condition's name); empty when it is valid.
+pub fn qualified_name_errors(value: &str) -> Vec<String> {
+    const NAME: &str = "must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')";
+    let mut errs = Vec::new();
+    let name = match value.split('/').collect::<Vec<_>>().as_slice() {
+        [name] => *name,
+        [prefix, name] => {
+            if prefix.is_empty() {
+                errs.push("prefix part must be non-empty".to_string());
+            } else {
+                if prefix.len() > 253 {
+                    errs.push("prefix part must be no more than 253 characters".to_string());
+                }
+                if !is_dns_subdomain(prefix) {
+                    errs.push("prefix part a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')".to_string());
+                }
+            }
+            *name
+        }
+        _ => {
+            return vec![format!(
+                "a qualified name {NAME} with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')"
+            )];
+        }
+    };
+    if name.is_empty() {
+        errs.push("name part must be non-empty".to_string());
+    } else if name.len() > 63 {
+        errs.push("name part must be no more than 63 characters".to_string());
+    }
+    let chars_ok = name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    let ends_ok = name
+        .as_bytes()
+        .first()
+        .is_some_and(u8::is_ascii_alphanumeric)
+        && name
+            .as_bytes()
+            .last()
+            .is_some_and(u8::is_ascii_alphanumeric);
+    if !(chars_ok && ends_ok) {
+        errs.push(format!("name part {NAME}"));
+    }
+    errs
+}
+
 /// Validates `metadata.labels` like the API server; returns `(field, message)` causes.
 pub fn validate_labels(obj: &Value) -> Vec<(String, String)> {
     let mut errs = Vec::new();
@@ -352,6 +400,35 @@ mod tests {
         assert!(validate_labels(&ok).is_empty());
         let bad = serde_json::json!({"metadata": {"labels": {"-x": "y", "k": "bad value"}}});
         assert_eq!(validate_labels(&bad).len(), 2);
+    }
+
+    #[test]
+    fn qualified_names_are_validated_as_go_validates_them() {
+        for ok in [
+            "a",
+            "not-an-emergency-pause",
+            "example.com/MyName",
+            "a.b_c-d",
+        ] {
+            assert!(qualified_name_errors(ok).is_empty(), "{ok}");
+        }
+        assert_eq!(
+            qualified_name_errors("-a"),
+            [
+                "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')"
+            ]
+        );
+        assert_eq!(
+            qualified_name_errors("/a"),
+            ["prefix part must be non-empty"]
+        );
+        assert_eq!(
+            qualified_name_errors(&"a".repeat(64)),
+            ["name part must be no more than 63 characters"]
+        );
+        assert_eq!(qualified_name_errors("Ex.com/a").len(), 1);
+        assert!(qualified_name_errors("a/b/c")[0].starts_with("a qualified name must consist"));
+        assert!(qualified_name_errors("has space")[0].starts_with("name part must consist"));
     }
 
     #[test]

@@ -414,3 +414,170 @@ async fn an_untrusted_webhook_certificate_is_worded_as_go_words_it() {
     );
     assert!(hook.reviews.lock().unwrap().is_empty());
 }
+
+/// `vwc(...)` with `matchConditions` (name, expression).
+fn vwc_matching(url: &str, failure_policy: &str, ca: &str, conditions: &[(&str, &str)]) -> String {
+    let mut yaml = vwc(&format!("    url: {url}\n"), failure_policy, ca);
+    yaml.push_str("  matchConditions:\n");
+    for (name, expression) in conditions {
+        yaml.push_str(&format!(
+            "  - name: {name}\n    expression: |-\n      {expression}\n"
+        ));
+    }
+    yaml
+}
+
+fn merge_patch(sb: &pravega_sandbox::Sandbox, patch: &str) -> Run {
+    kubectl(
+        sb,
+        &[
+            "-n",
+            NS,
+            "patch",
+            "PravegaCluster",
+            "example",
+            "--type=merge",
+            "-p",
+            patch,
+        ],
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn match_conditions_decide_which_requests_reach_the_webhook() {
+    let sb = sandbox().await;
+    install_crd(&sb, NS);
+    let hook = start_webhook().await;
+    let url = format!("https://{}/validate", hook.addr);
+    let reviewed = || hook.reviews.lock().unwrap().len();
+    // The condition of deploy/base: everything but an emergency pause is reviewed.
+    let pause = "!(request.operation == 'UPDATE' && has(object.spec.upgrade) && has(object.spec.upgrade.paused) && object.spec.upgrade.paused == true && object.spec.version == oldObject.spec.version)";
+    ok_stdin(
+        &sb,
+        &["apply", "-f", "-"],
+        &vwc_matching(
+            &url,
+            "Fail",
+            &hook.ca_pem,
+            &[("not-an-emergency-pause", pause)],
+        ),
+    );
+    let stored = ok(
+        &sb,
+        &[
+            "get",
+            "validatingwebhookconfiguration",
+            "pravega-webhook",
+            "-o",
+            "jsonpath={.webhooks[0].matchConditions[0].name}",
+        ],
+    );
+    assert_eq!(stored, "not-an-emergency-pause");
+
+    let sample = repo_root().join("deploy/sample/pravegacluster.yaml");
+    ok(&sb, &["-n", NS, "apply", "-f", sample.to_str().unwrap()]);
+    assert_eq!(reviewed(), 1, "a CREATE is reviewed");
+    let paused = merge_patch(&sb, r#"{"spec":{"upgrade":{"paused":true}}}"#);
+    assert!(paused.ok, "{}", paused.stderr);
+    assert_eq!(reviewed(), 1, "the pause is not reviewed");
+    let warned = patch_version(&sb, "0.5.0", &[]);
+    assert!(warned.ok, "{}", warned.stderr);
+    assert_eq!(reviewed(), 2, "a version change is reviewed, paused or not");
+    let denied = patch_version(&sb, "0.3.0", &[]);
+    assert!(
+        denied.stderr.contains("denied the request: downgrading"),
+        "{}",
+        denied.stderr
+    );
+    let resumed = merge_patch(&sb, r#"{"spec":{"upgrade":{"paused":false}}}"#);
+    assert!(resumed.ok, "{}", resumed.stderr);
+    assert_eq!(reviewed(), 4, "resuming is reviewed");
+
+    // An expression that does not compile is refused when the configuration is written.
+    let bad = kubectl_stdin(
+        &sb,
+        &["apply", "-f", "-"],
+        &vwc_matching(
+            &url,
+            "Fail",
+            &hook.ca_pem,
+            &[("typo", "request.operatoin == 'UPDATE'")],
+        ),
+    );
+    assert!(!bad.ok);
+    assert!(
+        bad.stderr.contains(
+            "webhooks[0].matchConditions[0].expression: Invalid value: \"request.operatoin == 'UPDATE'\": compilation failed: ERROR: <input>:1:8: undefined field 'operatoin'"
+        ),
+        "{}",
+        bad.stderr
+    );
+    let bad = kubectl_stdin(
+        &sb,
+        &["apply", "-f", "-"],
+        &vwc_matching(
+            &url,
+            "Fail",
+            &hook.ca_pem,
+            &[("Not Valid", "true"), ("b", "object.spec")],
+        ),
+    );
+    assert!(!bad.ok);
+    assert!(
+        bad.stderr.contains("webhooks[0].matchConditions[0].name: Invalid value: \"Not Valid\": name part must consist of")
+            && bad.stderr.contains("webhooks[0].matchConditions[1].expression: Invalid value: \"object.spec\": must evaluate to bool"),
+        "{}",
+        bad.stderr
+    );
+
+    // An evaluation error under failurePolicy Fail refuses the write as the API server does.
+    ok_stdin(
+        &sb,
+        &["apply", "-f", "-"],
+        &vwc_matching(
+            &url,
+            "Fail",
+            &hook.ca_pem,
+            &[("needs-tier", "object.spec.tier == 'gold'")],
+        ),
+    );
+    let before = reviewed();
+    let refused = merge_patch(&sb, r#"{"spec":{"upgrade":{"paused":true}}}"#);
+    assert!(!refused.ok);
+    assert!(
+        refused.stderr.contains(
+            "Error from server (Forbidden): pravegaclusters.pravega.pravega.io \"example\" is forbidden: expression 'object.spec.tier == 'gold'' resulted in error: no such key: tier"
+        ),
+        "{}",
+        refused.stderr
+    );
+    // ... and skips the webhook under Ignore.
+    ok_stdin(
+        &sb,
+        &["apply", "-f", "-"],
+        &vwc_matching(
+            &url,
+            "Ignore",
+            &hook.ca_pem,
+            &[("needs-tier", "object.spec.tier == 'gold'")],
+        ),
+    );
+    let through = merge_patch(&sb, r#"{"spec":{"upgrade":{"paused":true}}}"#);
+    assert!(through.ok, "{}", through.stderr);
+    assert_eq!(reviewed(), before, "neither was reviewed");
+    assert_eq!(
+        ok(
+            &sb,
+            &[
+                "-n",
+                NS,
+                "get",
+                "pk",
+                "example",
+                "-o",
+                "jsonpath={.spec.upgrade.paused}"
+            ]
+        ),
+        "true"
+    );
+}
