@@ -311,6 +311,14 @@ impl Core {
         warnings: &mut Vec<String>,
     ) -> Result<(), ApiError> {
         let name = meta_str(obj, "name").unwrap_or_default().to_string();
+        if info.custom.is_none()
+            && let Some(why) = crate::util::bad_quantity(obj)
+        {
+            let (kind, v) = (&info.kind, &info.version);
+            return Err(ApiError::bad_request(format!(
+                "{kind} in version \"{v}\" cannot be handled as a {kind}: {why}"
+            )));
+        }
         let label_errs = crate::util::validate_labels(obj);
         if !label_errs.is_empty() {
             return Err(ApiError::invalid(

@@ -335,14 +335,64 @@ pub fn qualified_name_errors(value: &str) -> Vec<String> {
     errs
 }
 
-/// Validates `metadata.labels` like the API server; returns `(field, message)` causes.
+/// Validates `metadata.labels` like the API server, and the labels of a workload's pod template
+/// (`spec.template.metadata.labels`); returns `(field, message)` causes.
 pub fn validate_labels(obj: &Value) -> Vec<(String, String)> {
+    let mut errs = label_errors(
+        obj.get("metadata").and_then(|m| m.get("labels")),
+        "metadata.labels",
+    );
+    errs.extend(label_errors(
+        obj.pointer("/spec/template/metadata/labels"),
+        "spec.template.metadata.labels",
+    ));
+    errs
+}
+
+/// The quantity format the API server decodes (`resource.ParseQuantity`'s first check).
+const QUANTITY_FORMAT: &str = r"^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$";
+
+static QUANTITY: std::sync::LazyLock<Option<regex::Regex>> =
+    std::sync::LazyLock::new(|| regex::Regex::new(QUANTITY_FORMAT).ok());
+
+/// A quantity a typed object carries (container and claim `resources`) that the API server could
+/// not decode: its message, as in `<Kind> in version "v1" cannot be handled as a <Kind>: ...`.
+pub fn bad_quantity(obj: &Value) -> Option<String> {
+    fn walk(v: &Value) -> bool {
+        match v {
+            Value::Object(map) => map.iter().any(|(k, v)| {
+                if k == "resources"
+                    && let Some(r) = v.as_object()
+                {
+                    let bad = ["limits", "requests"].iter().any(|part| {
+                        r.get(*part).and_then(Value::as_object).is_some_and(|m| {
+                            m.values().any(|q| match q {
+                                Value::String(s) => {
+                                    QUANTITY.as_ref().is_some_and(|re| !re.is_match(s))
+                                }
+                                Value::Number(_) => false,
+                                _ => true,
+                            })
+                        })
+                    });
+                    if bad {
+                        return true;
+                    }
+                }
+                walk(v)
+            }),
+            Value::Array(items) => items.iter().any(walk),
+            _ => false,
+        }
+    }
+    obj.get("spec")
+        .is_some_and(walk)
+        .then(|| format!("quantities must match the regular expression '{QUANTITY_FORMAT}'"))
+}
+
+fn label_errors(labels: Option<&Value>, field: &str) -> Vec<(String, String)> {
     let mut errs = Vec::new();
-    let Some(labels) = obj
-        .get("metadata")
-        .and_then(|m| m.get("labels"))
-        .and_then(Value::as_object)
-    else {
+    let Some(labels) = labels.and_then(Value::as_object) else {
         return errs;
     };
     for (k, v) in labels {
@@ -352,14 +402,18 @@ pub fn validate_labels(obj: &Value) -> Vec<(String, String)> {
         };
         if prefix.is_some_and(|p| !is_dns_subdomain(p)) || !label_name_ok(name) {
             errs.push((
-                "metadata.labels".into(),
+                field.into(),
                 format!("Invalid value: \"{k}\": name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]') with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')"),
             ));
         }
         match v.as_str() {
             Some(s) if s.is_empty() || label_name_ok(s) => {}
+            Some(s) if s.len() > 63 => errs.push((
+                field.into(),
+                format!("Invalid value: {v}: must be no more than 63 characters"),
+            )),
             _ => errs.push((
-                "metadata.labels".into(),
+                field.into(),
                 format!("Invalid value: {v}: a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')"),
             )),
         }
@@ -398,6 +452,27 @@ mod tests {
     fn labels_are_validated() {
         let ok = serde_json::json!({"metadata": {"labels": {"app.kubernetes.io/name": "pravega", "empty": ""}}});
         assert!(validate_labels(&ok).is_empty());
+        let long = "a".repeat(64);
+        let template = serde_json::json!({"metadata": {"name": "x"}, "spec": {"template": {"metadata": {"labels": {"v": long}}}}});
+        let errs = validate_labels(&template);
+        assert_eq!(errs.len(), 1);
+        assert_eq!(errs[0].0, "spec.template.metadata.labels");
+        assert!(
+            errs[0].1.ends_with("must be no more than 63 characters"),
+            "{errs:?}"
+        );
+        let banana = serde_json::json!({"spec": {"template": {"spec": {"containers": [
+            {"name": "c", "resources": {"limits": {"cpu": "banana", "memory": "1Gi"}}}
+        ]}}}});
+        assert_eq!(
+            bad_quantity(&banana).as_deref(),
+            Some(
+                "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"
+            )
+        );
+        let fine = serde_json::json!({"spec": {"containers": [{"name": "c", "resources": {"requests": {"cpu": "500m", "memory": "1Gi"}}}],
+                                   "volumeClaimTemplates": [{"spec": {"resources": {"requests": {"storage": "10Gi"}}}}]}});
+        assert_eq!(bad_quantity(&fine), None);
         let bad = serde_json::json!({"metadata": {"labels": {"-x": "y", "k": "bad value"}}});
         assert_eq!(validate_labels(&bad).len(), 2);
     }

@@ -176,3 +176,39 @@ async fn unknown_fields_are_the_servers_strict_decoding_error() {
         r.stderr
     );
 }
+
+/// Values the real API server refuses in a workload, which the sandbox used to store: a
+/// resource quantity it cannot decode, and a pod-template label value over 63 characters.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn workloads_with_undecodable_quantities_or_long_template_labels_are_refused() {
+    let sb = sandbox().await;
+    install_crd(&sb, NS);
+    let banana = DEPLOYMENT.replace(
+        "        image: busybox:1.36\n",
+        "        image: busybox:1.36\n        resources:\n          limits: {cpu: banana}\n",
+    );
+    let r = kubectl_stdin(&sb, &["apply", "-f", "-"], &banana);
+    assert!(!r.ok, "{}", r.stdout);
+    assert!(
+        r.stderr.contains("Deployment in version \"v1\" cannot be handled as a Deployment: quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"),
+        "{}",
+        r.stderr
+    );
+    let long = "a".repeat(64);
+    let labelled = DEPLOYMENT.replace(
+        "      labels: {app: web}\n    spec:",
+        &format!("      labels: {{app: web, version: {long}}}\n    spec:"),
+    );
+    let r = kubectl_stdin(&sb, &["apply", "-f", "-"], &labelled);
+    assert!(!r.ok, "{}", r.stdout);
+    assert!(
+        r.stderr.contains(&format!(
+            "spec.template.metadata.labels: Invalid value: \"{long}\": must be no more than 63 characters"
+        )),
+        "{}",
+        r.stderr
+    );
+    // Nothing was stored.
+    let r = kubectl(&sb, &["-n", NS, "get", "deployment", "web"]);
+    assert!(!r.ok);
+}
