@@ -8,28 +8,18 @@ mod support_upgrade;
 
 use std::time::Duration;
 
-use support::{Env, Operator, col, eventually, workspace_file};
+use support::{Env, Operator, col, eventually, wait_cluster, workspace_file};
 use support_upgrade::Webhook;
 
 const WAIT: Duration = Duration::from_secs(60);
 
 async fn wait_row(env: &Env, version: &str, desired: &str) {
-    eventually(
-        &format!("VERSION {version}, DESIRED VERSION '{desired}', 7/7"),
-        WAIT,
-        || async {
-            let row = env.cluster_row("example").await.ok_or("no row")?;
-            if col(&row, "VERSION") == version
-                && col(&row, "DESIRED VERSION") == desired
-                && col(&row, "READY MEMBERS") == "7"
-            {
-                Ok(())
-            } else {
-                Err(format!("{row:?}"))
-            }
-        },
-    )
-    .await;
+    let want = [
+        ("VERSION", version),
+        ("DESIRED VERSION", desired),
+        ("READY MEMBERS", "7"),
+    ];
+    wait_cluster(env, "example", &want).await;
 }
 
 async fn merge_patch(env: &Env, body: &str) -> (bool, String, String) {

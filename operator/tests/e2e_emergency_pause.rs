@@ -9,20 +9,8 @@ mod support_upgrade;
 
 use std::time::Duration;
 
-use support::{Env, workspace_file};
+use support::{Env, TIER2_CLAIM, workspace_file};
 use support_upgrade::{WEBHOOK_NAME, Webhook};
-
-const TIER2_CLAIM: &str = r#"
-apiVersion: v1
-kind: PersistentVolumeClaim
-metadata:
-  name: pravega-tier2
-spec:
-  accessModes: [ReadWriteMany]
-  resources:
-    requests:
-      storage: 50Gi
-"#;
 
 /// Awaits `fut`, failing the test if it takes longer than 30 s (a hung request).
 async fn bounded<T>(what: &str, fut: impl std::future::Future<Output = T>) -> T {

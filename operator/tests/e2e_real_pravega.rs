@@ -7,22 +7,9 @@ mod support;
 
 use std::time::Duration;
 
-use support::{Env, Operator, col, eventually, workspace_file};
+use support::{Env, Operator, TIER2_CLAIM, eventually, wait_cluster, workspace_file};
 
 const WAIT: Duration = Duration::from_secs(60);
-
-/// The long-term storage claim a filesystem tier 2 mounts; users create it before the cluster.
-const TIER2_CLAIM: &str = r#"
-apiVersion: v1
-kind: PersistentVolumeClaim
-metadata:
-  name: pravega-tier2
-spec:
-  accessModes: [ReadWriteMany]
-  resources:
-    requests:
-      storage: 50Gi
-"#;
 
 /// A PravegaCluster as written for upstream's pravega-operator 0.4.x (its v1alpha1 API, every
 /// field of its spec), not touched for this operator.
@@ -117,19 +104,12 @@ spec:
 "#;
 
 async fn wait_members(env: &Env, name: &str, version: &str, members: &str) {
-    let what = format!("{name} at VERSION {version} with {members}/{members} members");
-    eventually(&what, WAIT, || async {
-        let row = env.cluster_row(name).await.ok_or("no row")?;
-        if col(&row, "VERSION") == version
-            && col(&row, "DESIRED MEMBERS") == members
-            && col(&row, "READY MEMBERS") == members
-        {
-            Ok(())
-        } else {
-            Err(format!("{row:?}"))
-        }
-    })
-    .await;
+    let want = [
+        ("VERSION", version),
+        ("DESIRED MEMBERS", members),
+        ("READY MEMBERS", members),
+    ];
+    wait_cluster(env, name, &want).await;
 }
 
 /// `name=value` of every environment variable given to the first container of `pod`.

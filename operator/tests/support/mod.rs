@@ -177,6 +177,41 @@ where
     }
 }
 
+/// The claim the sample's filesystem tier 2 mounts (ReadWriteMany); users create it before the
+/// cluster.
+pub const TIER2_CLAIM: &str = r#"
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata:
+  name: pravega-tier2
+spec:
+  accessModes: [ReadWriteMany]
+  resources:
+    requests:
+      storage: 50Gi
+"#;
+
+/// Waits until the row of `kubectl get PravegaCluster NAME` shows every `(column, value)` of
+/// `want` (an empty value: an empty cell), and returns the row.
+pub async fn wait_cluster(env: &Env, name: &str, want: &[(&str, &str)]) -> Vec<(String, String)> {
+    let what = format!(
+        "{name} with {}",
+        want.iter()
+            .map(|(c, v)| format!("{c}='{v}'"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    eventually(&what, Duration::from_secs(60), || async {
+        let row = env.cluster_row(name).await.ok_or("no row")?;
+        if want.iter().all(|(c, v)| col(&row, c) == *v) {
+            Ok(row)
+        } else {
+            Err(format!("{row:?}"))
+        }
+    })
+    .await
+}
+
 /// A running operator process.
 pub struct Operator {
     pub child: Child,
