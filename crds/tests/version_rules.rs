@@ -524,6 +524,21 @@ fn unusual_replica_changes_are_allowed_with_a_warning() {
         validate_update(&old.spec, facts, &new)
     };
     assert_eq!(refused.reason(), Some(DenyReason::InvalidSpec));
+
+    // A scale-up after a failed upgrade: allowed, with a warning saying what the new pods run.
+    let failed = status(State::UpgradeFailed, "0.5.0", Some("0.6.0"));
+    let mut new = old.spec.clone();
+    new.bookkeeper.replicas = 4;
+    let Decision::Allow { warnings } = validate_update(&old.spec, Some(failed.facts()), &new)
+    else {
+        panic!("scale-up refused");
+    };
+    assert!(
+        warnings.iter().any(|w| w.starts_with(
+            "the last upgrade failed: new bookies and Segment Stores start at status.currentVersion"
+        )),
+        "{warnings:?}"
+    );
 }
 
 #[test]
