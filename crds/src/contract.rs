@@ -128,217 +128,170 @@ const HEALTH: HealthApi = HealthApi {
     segment_store_host_property: "pravegaservice.rest.listener.host",
 };
 
+/// Apache BookKeeper 4.5.0, inside the 0.4 bookkeeper image (docker/bookkeeper/Dockerfile@v0.4.0:
+/// openjdk:8-jre-alpine + bookkeeper-server 4.5.0).
+const BOOKKEEPER_4_5: BookieContract = BookieContract {
+    bookkeeper_release: "4.5.0",
+    java: 8,
+    // docker/bookkeeper/entrypoint.sh@v0.4.0 edits bk_server.conf with sed from a few fixed
+    // variables; there is no apply-config-from-env.py in the image.
+    config_from_env: false,
+    // entrypoint.sh@v0.4.0: `autoRecoveryDaemonEnabled=${BK_AUTORECOVERY}`.
+    autorecovery_switch: "BK_AUTORECOVERY",
+    // bookkeeper-server/bin/bookkeeper@release-4.5.0 reads BOOKIE_EXTRA_OPTS only.
+    jvm_variables: BookieJvmVariables::ExtraOnly,
+    aborts_on_unrunnable_env_line: false,
+    // pravega-operator pkg/controller/pravega/bookie.go@v0.4.5: false below 0.5.0.
+    use_host_name_as_bookie_id: false,
+    // ServerConfiguration httpServerEnabled exists from BookKeeper 4.6.0.
+    http_admin: None,
+};
+
+/// Apache BookKeeper 4.7.3 (docker/bookkeeper/Dockerfile@v0.5.0 and @v0.6.0: FROM
+/// apache/bookkeeper:4.7.3).
+const BOOKKEEPER_4_7: BookieContract = BookieContract {
+    bookkeeper_release: "4.7.3",
+    java: 8,
+    // apache/bookkeeper docker/scripts/apply-config-from-env.py@release-4.7.3, run by
+    // docker/scripts/common.sh: BK_<key> replaces `<key>=` in conf/*, unquoted.
+    config_from_env: true,
+    // docker/bookkeeper/entrypoint.sh@v0.5.0 no longer reads BK_AUTORECOVERY; the key is
+    // conf/bk_server.conf's `autoRecoveryDaemonEnabled`.
+    autorecovery_switch: "BK_autoRecoveryDaemonEnabled",
+    // bin/common.sh@release-4.7.3: BOOKIE_MEM_OPTS=${BOOKIE_MEM_OPTS:-...} etc.
+    jvm_variables: BookieJvmVariables::Split,
+    // bin/bookkeeper@release-4.7.3 has no `set -e`.
+    aborts_on_unrunnable_env_line: false,
+    use_host_name_as_bookie_id: true,
+    // conf/bk_server.conf@release-4.7.3 names VertxHttpServer; off unless BK_httpServerEnabled
+    // is true (docker/scripts/common.sh@release-4.7.3 does not set it).
+    http_admin: Some(BookieHttpAdmin { state_api: false }),
+};
+
+/// Apache BookKeeper 4.9.2 (docker/bookkeeper/Dockerfile@v0.7.0 and @v0.8.0: FROM
+/// apache/bookkeeper:4.9.2).
+const BOOKKEEPER_4_9: BookieContract = BookieContract {
+    bookkeeper_release: "4.9.2",
+    // bin/bookkeeper@release-4.9.0 (commit 7016d0af68) starts with `set -e`.
+    aborts_on_unrunnable_env_line: true,
+    // HttpRouter.java@release-4.9.2: no bookie/state or bookie/is_ready (4.10.0+).
+    ..BOOKKEEPER_4_7
+};
+
+/// Apache BookKeeper 4.11.1 on Java 11 (docker/bookkeeper/Dockerfile@v0.9.0: FROM
+/// apache/bookkeeper:4.11.1; the entrypoint exports JAVA_HOME java-11).
+const BOOKKEEPER_4_11: BookieContract = BookieContract {
+    bookkeeper_release: "4.11.1",
+    java: 11,
+    // HttpRouter.java@release-4.10.0 adds bookie/state and bookie/is_ready.
+    http_admin: Some(BookieHttpAdmin { state_api: true }),
+    ..BOOKKEEPER_4_9
+};
+
+/// Apache BookKeeper 4.14.1 on Java 11 (docker/bookkeeper/Dockerfile@v0.10.0 to @v0.13.0: FROM
+/// apache/bookkeeper:4.14.1).
+const BOOKKEEPER_4_14: BookieContract = BookieContract {
+    bookkeeper_release: "4.14.1",
+    ..BOOKKEEPER_4_11
+};
+
+/// Pravega 0.4 to 0.6 (docker/pravega/Dockerfile@v0.4.0, @v0.5.0: openjdk 8).
+const PRAVEGA_0_4: PravegaContract = PravegaContract {
+    java: 8,
+    legacy_property_names: true,
+    // ServiceConfig.java@v0.4.0 and @v0.6.0: cacheMaxSize, 16 GiB (RocksDB cache on disk).
+    cache_size_property: "pravegaservice.cacheMaxSize",
+    cache_size_default: 16 * GIB,
+    cache_in_direct_memory: false,
+    checks_direct_memory_at_start: false,
+    // docker/pravega/entrypoint.sh@v0.4.0, scripts/init_tier2.sh@v0.6.0: EXTENDEDS3_URI/ROOT/...
+    ecs: EcsVariables::Url,
+    // controller/.../rest/v1/ApiV1.java@v0.4.0 serves /ping only.
+    health: None,
+};
+
+/// Pravega 0.7 (docker/pravega/Dockerfile@v0.7.0: openjdk:8u212-jre-alpine3.9).
+const PRAVEGA_0_7: PravegaContract = PravegaContract {
+    // ServiceConfig.java@v0.7.0: cacheMaxSize 4 GiB, now a DirectMemoryCache.
+    cache_size_default: 4 * GIB,
+    cache_in_direct_memory: true,
+    // docker/pravega/scripts/init_tier2.sh@v0.7.0: EXTENDEDS3_CONFIGURI/BUCKET/PREFIX.
+    ecs: EcsVariables::ConfigUri,
+    ..PRAVEGA_0_4
+};
+
+/// Pravega 0.8: commit efa9e08b (first in v0.8.0), ServiceConfig.java@v0.8.0: new key names,
+/// legacy names still read (and winning, TypedProperties.java@v0.8.0).
+const PRAVEGA_0_8: PravegaContract = PravegaContract {
+    legacy_property_names: false,
+    cache_size_property: "pravegaservice.cache.size.max",
+    ..PRAVEGA_0_7
+};
+
+/// Pravega 0.9 (docker/pravega/Dockerfile@v0.9.0: openjdk:11.0.8-jre-slim).
+const PRAVEGA_0_9: PravegaContract = PravegaContract {
+    java: 11,
+    ..PRAVEGA_0_8
+};
+
+/// Pravega 0.10 (docker/pravega/Dockerfile@v0.10.0: adoptopenjdk 11): the health API
+/// (ApiV1.java@v0.10.0, ServiceConfig.java@v0.10.0).
+const PRAVEGA_0_10: PravegaContract = PravegaContract {
+    health: Some(HEALTH),
+    ..PRAVEGA_0_9
+};
+
+/// Pravega 0.11 to 0.13: segmentstore/server/host/.../ServiceStarter.java@v0.11.0 validateConfig
+/// (commit 1ac1a7ac) exits unless MaxDirectMemorySize exceeds cache.size.max; unchanged at
+/// @v0.12.0 and @v0.13.0.
+const PRAVEGA_0_11: PravegaContract = PravegaContract {
+    checks_direct_memory_at_start: true,
+    ..PRAVEGA_0_10
+};
+
 /// The table, oldest row first. A version uses the last row whose `since` it reaches.
 pub const CONTRACTS: [ImageContract; 7] = [
     ImageContract {
         since: (0, 4),
         range: "0.4",
-        bookie: BookieContract {
-            // docker/bookkeeper/Dockerfile@v0.4.0: openjdk:8-jre-alpine + bookkeeper-server 4.5.0.
-            bookkeeper_release: "4.5.0",
-            java: 8,
-            // docker/bookkeeper/entrypoint.sh@v0.4.0 edits bk_server.conf with sed from a few
-            // fixed variables; there is no apply-config-from-env.py in the image.
-            config_from_env: false,
-            // entrypoint.sh@v0.4.0: `autoRecoveryDaemonEnabled=${BK_AUTORECOVERY}`.
-            autorecovery_switch: "BK_AUTORECOVERY",
-            // bookkeeper-server/bin/bookkeeper@release-4.5.0 reads BOOKIE_EXTRA_OPTS only.
-            jvm_variables: BookieJvmVariables::ExtraOnly,
-            aborts_on_unrunnable_env_line: false,
-            // pravega-operator pkg/controller/pravega/bookie.go@v0.4.5: false below 0.5.0.
-            use_host_name_as_bookie_id: false,
-            // ServerConfiguration httpServerEnabled exists from BookKeeper 4.6.0.
-            http_admin: None,
-        },
-        pravega: PravegaContract {
-            // docker/pravega/Dockerfile@v0.4.0: openjdk:8-jre-alpine.
-            java: 8,
-            legacy_property_names: true,
-            // ServiceConfig.java@v0.4.0: cacheMaxSize, 16 GiB (RocksDB cache on disk).
-            cache_size_property: "pravegaservice.cacheMaxSize",
-            cache_size_default: 16 * GIB,
-            cache_in_direct_memory: false,
-            checks_direct_memory_at_start: false,
-            // docker/pravega/entrypoint.sh@v0.4.0 configure_tier2: EXTENDEDS3_URI/ROOT/...
-            ecs: EcsVariables::Url,
-            // controller/.../rest/v1/ApiV1.java@v0.4.0 serves /ping only.
-            health: None,
-        },
+        bookie: BOOKKEEPER_4_5,
+        pravega: PRAVEGA_0_4,
     },
     ImageContract {
         since: (0, 5),
         range: "0.5 – 0.6",
-        bookie: BookieContract {
-            // docker/bookkeeper/Dockerfile@v0.5.0 and @v0.6.0: FROM apache/bookkeeper:4.7.3.
-            bookkeeper_release: "4.7.3",
-            java: 8,
-            // apache/bookkeeper docker/scripts/apply-config-from-env.py@release-4.7.3, run by
-            // docker/scripts/common.sh: BK_<key> replaces `<key>=` in conf/*, unquoted.
-            config_from_env: true,
-            // docker/bookkeeper/entrypoint.sh@v0.5.0 no longer reads BK_AUTORECOVERY; the key
-            // is conf/bk_server.conf's `autoRecoveryDaemonEnabled`.
-            autorecovery_switch: "BK_autoRecoveryDaemonEnabled",
-            // bin/common.sh@release-4.7.3: BOOKIE_MEM_OPTS=${BOOKIE_MEM_OPTS:-...} etc.
-            jvm_variables: BookieJvmVariables::Split,
-            // bin/bookkeeper@release-4.7.3 has no `set -e`.
-            aborts_on_unrunnable_env_line: false,
-            use_host_name_as_bookie_id: true,
-            // conf/bk_server.conf@release-4.7.3 names VertxHttpServer; off unless
-            // BK_httpServerEnabled=true (docker/scripts/common.sh@release-4.7.3 does not set it).
-            http_admin: Some(BookieHttpAdmin { state_api: false }),
-        },
-        pravega: PravegaContract {
-            // docker/pravega/Dockerfile@v0.5.0: openjdk 8.
-            java: 8,
-            legacy_property_names: true,
-            // ServiceConfig.java@v0.6.0: cacheMaxSize, 16 GiB.
-            cache_size_property: "pravegaservice.cacheMaxSize",
-            cache_size_default: 16 * GIB,
-            cache_in_direct_memory: false,
-            checks_direct_memory_at_start: false,
-            // docker/pravega/scripts/init_tier2.sh@v0.6.0: EXTENDEDS3_URI/ROOT/NAMESPACE.
-            ecs: EcsVariables::Url,
-            health: None,
-        },
+        bookie: BOOKKEEPER_4_7,
+        pravega: PRAVEGA_0_4,
     },
     ImageContract {
         since: (0, 7),
         range: "0.7",
-        bookie: BookieContract {
-            // docker/bookkeeper/Dockerfile@v0.7.0: FROM apache/bookkeeper:4.9.2.
-            bookkeeper_release: "4.9.2",
-            java: 8,
-            config_from_env: true,
-            autorecovery_switch: "BK_autoRecoveryDaemonEnabled",
-            jvm_variables: BookieJvmVariables::Split,
-            // bin/bookkeeper@release-4.9.0 (commit 7016d0af68) starts with `set -e`.
-            aborts_on_unrunnable_env_line: true,
-            use_host_name_as_bookie_id: true,
-            // HttpRouter.java@release-4.9.2: no bookie/state or bookie/is_ready (4.10.0+).
-            http_admin: Some(BookieHttpAdmin { state_api: false }),
-        },
-        pravega: PravegaContract {
-            // docker/pravega/Dockerfile@v0.7.0: openjdk:8u212-jre-alpine3.9.
-            java: 8,
-            legacy_property_names: true,
-            // ServiceConfig.java@v0.7.0: cacheMaxSize 4 GiB, now a DirectMemoryCache.
-            cache_size_property: "pravegaservice.cacheMaxSize",
-            cache_size_default: 4 * GIB,
-            cache_in_direct_memory: true,
-            checks_direct_memory_at_start: false,
-            // docker/pravega/scripts/init_tier2.sh@v0.7.0: EXTENDEDS3_CONFIGURI/BUCKET/PREFIX.
-            ecs: EcsVariables::ConfigUri,
-            health: None,
-        },
+        bookie: BOOKKEEPER_4_9,
+        pravega: PRAVEGA_0_7,
     },
     ImageContract {
         since: (0, 8),
         range: "0.8",
-        bookie: BookieContract {
-            // docker/bookkeeper/Dockerfile@v0.8.0: FROM apache/bookkeeper:4.9.2.
-            bookkeeper_release: "4.9.2",
-            java: 8,
-            config_from_env: true,
-            autorecovery_switch: "BK_autoRecoveryDaemonEnabled",
-            jvm_variables: BookieJvmVariables::Split,
-            aborts_on_unrunnable_env_line: true,
-            use_host_name_as_bookie_id: true,
-            http_admin: Some(BookieHttpAdmin { state_api: false }),
-        },
-        pravega: PravegaContract {
-            java: 8,
-            // Commit efa9e08b (first in v0.8.0), ServiceConfig.java@v0.8.0: new key names,
-            // legacy names still read (and winning, TypedProperties.java@v0.8.0).
-            legacy_property_names: false,
-            cache_size_property: "pravegaservice.cache.size.max",
-            cache_size_default: 4 * GIB,
-            cache_in_direct_memory: true,
-            checks_direct_memory_at_start: false,
-            ecs: EcsVariables::ConfigUri,
-            health: None,
-        },
+        bookie: BOOKKEEPER_4_9,
+        pravega: PRAVEGA_0_8,
     },
     ImageContract {
         since: (0, 9),
         range: "0.9",
-        bookie: BookieContract {
-            // docker/bookkeeper/Dockerfile@v0.9.0: FROM apache/bookkeeper:4.11.1; the entrypoint
-            // exports JAVA_HOME java-11.
-            bookkeeper_release: "4.11.1",
-            java: 11,
-            config_from_env: true,
-            autorecovery_switch: "BK_autoRecoveryDaemonEnabled",
-            jvm_variables: BookieJvmVariables::Split,
-            aborts_on_unrunnable_env_line: true,
-            use_host_name_as_bookie_id: true,
-            // HttpRouter.java@release-4.10.0 adds bookie/state and bookie/is_ready.
-            http_admin: Some(BookieHttpAdmin { state_api: true }),
-        },
-        pravega: PravegaContract {
-            // docker/pravega/Dockerfile@v0.9.0: openjdk:11.0.8-jre-slim.
-            java: 11,
-            legacy_property_names: false,
-            cache_size_property: "pravegaservice.cache.size.max",
-            cache_size_default: 4 * GIB,
-            cache_in_direct_memory: true,
-            checks_direct_memory_at_start: false,
-            ecs: EcsVariables::ConfigUri,
-            health: None,
-        },
+        bookie: BOOKKEEPER_4_11,
+        pravega: PRAVEGA_0_9,
     },
     ImageContract {
         since: (0, 10),
         range: "0.10",
-        bookie: BookieContract {
-            // docker/bookkeeper/Dockerfile@v0.10.0: FROM apache/bookkeeper:4.14.1, Java 11.
-            bookkeeper_release: "4.14.1",
-            java: 11,
-            config_from_env: true,
-            autorecovery_switch: "BK_autoRecoveryDaemonEnabled",
-            jvm_variables: BookieJvmVariables::Split,
-            aborts_on_unrunnable_env_line: true,
-            use_host_name_as_bookie_id: true,
-            http_admin: Some(BookieHttpAdmin { state_api: true }),
-        },
-        pravega: PravegaContract {
-            // docker/pravega/Dockerfile@v0.10.0: adoptopenjdk 11.
-            java: 11,
-            legacy_property_names: false,
-            cache_size_property: "pravegaservice.cache.size.max",
-            cache_size_default: 4 * GIB,
-            cache_in_direct_memory: true,
-            checks_direct_memory_at_start: false,
-            ecs: EcsVariables::ConfigUri,
-            // Health API added in 0.10 (ApiV1.java@v0.10.0, ServiceConfig.java@v0.10.0).
-            health: Some(HEALTH),
-        },
+        bookie: BOOKKEEPER_4_14,
+        pravega: PRAVEGA_0_10,
     },
     ImageContract {
         since: (0, 11),
         range: "0.11 – 0.13",
-        bookie: BookieContract {
-            // docker/bookkeeper/Dockerfile@v0.11.0, @v0.12.0, @v0.13.0: apache/bookkeeper:4.14.1.
-            bookkeeper_release: "4.14.1",
-            java: 11,
-            config_from_env: true,
-            autorecovery_switch: "BK_autoRecoveryDaemonEnabled",
-            jvm_variables: BookieJvmVariables::Split,
-            aborts_on_unrunnable_env_line: true,
-            use_host_name_as_bookie_id: true,
-            http_admin: Some(BookieHttpAdmin { state_api: true }),
-        },
-        pravega: PravegaContract {
-            java: 11,
-            legacy_property_names: false,
-            cache_size_property: "pravegaservice.cache.size.max",
-            cache_size_default: 4 * GIB,
-            cache_in_direct_memory: true,
-            // segmentstore/server/host/.../ServiceStarter.java@v0.11.0 validateConfig (commit
-            // 1ac1a7ac): exits unless MaxDirectMemorySize exceeds cache.size.max.
-            checks_direct_memory_at_start: true,
-            ecs: EcsVariables::ConfigUri,
-            health: Some(HEALTH),
-        },
+        bookie: BOOKKEEPER_4_14,
+        pravega: PRAVEGA_0_11,
     },
 ];
 
