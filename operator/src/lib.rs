@@ -9,6 +9,7 @@
 //! - [`run()`]: the whole operator (endpoints, leader election, controller).
 //! - [`rbac`]: the permissions the operator uses.
 
+pub mod compat;
 pub mod controller;
 pub mod leader;
 pub mod metrics;

@@ -44,6 +44,16 @@ struct Cli {
     /// Log as JSON lines instead of human-readable text.
     #[arg(long, env = "LOG_JSON")]
     log_json: bool,
+
+    /// The lowest Kubernetes version (`major.minor`) to run against; an older API server is
+    /// refused at start.
+    #[arg(
+        long,
+        env = "MIN_KUBERNETES_VERSION",
+        default_value = pravega_operator::compat::DEFAULT_MIN_KUBERNETES_VERSION,
+        value_name = "MAJOR.MINOR"
+    )]
+    min_kubernetes_version: String,
 }
 
 #[derive(Subcommand, Debug)]
@@ -105,6 +115,14 @@ async fn main() -> ExitCode {
         };
     }
     init_logging(cli.log_json);
+    let min_kubernetes_version =
+        match pravega_operator::compat::parse_minor(&cli.min_kubernetes_version) {
+            Ok(v) => v,
+            Err(e) => {
+                error!("--min-kubernetes-version: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
     let client = match kube::Client::try_default().await {
         Ok(c) => c,
         Err(e) => {
@@ -117,6 +135,7 @@ async fn main() -> ExitCode {
         metrics_addr: cli.metrics_addr,
         leader_elect: cli.leader_elect,
         leader_election_namespace: cli.leader_election_namespace,
+        min_kubernetes_version,
     };
     info!(
         namespace = config.namespace.as_deref().unwrap_or("<all>"),

@@ -37,6 +37,8 @@ pub struct Config {
     pub leader_elect: bool,
     /// Namespace of the leader Lease.
     pub leader_election_namespace: String,
+    /// The lowest Kubernetes version (`major.minor`) to run against; checked at start.
+    pub min_kubernetes_version: (u64, u64),
 }
 
 /// Why the operator stopped with an error.
@@ -54,6 +56,12 @@ pub enum RunError {
     /// Leadership was lost: this replica stopped reconciling and must exit.
     #[error(transparent)]
     LeaderLost(#[from] LeaderError),
+    /// The API server's version could not be read.
+    #[error("reading the API server's version: {0}")]
+    Version(#[source] kube::Error),
+    /// The API server is older than the operator supports.
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 /// Runs the operator until `shutdown` resolves (graceful: in-flight reconciles finish, the
@@ -64,6 +72,17 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RunError> {
+    let info = client
+        .apiserver_version()
+        .await
+        .map_err(RunError::Version)?;
+    let server =
+        crate::compat::server_minor(&info.major, &info.minor).map_err(RunError::Unsupported)?;
+    crate::compat::check(server, config.min_kubernetes_version).map_err(RunError::Unsupported)?;
+    info!(
+        "API server runs Kubernetes {}.{} (at least {}.{} needed)",
+        server.0, server.1, config.min_kubernetes_version.0, config.min_kubernetes_version.1
+    );
     let identity = leader::identity();
     let mut registry = Registry::default();
     let metrics = Arc::new(Metrics::new(&mut registry));
