@@ -76,6 +76,17 @@ fn init_logging(json: bool) {
     }
 }
 
+/// The operator's client from `KUBECONFIG` or the in-cluster config, sending the User-Agent
+/// `pravega-operator/<version>` so that audit logs tell its requests apart.
+async fn client() -> Result<kube::Client, String> {
+    let mut config = kube::Config::infer().await.map_err(|e| e.to_string())?;
+    config.headers.push((
+        http::header::USER_AGENT,
+        http::HeaderValue::from_static(concat!("pravega-operator/", env!("CARGO_PKG_VERSION"))),
+    ));
+    kube::Client::try_from(config).map_err(|e| e.to_string())
+}
+
 /// Resolves on SIGTERM or SIGINT.
 async fn shutdown_signal() {
     #[cfg(unix)]
@@ -123,7 +134,7 @@ async fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-    let client = match kube::Client::try_default().await {
+    let client = match client().await {
         Ok(c) => c,
         Err(e) => {
             error!("cannot connect to the Kubernetes API (KUBECONFIG or in-cluster config): {e}");

@@ -142,6 +142,27 @@ async fn sample_cluster_comes_up_scales_and_costs_nothing_when_converged() {
         assert!(names.contains(want), "{want} missing in {names}");
     }
 
+    // Audit logs tell the operator's writes apart: its User-Agent.
+    let agents: std::collections::BTreeSet<String> = env
+        .sandbox
+        .audit()
+        .into_iter()
+        .filter(|e| {
+            // What only the operator writes (the simulated controllers write the status of
+            // workloads).
+            (e.resource == "statefulsets" && e.subresource.is_none())
+                || (e.resource == "pravegaclusters" && e.subresource.as_deref() == Some("status"))
+        })
+        .map(|e| e.user_agent)
+        .collect();
+    assert_eq!(
+        agents,
+        std::collections::BTreeSet::from([format!(
+            "pravega-operator/{}",
+            env!("CARGO_PKG_VERSION")
+        )])
+    );
+
     // Events a person reads in `kubectl describe`.
     let events: Api<Event> = Api::namespaced(env.client.clone(), "default");
     let created: Vec<String> = events
