@@ -1239,26 +1239,43 @@ fn advance(
 
 /// The one pod of a StatefulSet that may be deleted now, if any (see the module docs).
 fn pod_to_delete<'v>(view: &'v ComponentView<'_>, version: &str) -> Option<&'v PodView<'v>> {
-    if !view.generation_observed || view.template_version != Some(version) {
+    if view.template_version != Some(version) {
         return None;
     }
-    if view.pods.iter().any(|p| p.terminating) || !view.missing_ordinals().is_empty() {
+    let candidate = replaceable_pod(view, |p| !p.at(version))?;
+    let same_revision =
+        view.update_revision.is_some() && candidate.revision == view.update_revision;
+    (!same_revision).then_some(candidate)
+}
+
+/// The one pod of a StatefulSet that may be replaced now, among those `outdated` says are
+/// (upgrade, rollback and rolling restart alike): the controller has seen the latest template,
+/// no pod is terminating or missing, and every pod is Ready, or every unready one is faulty and
+/// outdated (down anyway: the faulty-pod rule); the lowest-ordinal such pod, within the desired
+/// count and carrying the uid and resourceVersion sent as delete preconditions.
+fn replaceable_pod<'v>(
+    view: &'v ComponentView<'_>,
+    outdated: impl Fn(&PodView<'_>) -> bool,
+) -> Option<&'v PodView<'v>> {
+    if !view.generation_observed
+        || view.pods.iter().any(|p| p.terminating)
+        || !view.missing_ordinals().is_empty()
+    {
         return None;
     }
-    let desired = u32::try_from(view.desired).unwrap_or(0);
     let unready: Vec<&PodView<'_>> = view.pods.iter().filter(|p| !p.ready).collect();
     let candidate = if unready.is_empty() {
-        view.pods.iter().find(|p| !p.at(version))?
-    } else if unready.iter().all(|p| p.fault.is_some() && !p.at(version)) {
+        view.pods.iter().find(|p| outdated(p))?
+    } else if unready.iter().all(|p| p.fault.is_some() && outdated(p)) {
         unready.first().copied()?
     } else {
         return None;
     };
-    let in_range = candidate.ordinal.is_some_and(|o| o < desired);
-    let same_revision =
-        view.update_revision.is_some() && candidate.revision == view.update_revision;
-    let has_preconditions = candidate.uid.is_some() && candidate.resource_version.is_some();
-    (in_range && !same_revision && has_preconditions).then_some(candidate)
+    let desired = u32::try_from(view.desired).unwrap_or(0);
+    let ok = candidate.ordinal.is_some_and(|o| o < desired)
+        && candidate.uid.is_some()
+        && candidate.resource_version.is_some();
+    ok.then_some(candidate)
 }
 
 fn delete_pod(

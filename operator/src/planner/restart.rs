@@ -16,7 +16,7 @@ use pravega_crds::{
 };
 
 use super::views::{ComponentView, PodView};
-use super::{Action, ComponentVersions, Ctx, Out, Outcome, Step, format_duration};
+use super::{Action, ComponentVersions, Ctx, Out, Outcome, Step, format_duration, replaceable_pod};
 
 /// The pods of StatefulSet components created from older settings, in replacement order, or
 /// `None` while a StatefulSet's template is not (or not yet seen by its controller) at
@@ -60,31 +60,10 @@ fn all_ready(ctx: &Ctx<'_, '_>) -> bool {
     })
 }
 
-/// The one pod of `view` that may be replaced now: no pod terminating or missing, every pod
-/// Ready (or every unready one faulty and still at older settings, which is down anyway), the
-/// lowest-ordinal waiting pod, with its uid and resourceVersion.
+/// The one pod of `view` created from older settings that may be replaced now.
 fn pod_to_restart<'v>(view: &'v ComponentView<'_>) -> Option<&'v PodView<'v>> {
     let update = view.update_revision?;
-    if !view.generation_observed
-        || view.pods.iter().any(|p| p.terminating)
-        || !view.missing_ordinals().is_empty()
-    {
-        return None;
-    }
-    let outdated = |p: &PodView<'_>| p.revision.is_some_and(|r| r != update);
-    let unready: Vec<&PodView<'_>> = view.pods.iter().filter(|p| !p.ready).collect();
-    let candidate = if unready.is_empty() {
-        view.pods.iter().find(|p| outdated(p))?
-    } else if unready.iter().all(|p| p.fault.is_some() && outdated(p)) {
-        unready.first().copied()?
-    } else {
-        return None;
-    };
-    let desired = u32::try_from(view.desired).unwrap_or(0);
-    let ok = candidate.ordinal.is_some_and(|o| o < desired)
-        && candidate.uid.is_some()
-        && candidate.resource_version.is_some();
-    ok.then_some(candidate)
+    replaceable_pod(view, |p| p.revision.is_some_and(|r| r != update))
 }
 
 fn names(waiting: &[(Component, &PodView<'_>)]) -> Vec<String> {
