@@ -609,12 +609,14 @@ fn refusal(
 }
 
 /// The claims of `cluster` that hold data written by a newer version than `spec.version`, with
-/// that version, read from their annotation. Only asked before the cluster's first deployment
-/// (later, the version rules forbid downgrades).
+/// that version, read from their annotation. Only asked before the cluster's workloads are first
+/// created (`workloads_exist` false): once they are, the pods are on those volumes already, and
+/// later the version rules forbid downgrades. So the claims are read once, not every reconcile.
 async fn newer_data(
     ctx: &Context,
     cluster: &PravegaCluster,
     ns: &str,
+    workloads_exist: bool,
 ) -> Result<Option<String>, Error> {
     let allowed = cluster
         .metadata
@@ -626,6 +628,7 @@ async fn newer_data(
         return Ok(None);
     };
     if allowed
+        || workloads_exist
         || cluster
             .status
             .as_ref()
@@ -725,7 +728,14 @@ async fn reconcile_cluster(
     // new cluster whose volumes hold data of a newer version.
     let refused = match refusal(cluster, snapshot.segmentstore.as_ref()) {
         Some((reason, message)) => Some((reasons::INVALID_SPEC, reason.as_str(), message)),
-        None => newer_data(ctx, cluster, ns).await?.map(|message| {
+        None => newer_data(
+            ctx,
+            cluster,
+            ns,
+            snapshot.bookkeeper.is_some() || snapshot.segmentstore.is_some(),
+        )
+        .await?
+        .map(|message| {
             (
                 reasons::DATA_FROM_NEWER_VERSION,
                 reasons::DATA_FROM_NEWER_VERSION,
