@@ -186,16 +186,7 @@ async fn a_paused_upgrade_can_be_cancelled_with_the_webhook_in_place() {
     let (ok, _, err) = merge_patch(&env, r#"{"spec":{"upgrade":{"paused":false}}}"#).await;
     assert!(ok, "{err}");
     wait_row(&env, "0.5.0", "").await;
-    let images = env
-        .kubectl_ok(&[
-            "get",
-            "pods",
-            "-l",
-            "app.kubernetes.io/instance=example",
-            "-o",
-            "jsonpath={.items[*].spec.containers[0].image}",
-        ])
-        .await;
+    let images = env.member_images().await;
     assert!(!images.contains(":0.6.0"), "{images}");
     op.terminate().await;
     webhook.stop().await;

@@ -68,16 +68,7 @@ async fn a_crash_looping_bookie_fails_the_upgrade_and_setting_the_version_back_r
         "{failed}"
     );
     // Nothing beyond the first bookie was touched.
-    let images = env
-        .kubectl_ok(&[
-            "get",
-            "pods",
-            "-l",
-            "app.kubernetes.io/instance=example",
-            "-o",
-            "jsonpath={.items[*].spec.containers[0].image}",
-        ])
-        .await;
+    let images = env.member_images().await;
     assert_eq!(
         images.matches(":0.5.0").count(),
         1,
@@ -188,16 +179,7 @@ async fn a_crash_looping_bookie_fails_the_upgrade_and_setting_the_version_back_r
         }
     })
     .await;
-    let images = env
-        .kubectl_ok(&[
-            "get",
-            "pods",
-            "-l",
-            "app.kubernetes.io/instance=example",
-            "-o",
-            "jsonpath={.items[*].spec.containers[0].image}",
-        ])
-        .await;
+    let images = env.member_images().await;
     assert!(!images.contains(":0.5.0"), "{images}");
 
     // `--log-json`: every log line is a JSON object.

@@ -78,16 +78,7 @@ async fn changing_spec_version_upgrades_every_component_in_order() {
         .await;
     assert_eq!(ready, "all 7 members run 0.5.0 and are Ready");
 
-    let images = env
-        .kubectl_ok(&[
-            "get",
-            "pods",
-            "-l",
-            "app.kubernetes.io/instance=example",
-            "-o",
-            "jsonpath={.items[*].spec.containers[0].image}",
-        ])
-        .await;
+    let images = env.member_images().await;
     let images: Vec<&str> = images.split_whitespace().collect();
     assert_eq!(images.len(), 7, "{images:?}");
     assert!(

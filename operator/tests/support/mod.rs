@@ -94,6 +94,19 @@ impl Env {
         );
     }
 
+    /// The images of the pods of cluster `example`, space-separated, as kubectl prints them.
+    pub async fn member_images(&self) -> String {
+        self.kubectl_ok(&[
+            "get",
+            "pods",
+            "-l",
+            "app.kubernetes.io/instance=example",
+            "-o",
+            "jsonpath={.items[*].spec.containers[0].image}",
+        ])
+        .await
+    }
+
     /// The row of `kubectl get PravegaCluster` for `name`, as (column header, cell) pairs.
     pub async fn cluster_row(&self, name: &str) -> Option<Vec<(String, String)>> {
         let (ok, out, _) = self.kubectl(&["get", "PravegaCluster", name]).await;
