@@ -314,40 +314,13 @@ fn resource_field(container: &Container, resource: &str, divisor: Option<&str>) 
     format!("{}", (value / divisor).ceil().max(0.0) as u64)
 }
 
-/// The value of a Kubernetes quantity (`128Mi`, `1G`, `500m`, `1.5`, `2e3`).
+/// The value of a Kubernetes quantity (`128Mi`, `1G`, `500m`, `1.5`, `2e3`): the API server's
+/// grammar, read by the one parser of the workspace (a fact of the Kubernetes API, not of the
+/// Pravega images this simulation models independently).
 pub(crate) fn quantity(s: &str) -> Option<f64> {
-    let s = s.trim();
-    let split = s
-        .char_indices()
-        .find(|(_, c)| !(c.is_ascii_digit() || matches!(c, '.' | '+' | '-')))
-        .map(|(i, _)| i)
-        .unwrap_or(s.len());
-    let (number, suffix) = s.split_at(split);
-    let n: f64 = number.parse().ok()?;
-    let scale = match suffix {
-        "" => 1.0,
-        "Ki" => 1024f64,
-        "Mi" => 1024f64.powi(2),
-        "Gi" => 1024f64.powi(3),
-        "Ti" => 1024f64.powi(4),
-        "Pi" => 1024f64.powi(5),
-        "Ei" => 1024f64.powi(6),
-        "n" => 1e-9,
-        "u" => 1e-6,
-        "m" => 1e-3,
-        "k" => 1e3,
-        "M" => 1e6,
-        "G" => 1e9,
-        "T" => 1e12,
-        "P" => 1e15,
-        "E" => 1e18,
-        exp => {
-            let e: i32 = exp.strip_prefix(['e', 'E'])?.parse().ok()?;
-            10f64.powi(e)
-        }
-    };
-    let v = n * scale;
-    v.is_finite().then_some(v)
+    pravega_crds::quantity::parse_quantity(s.trim())
+        .ok()
+        .filter(|v| v.is_finite())
 }
 
 #[cfg(test)]
