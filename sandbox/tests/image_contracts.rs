@@ -5,31 +5,17 @@ mod common;
 
 use common::*;
 use pravega_sandbox::Sandbox;
-use pravega_sandbox::sim::{SimOptions, Simulation};
-use std::time::{Duration, Instant};
+use pravega_sandbox::sim::Simulation;
+use std::time::Duration;
 
 const NS: &str = "contracts";
 
 async fn start() -> (Sandbox, Simulation) {
-    let sb = sandbox().await;
-    let client = sb.client().await.expect("client");
-    let sim = Simulation::start(client, SimOptions::default())
-        .await
-        .expect("simulation starts");
-    ok(&sb, &["create", "namespace", NS]);
-    (sb, sim)
+    sandbox_with_simulation(NS).await
 }
 
-/// Polls `f` until it gives a value (30 s at most).
-fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+fn eventually<T>(what: &str, f: impl FnMut() -> Option<T>) -> T {
+    eventually_blocking(what, f)
 }
 
 fn jsonpath(sb: &Sandbox, ns: &str, object: &str, path: &str) -> String {

@@ -150,3 +150,32 @@ pub fn squash(s: &str) -> String {
         .collect::<Vec<_>>()
         .join("\n")
 }
+
+/// A sandbox with the simulation running and namespace `ns` created.
+pub async fn sandbox_with_simulation(ns: &str) -> (Sandbox, pravega_sandbox::sim::Simulation) {
+    let sb = sandbox().await;
+    let client = sb.client().await.expect("client");
+    let sim = pravega_sandbox::sim::Simulation::start(
+        client,
+        pravega_sandbox::sim::SimOptions::default(),
+    )
+    .await
+    .expect("simulation starts");
+    ok(&sb, &["create", "namespace", ns]);
+    (sb, sim)
+}
+
+/// Polls `f` until it gives a value (30 s at most), blocking the calling thread between tries.
+pub fn eventually_blocking<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
