@@ -161,6 +161,9 @@ pub mod event_reasons {
     pub const ROLLBACK_FAILED: &str = "RollbackFailed";
     /// Normal: a paused upgrade was cancelled by setting `spec.version` back.
     pub const UPGRADE_CANCELLED: &str = "UpgradeCancelled";
+    /// Warning: the upgrade or rollback waits before its next restart, for a reason a person
+    /// may need to act on (a safety check, a canary hold).
+    pub const UPGRADE_BLOCKED: &str = "UpgradeBlocked";
     /// Warning: `status.currentVersion` disagreed with the running pods and was corrected.
     pub const CURRENT_VERSION_CORRECTED: &str = "CurrentVersionCorrected";
     /// Normal: a rolling restart started, to apply a change of the spec other than the version.

@@ -234,6 +234,19 @@ fn check_basics(spec: &PravegaClusterSpec) -> Result<(), Refusal> {
             MIN_UPGRADE_TIMEOUT.as_secs()
         )));
     }
+    if let Some(soak) = &spec.upgrade.pod_stabilization {
+        let d = parse_duration(soak)
+            .map_err(|e| invalid(format!("spec.upgrade.podStabilization: {e}")))?;
+        // The soak time is waiting without progress: as long as the timeout, it fails every
+        // upgrade at its first pod.
+        if d >= timeout {
+            return Err(invalid(format!(
+                "spec.upgrade.podStabilization {} must be shorter than spec.upgrade.timeout {}: the upgrade fails when it makes no progress for the timeout",
+                shorten(soak),
+                shorten(&spec.upgrade.timeout)
+            )));
+        }
+    }
     for (field, repository) in [
         (
             "spec.bookkeeper.image.repository",
@@ -877,6 +890,17 @@ mod tests {
         }
         let m = refused(json!({"version": "0.5.0", "upgrade": {"timeout": "0s"}}));
         assert!(m.contains("too short"), "{m}");
+        let m = refused(
+            json!({"version": "0.5.0", "upgrade": {"timeout": "1m", "podStabilization": "60s"}}),
+        );
+        assert!(
+            m.contains(
+                "spec.upgrade.podStabilization 60s must be shorter than spec.upgrade.timeout 1m"
+            ),
+            "{m}"
+        );
+        let m = refused(json!({"version": "0.5.0", "upgrade": {"podStabilization": "soon"}}));
+        assert!(m.contains("spec.upgrade.podStabilization:"), "{m}");
         let m = refused(json!({"version": "0.5.0", "bookkeeper": {"replicas": 1000000}}));
         assert!(
             m.contains("spec.bookkeeper.replicas is 1000000; this operator manages at most 100"),

@@ -694,6 +694,80 @@ pub struct UpgradeSpec {
     /// Roll back to `status.currentVersion` on its own when an upgrade fails.
     #[serde(default)]
     pub auto_rollback: bool,
+    /// The checks that must pass before each pod restart of an upgrade or rollback. Unset: all
+    /// of them. `[]`: none (only the replacement's readiness gates the next step).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub safety_checks: Option<Vec<SafetyCheck>>,
+    /// How long a replaced pod must stay Ready, without a container restart, before the next
+    /// pod is restarted (soak time), written like `30s` or `2m`. Unset: no soak time. A
+    /// replacement that restarts before the upgrade ends fails it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^([0-9]+(ms|s|m|h))+$"))]
+    pub pod_stabilization: Option<String>,
+    /// Canary: after this many pods of an upgrade were replaced (counted across components, in
+    /// upgrade order), the upgrade holds (`CanaryHold`) until the field is raised or removed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub pause_after_pods: Option<u32>,
+}
+
+/// A named check run before each pod restart of an upgrade or rollback.
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, JsonSchema,
+)]
+pub enum SafetyCheck {
+    /// Before a bookie restarts: BookKeeper lists no under-replicated ledgers (bookie HTTP admin
+    /// API, `/api/v1/autorecovery/list_under_replicated_ledger`; images 0.5 and later).
+    NoUnderReplicatedLedgers,
+    /// Before a bookie restarts: every bookie of the cluster is registered read-write
+    /// (`/api/v1/bookie/list_bookies?type=rw`; images 0.5 and later).
+    BookiesWritable,
+    /// Before a Controller or Segment Store restart: every other Controller and Segment Store
+    /// that serves Pravega's health API (0.10 and later) reports itself ready
+    /// (`/v1/health/readiness`).
+    PravegaHealthy,
+    /// Before any restart: every other member of the cluster is Ready and, with
+    /// `podStabilization`, has been for that long.
+    MembersStable,
+}
+
+impl SafetyCheck {
+    /// Every check, in the order they are evaluated.
+    pub const ALL: [SafetyCheck; 4] = [
+        SafetyCheck::MembersStable,
+        SafetyCheck::NoUnderReplicatedLedgers,
+        SafetyCheck::BookiesWritable,
+        SafetyCheck::PravegaHealthy,
+    ];
+
+    /// The check's name, as `spec.upgrade.safetyChecks` writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SafetyCheck::NoUnderReplicatedLedgers => "NoUnderReplicatedLedgers",
+            SafetyCheck::BookiesWritable => "BookiesWritable",
+            SafetyCheck::PravegaHealthy => "PravegaHealthy",
+            SafetyCheck::MembersStable => "MembersStable",
+        }
+    }
+}
+
+impl std::fmt::Display for SafetyCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl UpgradeSpec {
+    /// The checks in force (`safetyChecks`, all of them when unset), without repeats.
+    pub fn checks(&self) -> Vec<SafetyCheck> {
+        match &self.safety_checks {
+            None => SafetyCheck::ALL.to_vec(),
+            Some(list) => SafetyCheck::ALL
+                .into_iter()
+                .filter(|c| list.contains(c))
+                .collect(),
+        }
+    }
 }
 
 fn default_upgrade_timeout() -> String {
@@ -706,6 +780,9 @@ impl Default for UpgradeSpec {
             timeout: default_upgrade_timeout(),
             paused: false,
             auto_rollback: false,
+            safety_checks: None,
+            pod_stabilization: None,
+            pause_after_pods: None,
         }
     }
 }
@@ -839,6 +916,22 @@ pub struct UpgradeStatus {
     /// any later edit of the spec (a longer `spec.upgrade.timeout`, say) retries it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failed_generation: Option<i64>,
+    /// Why the change is waiting now, if it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blocked_by: Option<UpgradeBlocker>,
+}
+
+/// Why a version change waits: the reason (a `Blocked` name such as `SafetyCheckFailed`,
+/// `CanaryHold` or `PodNotReady`), a message a person can act on, and since when.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UpgradeBlocker {
+    /// CamelCase name of the blocker.
+    pub reason: String,
+    /// What the change waits for.
+    pub message: String,
+    /// When this blocker started.
+    pub since: Time,
 }
 
 /// Progress of a rolling restart: a change of the spec other than the version (resources, options,

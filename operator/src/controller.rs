@@ -35,6 +35,7 @@ use tracing::{info, warn};
 
 use crate::metrics::Metrics;
 use crate::planner::{self, Observation};
+use crate::probe;
 use crate::resources::{self, BuildError};
 use crate::status;
 
@@ -810,15 +811,24 @@ async fn reconcile_cluster(
         );
     }
 
-    let observation = Observation {
+    let mut observation = Observation {
         cluster,
         bookkeeper: snapshot.bookkeeper.as_ref(),
         controller: snapshot.controller.as_ref(),
         segmentstore: snapshot.segmentstore.as_ref(),
         pods: &snapshot.pods,
         now,
+        checks: None,
     };
-    let plan = planner::plan(&observation, member_status);
+    let mut plan = planner::plan(&observation, member_status.clone());
+    // The next restart waits for safety checks: run them, then decide with what they found.
+    let facts;
+    if let Some(request) = &plan.probe {
+        facts = probe::run(request, cluster, &snapshot.pods).await;
+        ctx.metrics.count_checks(&facts);
+        observation.checks = Some(&facts);
+        plan = planner::plan(&observation, member_status);
+    }
     for line in &plan.logs {
         info!("{line}");
     }

@@ -3,7 +3,9 @@
 //! - [`resources`]: pure builders of the objects a cluster owns.
 //! - [`pods`]: what a pod is (Ready, serving, terminating, faulty, a member): one function each.
 //! - [`status`]: pure computation of the member status from the pods.
-//! - [`planner`]: the pure upgrade planner (versions, pod deletions, upgrade status).
+//! - [`planner`]: the pure upgrade planner (versions, pod deletions, upgrade status, the gates
+//!   before each restart).
+//! - [`probe`]: runs the safety checks the planner asks for against the members' HTTP APIs.
 //! - [`controller`]: the reconcile loop (read, plan, apply, write status).
 //! - [`leader`]: leader election with a Lease.
 //! - [`run()`]: the whole operator (endpoints, leader election, controller).
@@ -15,6 +17,7 @@ pub mod leader;
 pub mod metrics;
 pub mod planner;
 pub mod pods;
+pub mod probe;
 pub mod rbac;
 pub mod resources;
 pub mod run;
@@ -22,3 +25,7 @@ pub mod server;
 pub mod status;
 
 pub use run::{Config, RunError, run};
+
+/// The `User-Agent` of every request the operator makes, so that audit logs and access logs
+/// tell them apart.
+pub const USER_AGENT: &str = concat!("pravega-operator/", env!("CARGO_PKG_VERSION"));

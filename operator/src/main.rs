@@ -82,7 +82,7 @@ async fn client() -> Result<kube::Client, String> {
     let mut config = kube::Config::infer().await.map_err(|e| e.to_string())?;
     config.headers.push((
         http::header::USER_AGENT,
-        http::HeaderValue::from_static(concat!("pravega-operator/", env!("CARGO_PKG_VERSION"))),
+        http::HeaderValue::from_static(pravega_operator::USER_AGENT),
     ));
     kube::Client::try_from(config).map_err(|e| e.to_string())
 }

@@ -4,6 +4,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use pravega_crds::{ConditionType, PravegaClusterStatus, reasons};
+
+use crate::planner::{Blocked, CheckFacts, CheckOutcome};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -36,6 +38,26 @@ pub struct WriteLabels {
     pub kind: String,
 }
 
+/// Labels of an upgrade's blocker.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BlockedLabels {
+    /// Namespace of the PravegaCluster.
+    pub namespace: String,
+    /// Name of the PravegaCluster.
+    pub cluster: String,
+    /// The blocker's name (`status.upgrade.blockedBy.reason`).
+    pub reason: String,
+}
+
+/// Labels of a safety check run.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CheckLabels {
+    /// The check's name.
+    pub check: String,
+    /// `passed`, `failed`, `unreachable` or `not_applicable`.
+    pub outcome: String,
+}
+
 /// The operator's metrics.
 #[derive(Debug)]
 pub struct Metrics {
@@ -61,6 +83,10 @@ pub struct Metrics {
     pub reconcile_failing: Family<ClusterLabels, Gauge>,
     /// 1 while a cluster's `Ready` condition is True, else 0.
     pub ready: Family<ClusterLabels, Gauge>,
+    /// 1 for the reason an upgrade or rollback of a cluster waits, while it does.
+    pub upgrade_blocked: Family<BlockedLabels, Gauge>,
+    /// Safety checks run before restarts, by check and outcome.
+    pub safety_checks: Family<CheckLabels, Counter>,
     /// 1 while this replica holds the leader lease (or runs without leader election).
     pub leader: Gauge,
     /// Sum of `writes` over every label set.
@@ -81,6 +107,8 @@ impl Metrics {
             upgrade_failed: Family::default(),
             reconcile_failing: Family::default(),
             ready: Family::default(),
+            upgrade_blocked: Family::default(),
+            safety_checks: Family::default(),
             leader: Gauge::default(),
             writes_total: AtomicU64::new(0),
         };
@@ -136,6 +164,16 @@ impl Metrics {
             metrics.ready.clone(),
         );
         r.register(
+            "upgrade_blocked",
+            "1 for the reason (status.upgrade.blockedBy) an upgrade or rollback of a PravegaCluster waits before its next restart",
+            metrics.upgrade_blocked.clone(),
+        );
+        r.register(
+            "safety_checks",
+            "Safety checks run before pod restarts, by check and outcome",
+            metrics.safety_checks.clone(),
+        );
+        r.register(
             "leader",
             "1 while this replica is the active operator",
             metrics.leader.clone(),
@@ -173,6 +211,39 @@ impl Metrics {
             .inc();
     }
 
+    /// Counts the safety checks of one probe.
+    pub fn count_checks(&self, facts: &CheckFacts) {
+        for (check, outcome) in &facts.outcomes {
+            let outcome = match outcome {
+                CheckOutcome::Passed => "passed",
+                CheckOutcome::Failed(_) => "failed",
+                CheckOutcome::Unreachable(_) => "unreachable",
+                CheckOutcome::NotApplicable(_) => "not_applicable",
+            };
+            self.safety_checks
+                .get_or_create(&CheckLabels {
+                    check: check.as_str().to_owned(),
+                    outcome: outcome.to_owned(),
+                })
+                .inc();
+        }
+    }
+
+    fn set_blocked(&self, namespace: &str, cluster: &str, reason: Option<&str>) {
+        for r in Blocked::REASONS {
+            let labels = BlockedLabels {
+                namespace: namespace.to_owned(),
+                cluster: cluster.to_owned(),
+                reason: r.to_owned(),
+            };
+            if reason == Some(r) {
+                self.upgrade_blocked.get_or_create(&labels).set(1);
+            } else {
+                self.upgrade_blocked.remove(&labels);
+            }
+        }
+    }
+
     /// Sets the per-cluster gauges from a status the operator wrote (or observed).
     pub fn set_cluster(&self, namespace: &str, cluster: &str, status: &PravegaClusterStatus) {
         let labels = ClusterLabels {
@@ -201,6 +272,12 @@ impl Metrics {
         self.ready
             .get_or_create(&labels)
             .set(flag(status.is_condition_true(ConditionType::Ready)));
+        let blocked = status
+            .upgrade
+            .as_ref()
+            .and_then(|u| u.blocked_by.as_ref())
+            .map(|b| b.reason.as_str());
+        self.set_blocked(namespace, cluster, blocked);
     }
 
     /// Forgets a deleted cluster's gauges.
@@ -215,6 +292,7 @@ impl Metrics {
         self.upgrade_failed.remove(&labels);
         self.reconcile_failing.remove(&labels);
         self.ready.remove(&labels);
+        self.set_blocked(namespace, cluster, None);
     }
 }
 

@@ -61,6 +61,7 @@
 //! becomes False with reason `RolledBack` when the rollback completes, or True with reason
 //! `RollbackFailed` when it fails.
 
+pub mod gates;
 mod restart;
 mod views;
 
@@ -71,12 +72,15 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use pravega_crds::duration::{format_duration, parse_duration};
 use pravega_crds::names::WorkloadKind;
-use pravega_crds::types::{ComponentProgress, DEFAULT_UPGRADE_TIMEOUT, UpgradeStatus};
+use pravega_crds::types::{
+    ComponentProgress, DEFAULT_UPGRADE_TIMEOUT, UpgradeBlocker, UpgradeStatus,
+};
 use pravega_crds::{
     Component, ConditionStatus, ConditionType, Decision, PravegaCluster, PravegaClusterStatus,
     event_actions, event_reasons, parse_version, reasons,
 };
 
+pub use gates::{Blocked, CheckFacts, CheckOutcome, ProbeRequest};
 use views::{ComponentView, PodView, component_view};
 
 /// What the planner sees: the cluster, its workloads and its pods as the controller read them,
@@ -95,6 +99,9 @@ pub struct Observation<'a> {
     pub pods: &'a [Pod],
     /// The time of this reconcile.
     pub now: Timestamp,
+    /// What the safety checks of the next step found, when the prober ran them
+    /// ([`Plan::probe`]).
+    pub checks: Option<&'a CheckFacts>,
 }
 
 /// The version each component's pod template must carry after this reconcile.
@@ -189,6 +196,9 @@ pub struct Plan {
     pub warnings: Vec<String>,
     /// When to reconcile again at the latest (deadlines only; progress is watch-driven).
     pub requeue_after: Option<std::time::Duration>,
+    /// The safety checks to run before the next step: plan again with their facts in
+    /// [`Observation::checks`].
+    pub probe: Option<ProbeRequest>,
 }
 
 /// Transitions within one call are bounded: each mode leads to a stable one in a few steps.
@@ -226,6 +236,7 @@ pub fn plan(observation: &Observation<'_>, status: PravegaClusterStatus) -> Plan
         logs: out.logs,
         warnings: out.warnings,
         requeue_after: outcome.requeue_after,
+        probe: outcome.probe,
     }
 }
 
@@ -311,6 +322,18 @@ impl<'o, 'a> Ctx<'o, 'a> {
         )
     }
 
+    fn elapsed_since_ts(&self, t: Timestamp) -> Duration {
+        self.elapsed_since(&Time(t))
+    }
+
+    /// Time from now until `t` (zero when past).
+    fn until(&self, t: Timestamp) -> Duration {
+        let ms = t
+            .as_millisecond()
+            .saturating_sub(self.now.0.as_millisecond());
+        Duration::from_millis(u64::try_from(ms).unwrap_or(0))
+    }
+
     fn elapsed_since(&self, t: &Time) -> Duration {
         let ms = self
             .now
@@ -351,6 +374,7 @@ struct Outcome {
     versions: ComponentVersions,
     actions: Vec<Action>,
     requeue_after: Option<Duration>,
+    probe: Option<ProbeRequest>,
 }
 
 impl Outcome {
@@ -359,6 +383,7 @@ impl Outcome {
             versions,
             actions: Vec::new(),
             requeue_after: None,
+            probe: None,
         }
     }
 }
@@ -635,6 +660,7 @@ fn new_progress(ctx: &Ctx<'_, '_>, from: &str, to: &str) -> UpgradeStatus {
         last_progress_at: Some(ctx.now.clone()),
         components: Vec::new(),
         failed_generation: None,
+        blocked_by: None,
     }
 }
 
@@ -1128,18 +1154,11 @@ fn advance(
     };
     let component = op.order[index];
     let view = ctx.view(component);
-
-    // Earlier components run the target; later ones keep their template until their turn.
-    let mut versions = ctx.observed_versions(&op.fallback);
-    for c in &op.order[..index] {
-        versions.set(*c, &op.to);
-    }
-    let active_version = if ctx.paused {
-        view.template_version.unwrap_or(&op.fallback)
-    } else {
-        &op.to
-    };
-    versions.set(component, active_version);
+    let started = status
+        .upgrade
+        .as_ref()
+        .and_then(|u| u.started_at.as_ref())
+        .map(|t| t.0);
 
     let kind = match component.workload_kind() {
         WorkloadKind::StatefulSet => "statefulset",
@@ -1154,35 +1173,195 @@ fn advance(
         ));
     }
 
-    // Failures.
-    if let Some((pod, fault)) = view.faulty_at(&op.to) {
-        let detail = fault.describe(pod.name);
+    if let Some(detail) = failure(ctx, op, index, started) {
         return fail(ctx, status, out, op, component, &detail);
+    }
+
+    let next = next_move(ctx, op, index, template_at_target, started);
+    let blocked = next.as_ref().err();
+    let mut requeue_after = None;
+    if !blocked.is_some_and(Blocked::stops_clock) {
+        let elapsed = ctx.elapsed_since(&last_progress);
+        if elapsed >= ctx.timeout {
+            let mut detail = format!("no progress for {}", format_duration(ctx.timeout));
+            if let Some(b) = blocked.filter(|b| b.notable()) {
+                detail.push_str(&format!("; {}", b.message()));
+            }
+            return fail(ctx, status, out, op, component, &detail);
+        }
+        let left = ctx.timeout - elapsed;
+        requeue_after = Some(match blocked {
+            Some(Blocked::Soaking { until, .. }) => left.min(ctx.until(*until)),
+            Some(
+                Blocked::SafetyCheckFailed { .. }
+                | Blocked::SafetyCheckUnreachable { .. }
+                | Blocked::ChecksPending { .. },
+            ) => left.min(gates::CHECK_INTERVAL),
+            _ => left,
+        });
+    }
+    // A template change is made now; what the change then waits for is its controller.
+    let waits_for = match &next {
+        Ok(Move::ChangeTemplate) if view.present => Some(match component.workload_kind() {
+            WorkloadKind::StatefulSet => Blocked::NotObserved {
+                workload: view.workload.clone(),
+            },
+            WorkloadKind::Deployment => Blocked::RollingOut {
+                workload: view.workload.clone(),
+            },
+        }),
+        _ => None,
+    };
+    let reported = blocked.or(waits_for.as_ref());
+    report_blocker(
+        ctx, status, out, op, component, reported, note, was_paused, resumed,
+    );
+
+    // Earlier components run the target; later ones keep their template until their turn; the
+    // current one moves when its next step may go ahead (a StatefulSet's template change
+    // restarts nothing: only a pause or a canary hold keeps it).
+    let mut versions = ctx.observed_versions(&op.fallback);
+    for c in &op.order[..index] {
+        versions.set(*c, &op.to);
+    }
+    let template_moves = match (&next, component.workload_kind()) {
+        (Ok(Move::ChangeTemplate), _) => true,
+        (Err(b), WorkloadKind::StatefulSet) => !b.stops_clock(),
+        _ => false,
+    };
+    let active_version = if template_at_target || template_moves {
+        &op.to
+    } else {
+        view.template_version.unwrap_or(&op.fallback)
+    };
+    versions.set(component, active_version);
+
+    let mut actions = Vec::new();
+    let mut probe = None;
+    match next {
+        Ok(Move::ChangeTemplate) if view.present => out.log(format!(
+            "updating {kind} ({}) template image to '{}'",
+            view.workload,
+            component.image(&ctx.obs.cluster.spec, &op.to)
+        )),
+        Ok(Move::ChangeTemplate) => {}
+        Ok(Move::DeletePod(pod)) => actions.push(delete_pod(ctx, out, op, component, pod)),
+        Err(Blocked::ChecksPending { checks }) => {
+            probe = Some(ProbeRequest {
+                component,
+                candidate: candidate_of(ctx, op, index, template_at_target),
+                checks,
+            });
+        }
+        Err(_) => {}
+    }
+    Step::Done(Outcome {
+        versions,
+        actions,
+        requeue_after,
+        probe,
+    })
+}
+
+/// The next step of a version change on its current component, once no failure stops it.
+enum Move<'v> {
+    /// Set the component's template to the target (the Controller's restarts its pods).
+    ChangeTemplate,
+    /// Delete this StatefulSet pod so that it is recreated at the target.
+    DeletePod(&'v PodView<'v>),
+}
+
+/// What stops the change: a faulty pod at the target, a Deployment past its progress
+/// deadline, or (with a soak time) a replacement that restarted.
+fn failure(ctx: &Ctx<'_, '_>, op: &Op, index: usize, started: Option<Timestamp>) -> Option<String> {
+    let component = op.order[index];
+    let view = ctx.view(component);
+    if let Some((pod, fault)) = view.faulty_at(&op.to) {
+        return Some(fault.describe(pod.name));
     }
     if component == Component::Controller
         && view.template_version == Some(&*op.to)
         && view.generation_observed
         && view.deadline_exceeded
     {
-        let detail = format!(
+        return Some(format!(
             "deployment {} exceeded its progress deadline",
             view.workload
-        );
-        return fail(ctx, status, out, op, component, &detail);
+        ));
     }
-    let mut requeue_after = None;
-    if !ctx.paused {
-        let elapsed = ctx.elapsed_since(&last_progress);
-        if elapsed >= ctx.timeout {
-            let detail = format!("no progress for {}", format_duration(ctx.timeout));
-            return fail(ctx, status, out, op, component, &detail);
-        }
-        requeue_after = Some(ctx.timeout - elapsed);
-    }
+    gates::crashed_in_soak(ctx, op, index, started)
+}
 
-    // Condition.
-    let (reason, message) = if ctx.paused {
-        (
+/// The gates, in order (see [`gates`]), before the current component's next step.
+fn next_move<'c, 'a>(
+    ctx: &'c Ctx<'_, 'a>,
+    op: &Op,
+    index: usize,
+    template_at_target: bool,
+    started: Option<Timestamp>,
+) -> Result<Move<'c>, Blocked> {
+    let component = op.order[index];
+    let view = ctx.view(component);
+    gates::paused(ctx)?;
+    gates::canary_hold(ctx, op)?;
+    match component.workload_kind() {
+        WorkloadKind::StatefulSet => {
+            if !template_at_target {
+                return Ok(Move::ChangeTemplate);
+            }
+            let pod = pod_to_delete(view, &op.to)?;
+            gates::soaked(ctx, op, index, started)?;
+            gates::safety_checks(ctx, component, Some(pod))?;
+            Ok(Move::DeletePod(pod))
+        }
+        WorkloadKind::Deployment => {
+            if template_at_target || !view.present {
+                return if template_at_target {
+                    Err(Blocked::RollingOut {
+                        workload: view.workload.clone(),
+                    })
+                } else {
+                    Ok(Move::ChangeTemplate)
+                };
+            }
+            gates::soaked(ctx, op, index, started)?;
+            gates::safety_checks(ctx, component, None)?;
+            Ok(Move::ChangeTemplate)
+        }
+    }
+}
+
+/// The pod the pending checks are for (the one [`next_move`] would delete).
+fn candidate_of(
+    ctx: &Ctx<'_, '_>,
+    op: &Op,
+    index: usize,
+    template_at_target: bool,
+) -> Option<String> {
+    let view = ctx.view(op.order[index]);
+    if !template_at_target || view.component.workload_kind() != WorkloadKind::StatefulSet {
+        return None;
+    }
+    pod_to_delete(view, &op.to).ok().map(|p| p.name.to_owned())
+}
+
+/// Reports the blocker (or its absence): `status.upgrade.blockedBy`, the condition, an Event
+/// when a [notable](Blocked::notable) one starts, and a log line when it changes.
+#[allow(clippy::too_many_arguments)]
+fn report_blocker(
+    ctx: &Ctx<'_, '_>,
+    status: &mut PravegaClusterStatus,
+    out: &mut Out,
+    op: &Op,
+    component: Component,
+    blocked: Option<&Blocked>,
+    note: &str,
+    was_paused: bool,
+    resumed: bool,
+) {
+    let cond = op.condition();
+    let (reason, message) = match blocked {
+        Some(Blocked::Paused) => (
             reasons::PAUSED,
             format!(
                 "{} from {} to {} is paused at {component} (spec.upgrade.paused is true)",
@@ -1190,9 +1369,19 @@ fn advance(
                 op.from,
                 op.to
             ),
-        )
-    } else {
-        (
+        ),
+        Some(b) if b.notable() => (
+            b.reason(),
+            format!(
+                "{} from {} to {}: {component}, {}",
+                op.verbing(),
+                op.from,
+                op.to,
+                b.message()
+            ),
+        ),
+        // The steps every restart goes through show in `status.upgrade.blockedBy` only.
+        _ => (
             reasons::IN_PROGRESS,
             format!(
                 "{} from {} to {}: {component}",
@@ -1200,7 +1389,7 @@ fn advance(
                 op.from,
                 op.to
             ),
-        )
+        ),
     };
     set_with_note(ctx, status, out, cond, true, reason, &message, note);
     if ctx.paused && !was_paused {
@@ -1214,68 +1403,55 @@ fn advance(
         );
     }
 
-    // The template change, or the pod to delete.
-    let mut actions = Vec::new();
-    if view.present && !template_at_target && !ctx.paused {
-        out.log(format!(
-            "updating {kind} ({}) template image to '{}'",
-            view.workload,
-            component.image(&ctx.obs.cluster.spec, &op.to)
-        ));
-    }
-    if template_at_target
-        && !ctx.paused
-        && component.workload_kind() == WorkloadKind::StatefulSet
-        && let Some(pod) = pod_to_delete(view, &op.to)
-    {
-        actions.push(delete_pod(ctx, out, op, component, pod));
-    }
-    Step::Done(Outcome {
-        versions,
-        actions,
-        requeue_after,
-    })
+    let Some(upgrade) = status.upgrade.as_mut() else {
+        return;
+    };
+    let previous = upgrade.blocked_by.take();
+    upgrade.blocked_by = blocked.map(|b| {
+        let message = b.message();
+        match previous {
+            Some(p) if p.reason == b.reason() && p.message == message => p,
+            _ => {
+                if b.notable() || matches!(b, Blocked::Soaking { .. }) {
+                    out.log(format!("{} waits: {}", op.verbing(), message));
+                }
+                if b.notable() {
+                    out.event(
+                        true,
+                        event_reasons::UPGRADE_BLOCKED,
+                        op.action(),
+                        format!(
+                            "{} from {} to {} waits before restarting a {component} member: {message}",
+                            op.verbing(),
+                            op.from,
+                            op.to
+                        ),
+                    );
+                }
+                UpgradeBlocker {
+                    reason: b.reason().to_owned(),
+                    message,
+                    since: ctx.now.clone(),
+                }
+            }
+        }
+    });
 }
 
-/// The one pod of a StatefulSet that may be deleted now, if any (see the module docs).
-fn pod_to_delete<'v>(view: &'v ComponentView<'_>, version: &str) -> Option<&'v PodView<'v>> {
-    if view.template_version != Some(version) {
-        return None;
-    }
-    let candidate = replaceable_pod(view, |p| !p.at(version))?;
+/// The one pod of a StatefulSet that may be deleted now, or why none may (see the module docs).
+fn pod_to_delete<'v>(
+    view: &'v ComponentView<'_>,
+    version: &str,
+) -> Result<&'v PodView<'v>, Blocked> {
+    let candidate = gates::replaceable(view, |p| !p.at(version))?;
     let same_revision =
         view.update_revision.is_some() && candidate.revision == view.update_revision;
-    (!same_revision).then_some(candidate)
-}
-
-/// The one pod of a StatefulSet that may be replaced now, among those `outdated` says are
-/// (upgrade, rollback and rolling restart alike): the controller has seen the latest template,
-/// no pod is terminating or missing, and every pod is Ready, or every unready one is faulty and
-/// outdated (down anyway: the faulty-pod rule); the lowest-ordinal such pod, within the desired
-/// count and carrying the uid and resourceVersion sent as delete preconditions.
-fn replaceable_pod<'v>(
-    view: &'v ComponentView<'_>,
-    outdated: impl Fn(&PodView<'_>) -> bool,
-) -> Option<&'v PodView<'v>> {
-    if !view.generation_observed
-        || view.pods.iter().any(|p| p.terminating)
-        || !view.missing_ordinals().is_empty()
-    {
-        return None;
+    if same_revision {
+        return Err(Blocked::NotObserved {
+            workload: view.workload.clone(),
+        });
     }
-    let unready: Vec<&PodView<'_>> = view.pods.iter().filter(|p| !p.ready).collect();
-    let candidate = if unready.is_empty() {
-        view.pods.iter().find(|p| outdated(p))?
-    } else if unready.iter().all(|p| p.fault.is_some() && outdated(p)) {
-        unready.first().copied()?
-    } else {
-        return None;
-    };
-    let desired = u32::try_from(view.desired).unwrap_or(0);
-    let ok = candidate.ordinal.is_some_and(|o| o < desired)
-        && candidate.uid.is_some()
-        && candidate.resource_version.is_some();
-    ok.then_some(candidate)
+    Ok(candidate)
 }
 
 fn delete_pod(

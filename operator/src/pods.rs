@@ -9,6 +9,7 @@
 //!   stays up. The member status counts these.
 
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
+use k8s_openapi::jiff::Timestamp;
 use pravega_crds::names::{Component, LABEL_INSTANCE, component_of};
 
 /// Label the StatefulSet controller puts on each pod: the revision it was created from.
@@ -30,6 +31,32 @@ pub fn is_ready(pod: &Pod) -> bool {
         .as_ref()
         .and_then(|s| s.conditions.as_ref())
         .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+/// When the pod's `Ready` condition last became `True`, while it is `True`.
+pub fn ready_since(pod: &Pod) -> Option<Timestamp> {
+    pod.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == "Ready" && c.status == "True")?
+        .last_transition_time
+        .as_ref()
+        .map(|t| t.0)
+}
+
+/// How many times the pod's containers have restarted, in all.
+pub fn restarts(pod: &Pod) -> i32 {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_ref())
+        .map(|cs| {
+            cs.iter()
+                .map(|c| c.restart_count)
+                .fold(0, i32::saturating_add)
+        })
+        .unwrap_or(0)
 }
 
 /// True when the pod is being deleted (`metadata.deletionTimestamp` is set) or has finished for

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use planner_common::*;
 use pravega_crds::{Component, ConditionType, PravegaClusterStatus};
-use pravega_operator::planner::{self, Action, Plan};
+use pravega_operator::planner::{Action, Plan};
 
 const BK0: &str = "example-bookie-0";
 const BK1: &str = "example-bookie-1";
@@ -139,7 +139,7 @@ fn failed_on_bookie() -> (World, Plan) {
 }
 
 fn assert_idempotent(w: &World, p: &Plan) {
-    let again = planner::plan(&w.observation(), p.status.clone());
+    let again = w.plan_from(p.status.clone());
     assert_eq!(again.versions, p.versions);
     assert_eq!(again.actions, p.actions);
     assert_eq!(again.status, p.status);
@@ -452,7 +452,7 @@ fn a_crash_looping_updated_pod_fails_the_upgrade_with_the_guides_message() {
     );
     assert_eq!(p.requeue_after, None);
     // Planning again: stays failed, touches nothing, says nothing new.
-    let again = planner::plan(&w.observation(), p.status.clone());
+    let again = w.plan_from(p.status.clone());
     assert_eq!(again.status, p.status);
     assert!(again.actions.is_empty() && again.events.is_empty() && again.logs.is_empty());
     assert_eq!(again.versions, p.versions);
@@ -940,7 +940,7 @@ fn a_version_change_during_an_upgrade_is_refused_and_the_upgrade_goes_on() {
             .any(|e| e.warning && e.reason == "VersionChangeRefused")
     );
     // Warned once.
-    let again = planner::plan(&w.observation(), p.status.clone());
+    let again = w.plan_from(p.status.clone());
     assert!(
         again
             .events

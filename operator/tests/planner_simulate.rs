@@ -6,7 +6,7 @@ mod planner_common;
 
 use planner_common::*;
 use pravega_crds::{Component, ConditionType, PravegaClusterStatus};
-use pravega_operator::planner::{self, Plan};
+use pravega_operator::planner::Plan;
 
 #[derive(Default)]
 struct Trace {
@@ -67,7 +67,7 @@ fn run(w: &mut World, max_rounds: usize, done: impl Fn(&PravegaClusterStatus) ->
     let mut trace = Trace::default();
     for round in 0..max_rounds {
         let plan = w.plan();
-        let again = planner::plan(&w.observation(), plan.status.clone());
+        let again = w.plan_from(plan.status.clone());
         assert_eq!(
             again.versions, plan.versions,
             "round {round}: versions not idempotent"

@@ -16,7 +16,7 @@ use pravega_crds::{
 };
 
 use super::views::{ComponentView, PodView};
-use super::{Action, ComponentVersions, Ctx, Out, Outcome, Step, format_duration, replaceable_pod};
+use super::{Action, ComponentVersions, Ctx, Out, Outcome, Step, format_duration, gates};
 
 /// The pods of StatefulSet components created from older settings, in replacement order, or
 /// `None` while a StatefulSet's template is not (or not yet seen by its controller) at
@@ -63,7 +63,7 @@ fn all_ready(ctx: &Ctx<'_, '_>) -> bool {
 /// The one pod of `view` created from older settings that may be replaced now.
 fn pod_to_restart<'v>(view: &'v ComponentView<'_>) -> Option<&'v PodView<'v>> {
     let update = view.update_revision?;
-    replaceable_pod(view, |p| p.revision.is_some_and(|r| r != update))
+    gates::replaceable(view, |p| p.revision.is_some_and(|r| r != update)).ok()
 }
 
 fn names(waiting: &[(Component, &PodView<'_>)]) -> Vec<String> {
@@ -276,6 +276,7 @@ pub(super) fn plan(
         versions,
         actions,
         requeue_after,
+        probe: None,
     }))
 }
 

@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::jiff::Timestamp;
 use pravega_crds::Component;
 use pravega_crds::names::VERSION_KEY;
 use pravega_crds::types::ComponentProgress;
@@ -33,6 +34,12 @@ pub struct PodView<'a> {
     pub resource_version: Option<&'a str>,
     /// The `controller-revision-hash` label.
     pub revision: Option<&'a str>,
+    /// When the pod last became Ready, while it is ([`pods::ready_since`]).
+    pub ready_since: Option<Timestamp>,
+    /// Container restarts, in all ([`pods::restarts`]).
+    pub restarts: i32,
+    /// `metadata.creationTimestamp`.
+    pub created: Option<Timestamp>,
 }
 
 impl PodView<'_> {
@@ -120,6 +127,9 @@ fn view_pod<'a>(pod: &'a Pod, workload: &str, stateful: bool) -> Option<PodView<
         uid: pod.metadata.uid.as_deref(),
         resource_version: pod.metadata.resource_version.as_deref(),
         revision: label(&pod.metadata, REVISION_LABEL),
+        ready_since: pods::ready_since(pod),
+        restarts: pods::restarts(pod),
+        created: pod.metadata.creation_timestamp.as_ref().map(|t| t.0),
     })
 }
 

@@ -2,7 +2,7 @@
 //! and a tiny model of the StatefulSet / Deployment controllers and the kubelet.
 #![allow(dead_code)]
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::Pod;
@@ -11,9 +11,11 @@ use k8s_openapi::jiff::Timestamp;
 use pravega_crds::names::VERSION_KEY;
 use pravega_crds::{
     Component, ConditionStatus, ConditionType, PravegaCluster, PravegaClusterSpec,
-    PravegaClusterStatus,
+    PravegaClusterStatus, SafetyCheck,
 };
-use pravega_operator::planner::{self, Action, Observation, Plan};
+use pravega_operator::planner::{
+    self, Action, CheckFacts, CheckOutcome, Observation, Plan, ProbeRequest,
+};
 use pravega_operator::pods;
 use serde_json::json;
 
@@ -269,6 +271,11 @@ pub struct World {
     pub now: Timestamp,
     /// Images (`component@version`) whose containers crash-loop.
     pub crashing: BTreeSet<String>,
+    /// What the members' HTTP APIs say when a plan asks for safety checks (a check not listed
+    /// passes).
+    pub check_outcomes: BTreeMap<SafetyCheck, CheckOutcome>,
+    /// Safety-check probes the plans asked for.
+    pub probes: Vec<ProbeRequest>,
     counter: u32,
 }
 
@@ -306,6 +313,8 @@ impl World {
             pods,
             now: ts(1_000_000),
             crashing: BTreeSet::new(),
+            check_outcomes: BTreeMap::new(),
+            probes: Vec::new(),
             counter: 0,
         };
         w.cluster.status = Some(running_status(version));
@@ -329,6 +338,8 @@ impl World {
             pods,
             now,
             crashing: BTreeSet::new(),
+            check_outcomes: BTreeMap::new(),
+            probes: Vec::new(),
             counter: 0,
         }
     }
@@ -342,6 +353,23 @@ impl World {
             segmentstore: self.segmentstore.as_ref(),
             pods: &self.pods,
             now: self.now,
+            checks: None,
+        }
+    }
+
+    /// What the prober would find for `request` in this world.
+    pub fn facts(&self, request: &ProbeRequest) -> CheckFacts {
+        CheckFacts {
+            component: request.component,
+            candidate: request.candidate.clone(),
+            outcomes: request
+                .checks
+                .iter()
+                .map(|c| {
+                    let o = self.check_outcomes.get(c).cloned();
+                    (*c, o.unwrap_or(CheckOutcome::Passed))
+                })
+                .collect(),
         }
     }
 
@@ -351,9 +379,31 @@ impl World {
         pravega_operator::status::member_status(&self.cluster, &self.pods, &Time(self.now))
     }
 
-    /// Runs the planner as the reconcile loop does.
+    /// Runs the planner as the reconcile loop does: once, and again with the facts of the
+    /// safety checks it asked for.
     pub fn plan(&self) -> Plan {
-        planner::plan(&self.observation(), self.member_status())
+        self.plan_from(self.member_status())
+    }
+
+    /// [`Self::plan`] from the given status.
+    pub fn plan_from(&self, status: PravegaClusterStatus) -> Plan {
+        let plan = planner::plan(&self.observation(), status.clone());
+        let Some(request) = &plan.probe else {
+            return plan;
+        };
+        let facts = self.facts(request);
+        let mut observation = self.observation();
+        observation.checks = Some(&facts);
+        planner::plan(&observation, status)
+    }
+
+    /// [`Self::plan`], remembering the probe it asked for.
+    pub fn plan_probed(&mut self) -> Plan {
+        let first = planner::plan(&self.observation(), self.member_status());
+        if let Some(r) = &first.probe {
+            self.probes.push(r.clone());
+        }
+        self.plan()
     }
 
     /// Stores `plan`'s status as the cluster's status.
