@@ -1146,8 +1146,15 @@ fn advance(
     let was_paused = status
         .condition(cond)
         .is_some_and(|c| c.reason() == reasons::PAUSED);
+    // A canary hold released, like a pause ended, restarts the timeout.
+    let was_held = status
+        .upgrade
+        .as_ref()
+        .and_then(|u| u.blocked_by.as_ref())
+        .is_some_and(|b| b.reason == gates::CANARY_HOLD);
+    let released = was_held && !ctx.paused && gates::canary_hold(ctx, op).is_ok();
     let resumed = was_paused && !ctx.paused;
-    let last_progress = record_progress(ctx, status, out, op, resumed);
+    let last_progress = record_progress(ctx, status, out, op, resumed || released);
 
     let Some(index) = op.order.iter().position(|c| !ctx.view(*c).done_at(&op.to)) else {
         return complete(ctx, status, out, op);
@@ -1182,14 +1189,16 @@ fn advance(
     let mut requeue_after = None;
     if !blocked.is_some_and(Blocked::stops_clock) {
         let elapsed = ctx.elapsed_since(&last_progress);
-        if elapsed >= ctx.timeout {
+        // Checks not run yet are run first: a timeout then names what they found.
+        let pending = matches!(blocked, Some(Blocked::ChecksPending { .. }));
+        if elapsed >= ctx.timeout && !pending {
             let mut detail = format!("no progress for {}", format_duration(ctx.timeout));
             if let Some(b) = blocked.filter(|b| b.notable()) {
                 detail.push_str(&format!("; {}", b.message()));
             }
             return fail(ctx, status, out, op, component, &detail);
         }
-        let left = ctx.timeout - elapsed;
+        let left = ctx.timeout.saturating_sub(elapsed);
         requeue_after = Some(match blocked {
             Some(Blocked::Soaking { until, .. }) => left.min(ctx.until(*until)),
             Some(

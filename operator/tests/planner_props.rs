@@ -5,10 +5,12 @@ mod planner_common;
 
 use k8s_openapi::api::core::v1::Pod;
 use planner_common::*;
+use pravega_crds::SafetyCheck;
 use pravega_crds::names::component_of;
 use pravega_crds::{Component, ConditionStatus, ConditionType, PravegaClusterStatus};
 use pravega_crds::{ComponentProgress, UpgradeStatus};
-use pravega_operator::planner::{Action, Plan};
+use pravega_operator::planner::gates::probed_checks;
+use pravega_operator::planner::{self, Action, CheckOutcome, Plan};
 use pravega_operator::pods;
 use proptest::prelude::*;
 
@@ -659,6 +661,112 @@ fn check_restart_deletion(
     Ok(())
 }
 
+/// A 3+1+3 cluster upgrading from 0.4.0 to `v` (or rolling back from it), with each bookie and
+/// segment store at `v` where its flag is true, and optionally one pod down: not Ready (0),
+/// terminating (1), crash-looping (2) or missing (3).
+fn mid_upgrade_world(
+    v: &str,
+    bk_versions: &[bool],
+    ss_versions: &[bool],
+    down: Option<(usize, usize, u8)>,
+    ctrl_done: bool,
+    rollback: bool,
+) -> World {
+    let (from, to) = if rollback { (v, "0.4.0") } else { ("0.4.0", v) };
+    let mut w = World::running("0.4.0", 3, 1, 3);
+    w.cluster.spec.version = if rollback { "0.4.0" } else { v }.to_owned();
+    let mut pods = Vec::new();
+    for (c, picks) in [
+        (Component::Bookkeeper, bk_versions),
+        (Component::SegmentStore, ss_versions),
+    ] {
+        for (i, at_new) in picks.iter().enumerate() {
+            let version = if *at_new { v } else { "0.4.0" };
+            pods.push(sts_pod(c, u32::try_from(i).unwrap_or(0), version, true));
+        }
+    }
+    let ctrl_version = if ctrl_done { v } else { "0.4.0" };
+    pods.push(pod(
+        Component::Controller,
+        "example-pravega-controller-x-0",
+        ctrl_version,
+        true,
+    ));
+    if let Some((which, i, how)) = down {
+        let c = if which == 0 {
+            Component::Bookkeeper
+        } else {
+            Component::SegmentStore
+        };
+        let name = format!("{}-{i}", c.workload_name(NAME));
+        if let Some(p) = pods.iter_mut().find(|p| pod_name(p) == name) {
+            match how {
+                0 => set_ready(p, false),
+                1 => set_terminating(p, ts(0)),
+                2 => set_waiting(p, "CrashLoopBackOff", 4),
+                _ => {}
+            }
+        }
+        if how == 3 {
+            pods.retain(|p| pod_name(p) != name);
+        }
+    }
+    w.pods = pods;
+    w.bookkeeper = Some(sts(
+        Component::Bookkeeper,
+        3,
+        if rollback { "0.4.0" } else { v },
+        2,
+        2,
+    ));
+    w.controller = Some(deployment(1, ctrl_version, 2, 2, true));
+    w.segmentstore = Some(sts(
+        Component::SegmentStore,
+        3,
+        if rollback { "0.4.0" } else { v },
+        2,
+        2,
+    ));
+    let mut status = running_status("0.4.0");
+    status.target_version = Some(v.to_owned());
+    let t = time(w.now.as_second());
+    if rollback {
+        status.set_condition(
+            ConditionType::Error,
+            ConditionStatus::True,
+            "UpgradeFailed",
+            "x",
+            &t,
+        );
+        status.set_condition(
+            ConditionType::RollbackInProgress,
+            ConditionStatus::True,
+            "InProgress",
+            "x",
+            &t,
+        );
+    } else {
+        status.set_condition(
+            ConditionType::Upgrading,
+            ConditionStatus::True,
+            "InProgress",
+            "x",
+            &t,
+        );
+    }
+    status.upgrade = Some(UpgradeStatus {
+        from_version: Some(from.to_owned()),
+        to_version: Some(to.to_owned()),
+        started_at: Some(t.clone()),
+        last_progress_at: Some(t),
+        components: Vec::new(),
+        failed_generation: None,
+        blocked_by: None,
+    });
+    w.cluster.status = Some(status);
+    w
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(768))]
 
@@ -690,56 +798,7 @@ proptest! {
         rollback in any::<bool>(),
     ) {
         let v = VERSIONS[target];
-        let (from, to) = if rollback { (v, "0.4.0") } else { ("0.4.0", v) };
-        let mut w = World::running("0.4.0", 3, 1, 3);
-        w.cluster.spec.version = if rollback { "0.4.0" } else { v }.to_owned();
-        let mut pods = Vec::new();
-        for (c, picks) in [(Component::Bookkeeper, &bk_versions), (Component::SegmentStore, &ss_versions)] {
-            for (i, at_new) in picks.iter().enumerate() {
-                let version = if *at_new { v } else { "0.4.0" };
-                pods.push(sts_pod(c, u32::try_from(i).unwrap_or(0), version, true));
-            }
-        }
-        let ctrl_version = if ctrl_done { v } else { "0.4.0" };
-        pods.push(pod(Component::Controller, "example-pravega-controller-x-0", ctrl_version, true));
-        if let Some((which, i, how)) = down {
-            let c = if which == 0 { Component::Bookkeeper } else { Component::SegmentStore };
-            let name = format!("{}-{i}", c.workload_name(NAME));
-            if let Some(p) = pods.iter_mut().find(|p| pod_name(p) == name) {
-                match how {
-                    0 => set_ready(p, false),
-                    1 => set_terminating(p, ts(0)),
-                    2 => set_waiting(p, "CrashLoopBackOff", 4),
-                    _ => {}
-                }
-            }
-            if how == 3 {
-                pods.retain(|p| pod_name(p) != name);
-            }
-        }
-        w.pods = pods;
-        w.bookkeeper = Some(sts(Component::Bookkeeper, 3, if rollback { "0.4.0" } else { v }, 2, 2));
-        w.controller = Some(deployment(1, ctrl_version, 2, 2, true));
-        w.segmentstore = Some(sts(Component::SegmentStore, 3, if rollback { "0.4.0" } else { v }, 2, 2));
-        let mut status = running_status("0.4.0");
-        status.target_version = Some(v.to_owned());
-        let t = time(w.now.as_second());
-        if rollback {
-            status.set_condition(ConditionType::Error, ConditionStatus::True, "UpgradeFailed", "x", &t);
-            status.set_condition(ConditionType::RollbackInProgress, ConditionStatus::True, "InProgress", "x", &t);
-        } else {
-            status.set_condition(ConditionType::Upgrading, ConditionStatus::True, "InProgress", "x", &t);
-        }
-        status.upgrade = Some(UpgradeStatus {
-            from_version: Some(from.to_owned()),
-            to_version: Some(to.to_owned()),
-            started_at: Some(t.clone()),
-            last_progress_at: Some(t),
-            components: Vec::new(),
-            failed_generation: None,
-            blocked_by: None,
-        });
-        w.cluster.status = Some(status);
+        let w = mid_upgrade_world(v, &bk_versions, &ss_versions, down, ctrl_done, rollback);
         let plan = w.plan();
         check(&w, &plan)?;
         let again = w.plan_from(plan.status.clone());
@@ -768,6 +827,88 @@ proptest! {
                     .collect();
                 prop_assert_eq!(names, vec![name.as_str()], "{:?}", plan.status.upgrade);
             }
+        }
+    }
+
+    /// The gates: no pod is deleted while a check in force fails, cannot be run or has not
+    /// been run, nor past a canary hold; and a change that does not act says why.
+    #[test]
+    fn no_restart_while_a_gate_refuses(
+        target in 1..3usize,
+        bk_versions in prop::collection::vec(prop::bool::weighted(0.5), 3),
+        ss_versions in prop::collection::vec(prop::bool::weighted(0.3), 3),
+        ctrl_done in any::<bool>(),
+        rollback in any::<bool>(),
+        enabled in 0..16u8,
+        outcomes in prop::collection::vec(0..4u8, 3),
+        canary in prop::option::of(0..4u32),
+        member_down in any::<bool>(),
+    ) {
+        let v = VERSIONS[target];
+        let mut w = mid_upgrade_world(v, &bk_versions, &ss_versions, None, ctrl_done, rollback);
+        let list: Vec<SafetyCheck> = SafetyCheck::ALL
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| enabled & (1 << i) != 0)
+            .map(|(_, c)| c)
+            .collect();
+        w.cluster.spec.upgrade.safety_checks = Some(list.clone());
+        w.cluster.spec.upgrade.pause_after_pods = canary;
+        let probed = [
+            SafetyCheck::NoUnderReplicatedLedgers,
+            SafetyCheck::BookiesWritable,
+            SafetyCheck::PravegaHealthy,
+        ];
+        for (check, o) in probed.into_iter().zip(&outcomes) {
+            let outcome = match o {
+                0 => CheckOutcome::Passed,
+                1 => CheckOutcome::Failed("found something".into()),
+                2 => CheckOutcome::Unreachable("no answer".into()),
+                _ => CheckOutcome::NotApplicable("old images".into()),
+            };
+            w.check_outcomes.insert(check, outcome);
+        }
+        if member_down {
+            set_ready(w.pod_mut("example-pravega-controller-x-0"), false);
+        }
+        let unprobed = planner::plan(&w.observation(), w.member_status());
+        let plan = w.plan();
+        check(&w, &plan)?;
+        let replaced = w.pods.iter().filter(|p| pod_version(p) == Some(v)).count();
+        for action in &plan.actions {
+            let Action::DeletePod { component, name, .. } = action;
+            if let (false, Some(limit)) = (rollback, canary) {
+                prop_assert!(
+                    replaced < usize::try_from(limit).unwrap_or(0),
+                    "deleted {} past the canary hold", name
+                );
+            }
+            for c in &list {
+                if probed_checks(*component).contains(c) {
+                    let o = w.check_outcomes.get(c);
+                    prop_assert!(
+                        matches!(o, Some(CheckOutcome::Passed | CheckOutcome::NotApplicable(_))),
+                        "deleted {} while {} said {:?}", name, c, o
+                    );
+                }
+            }
+            if list.contains(&SafetyCheck::MembersStable) {
+                prop_assert!(!member_down, "deleted {} while a member was down", name);
+            }
+            if list.iter().any(|c| probed_checks(*component).contains(c)) {
+                prop_assert!(unprobed.actions.is_empty(), "deleted {} without running its checks", name);
+            }
+        }
+        let in_flight = plan.status.is_condition_true(ConditionType::Upgrading)
+            || plan.status.is_condition_true(ConditionType::RollbackInProgress);
+        let observed = planner::ComponentVersions {
+            bookkeeper: w.bookkeeper.as_ref().and_then(template_version_of_sts).unwrap_or_default(),
+            controller: w.controller.as_ref().and_then(template_version_of_deployment).unwrap_or_default(),
+            segmentstore: w.segmentstore.as_ref().and_then(template_version_of_sts).unwrap_or_default(),
+        };
+        if in_flight && plan.actions.is_empty() && plan.versions == observed {
+            let blocked = plan.status.upgrade.as_ref().and_then(|u| u.blocked_by.as_ref());
+            prop_assert!(blocked.is_some(), "waits without saying why: {:?}", plan.status.upgrade);
         }
     }
 }

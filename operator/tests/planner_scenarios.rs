@@ -1293,3 +1293,279 @@ fn a_restart_whose_new_pod_fails_stops_and_has_a_way_out() {
     assert!(!cond(&p.status, ConditionType::Error).0);
     assert_eq!(deleted(&p), vec![BK0]);
 }
+
+// ---- Gates before each restart: named blockers, safety checks, soak time, canary ----
+
+use pravega_crds::SafetyCheck;
+use pravega_operator::planner::CheckOutcome;
+
+fn blocker(p: &Plan) -> Option<(String, String)> {
+    p.status
+        .upgrade
+        .as_ref()
+        .and_then(|u| u.blocked_by.as_ref())
+        .map(|b| (b.reason.clone(), b.message.clone()))
+}
+
+fn blocker_reason(p: &Plan) -> String {
+    blocker(p).map(|b| b.0).unwrap_or_default()
+}
+
+/// Pod `name` became Ready at `at` (seconds).
+fn ready_since(w: &mut World, name: &str, at: i64) {
+    if let Some(c) = w
+        .pod_mut(name)
+        .status
+        .as_mut()
+        .and_then(|s| s.conditions.as_mut())
+        .and_then(|c| c.first_mut())
+    {
+        c.last_transition_time = Some(time(at));
+    }
+}
+
+/// The upgrade at 0.9.0 → 0.10.0 (images whose bookies serve the admin API), just started.
+fn upgrade_with_checks() -> World {
+    let mut w = World::running("0.9.0", 3, 1, 3);
+    w.cluster.spec.version = "0.10.0".to_owned();
+    reconcile(&mut w);
+    observe_sts(&mut w, Component::Bookkeeper);
+    w
+}
+
+#[test]
+fn a_failing_safety_check_blocks_the_restart_names_itself_and_clears() {
+    let mut w = upgrade_with_checks();
+    w.check_outcomes.insert(
+        SafetyCheck::NoUnderReplicatedLedgers,
+        CheckOutcome::Failed("BookKeeper lists 3 under-replicated ledger(s)".into()),
+    );
+    let p = w.plan_probed();
+    w.store(&p);
+    // The plan asked for the bookie checks of bookie-0's restart, then refused it.
+    let asked = w.probes.last().expect("a probe");
+    assert_eq!(asked.component, Component::Bookkeeper);
+    assert_eq!(asked.candidate.as_deref(), Some(BK0));
+    assert_eq!(
+        asked.checks,
+        [
+            SafetyCheck::NoUnderReplicatedLedgers,
+            SafetyCheck::BookiesWritable
+        ]
+    );
+    assert!(deleted(&p).is_empty());
+    let msg = "safety check NoUnderReplicatedLedgers fails: BookKeeper lists 3 under-replicated ledger(s)";
+    assert_eq!(blocker(&p), Some(("SafetyCheckFailed".into(), msg.into())));
+    assert_eq!(
+        cond(&p.status, ConditionType::Upgrading),
+        (
+            true,
+            "SafetyCheckFailed".into(),
+            format!("upgrading from 0.9.0 to 0.10.0: bookkeeper, {msg}")
+        )
+    );
+    assert!(
+        p.events
+            .iter()
+            .any(|e| e.warning && e.reason == "UpgradeBlocked" && e.note.contains(msg))
+    );
+    // Checks are polled: nothing in Kubernetes changes when the ledgers heal.
+    assert_eq!(p.requeue_after, Some(Duration::from_secs(5)));
+    // Reported once: the same blocker again publishes no Event and keeps its start.
+    let since = p.status.upgrade.as_ref().and_then(|u| u.blocked_by.clone());
+    w.now = ts(w.now.as_second() + 5);
+    let again = reconcile(&mut w);
+    assert!(!event_reasons(&again).contains(&"UpgradeBlocked"));
+    assert_eq!(
+        again
+            .status
+            .upgrade
+            .as_ref()
+            .and_then(|u| u.blocked_by.clone()),
+        since
+    );
+    // Healed: the next reconcile deletes bookie-0 and the blocker is gone.
+    w.check_outcomes.clear();
+    let p = reconcile(&mut w);
+    assert_eq!(deleted(&p), [BK0]);
+    assert_eq!(blocker(&p), None);
+    assert_eq!(cond(&p.status, ConditionType::Upgrading).1, "InProgress");
+}
+
+#[test]
+fn an_unreachable_check_blocks_until_the_timeout_then_fails_naming_it() {
+    let mut w = upgrade_with_checks();
+    w.cluster.spec.upgrade.timeout = "30s".into();
+    let why = "the bookie admin API of pod example-bookie-1 at 127.0.0.2:8000: connection refused";
+    let p = reconcile(&mut w);
+    assert_eq!(deleted(&p), [BK0]);
+    replace(&mut w, Component::Bookkeeper, 0, "0.10.0", true);
+    w.check_outcomes.insert(
+        SafetyCheck::BookiesWritable,
+        CheckOutcome::Unreachable(why.into()),
+    );
+    let start = w.now.as_second();
+    let p = reconcile(&mut w);
+    assert!(deleted(&p).is_empty());
+    assert_eq!(blocker_reason(&p), "SafetyCheckUnreachable");
+    w.now = ts(start + 30);
+    let p = reconcile(&mut w);
+    assert_eq!(
+        cond(&p.status, ConditionType::Error),
+        (
+            true,
+            "UpgradeFailed".into(),
+            format!(
+                "failed to sync bookkeeper version. no progress for 30s; safety check BookiesWritable cannot be run: {why}"
+            )
+        )
+    );
+}
+
+#[test]
+fn no_pod_is_deleted_while_a_check_is_unknown() {
+    let w = upgrade_with_checks();
+    // Planned without the prober's facts: the step waits for them.
+    let p = pravega_operator::planner::plan(&w.observation(), w.member_status());
+    assert!(p.actions.is_empty());
+    assert_eq!(blocker_reason(&p), "SafetyChecksPending");
+    assert!(p.probe.is_some());
+}
+
+#[test]
+fn an_empty_safety_check_list_switches_the_checks_off() {
+    let mut w = upgrade_with_checks();
+    w.cluster.spec.upgrade.safety_checks = Some(Vec::new());
+    w.check_outcomes.insert(
+        SafetyCheck::BookiesWritable,
+        CheckOutcome::Failed("0 of 3".into()),
+    );
+    let p = w.plan_probed();
+    assert!(w.probes.is_empty());
+    assert_eq!(deleted(&p), [BK0]);
+}
+
+#[test]
+fn members_stable_waits_for_every_other_member() {
+    let mut w = upgrade_with_checks();
+    set_ready(w.pod_mut("example-pravega-segmentstore-1"), false);
+    let p = reconcile(&mut w);
+    assert!(deleted(&p).is_empty());
+    assert_eq!(
+        blocker(&p).map(|b| b.1),
+        Some(
+            "safety check MembersStable fails: pod example-pravega-segmentstore-1 is not Ready"
+                .into()
+        )
+    );
+    // Only MembersStable listed: the HTTP checks are not run.
+    w.cluster.spec.upgrade.safety_checks = Some(vec![SafetyCheck::MembersStable]);
+    set_ready(w.pod_mut("example-pravega-segmentstore-1"), true);
+    let p = w.plan_probed();
+    assert!(w.probes.is_empty());
+    assert_eq!(deleted(&p), [BK0]);
+}
+
+#[test]
+fn a_replacement_soaks_before_the_next_restart() {
+    let mut w = upgrade_with_checks();
+    w.cluster.spec.upgrade.pod_stabilization = Some("30s".into());
+    let start = w.now.as_second();
+    let p = reconcile(&mut w);
+    assert_eq!(deleted(&p), [BK0]);
+    replace(&mut w, Component::Bookkeeper, 0, "0.10.0", true);
+    ready_since(&mut w, BK0, start + 10);
+    w.now = ts(start + 20);
+    let p = reconcile(&mut w);
+    assert!(deleted(&p).is_empty());
+    assert_eq!(blocker_reason(&p), "Soaking");
+    // Looked at again when the soak time ends.
+    assert_eq!(p.requeue_after, Some(Duration::from_secs(20)));
+    w.now = ts(start + 40);
+    let p = reconcile(&mut w);
+    assert_eq!(deleted(&p), [BK1]);
+}
+
+#[test]
+fn a_replacement_that_restarts_within_its_soak_time_fails_the_upgrade() {
+    let mut w = upgrade_with_checks();
+    w.cluster.spec.upgrade.pod_stabilization = Some("2s".into());
+    let start = w.now.as_second();
+    reconcile(&mut w);
+    replace(&mut w, Component::Bookkeeper, 0, "0.10.0", true);
+    w.pod_mut(BK0).metadata.creation_timestamp = Some(time(start + 1));
+    // It crashed at 1 s and is Ready again: the restart is what counts.
+    if let Some(cs) = w
+        .pod_mut(BK0)
+        .status
+        .as_mut()
+        .and_then(|s| s.container_statuses.as_mut())
+        .and_then(|c| c.first_mut())
+    {
+        cs.restart_count = 1;
+    }
+    w.now = ts(start + 3);
+    let p = reconcile(&mut w);
+    assert_eq!(
+        cond(&p.status, ConditionType::Error).2,
+        "failed to sync bookkeeper version. pod example-bookie-0 restarted 1 time(s) within its stabilization time (spec.upgrade.podStabilization 2s)"
+    );
+}
+
+#[test]
+fn a_canary_holds_after_its_pods_without_running_the_timeout() {
+    let mut w = upgrade_with_checks();
+    w.cluster.spec.upgrade.pause_after_pods = Some(1);
+    let start = w.now.as_second();
+    let p = reconcile(&mut w);
+    assert_eq!(deleted(&p), [BK0]);
+    replace(&mut w, Component::Bookkeeper, 0, "0.10.0", true);
+    let p = reconcile(&mut w);
+    assert!(deleted(&p).is_empty());
+    let msg = "canary hold: 1 pod(s) replaced, spec.upgrade.pauseAfterPods is 1; raise or remove it to continue";
+    assert_eq!(blocker(&p), Some(("CanaryHold".into(), msg.into())));
+    assert_eq!(cond(&p.status, ConditionType::Upgrading).1, "CanaryHold");
+    assert!(event_reasons(&p).contains(&"UpgradeBlocked"));
+    assert_eq!(p.requeue_after, None);
+    // Held for longer than the timeout: no failure.
+    w.now = ts(start + 3600);
+    let p = reconcile(&mut w);
+    assert!(!p.status.has_error_reason("UpgradeFailed"));
+    // Removing the field continues with the next bookie.
+    w.cluster.spec.upgrade.pause_after_pods = None;
+    let p = reconcile(&mut w);
+    assert_eq!(deleted(&p), [BK1], "{:?}", blocker(&p));
+}
+
+#[test]
+fn a_canary_hold_keeps_the_controller_template() {
+    let mut w = upgrade_started();
+    w.cluster.spec.upgrade.pause_after_pods = Some(3);
+    for i in 0..3 {
+        replace(&mut w, Component::Bookkeeper, i, "0.5.0", true);
+    }
+    let p = reconcile(&mut w);
+    assert_eq!(versions(&p), ["0.5.0", "0.4.0", "0.4.0"]);
+    assert_eq!(blocker_reason(&p), "CanaryHold");
+    w.cluster.spec.upgrade.pause_after_pods = Some(4);
+    let p = reconcile(&mut w);
+    assert_eq!(versions(&p), ["0.5.0", "0.5.0", "0.4.0"]);
+}
+
+#[test]
+fn the_routine_steps_are_named_too() {
+    let mut w = upgrade_started();
+    let p = reconcile(&mut w);
+    assert_eq!(deleted(&p), [BK0]);
+    w.terminate(BK0);
+    assert_eq!(blocker_reason(&reconcile(&mut w)), "PodTerminating");
+    w.pods.retain(|p| pod_name(p) != BK0);
+    assert_eq!(blocker_reason(&reconcile(&mut w)), "PodMissing");
+    replace(&mut w, Component::Bookkeeper, 0, "0.5.0", false);
+    assert_eq!(blocker_reason(&reconcile(&mut w)), "PodNotReady");
+    w.cluster.spec.upgrade.paused = true;
+    assert_eq!(blocker_reason(&reconcile(&mut w)), "Paused");
+    // The Controller's template changed: its Deployment rolls out on its own.
+    let mut w = bookies_upgraded();
+    assert_eq!(blocker_reason(&reconcile(&mut w)), "RollingOut");
+}

@@ -31,6 +31,9 @@ use super::{Ctx, Op, OpKind};
 /// replication, Pravega's health) changes without any Kubernetes object changing.
 pub const CHECK_INTERVAL: Duration = Duration::from_secs(5);
 
+/// [`Blocked::CanaryHold`]'s reason.
+pub const CANARY_HOLD: &str = "CanaryHold";
+
 /// Why a version change does not restart its next member now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Blocked {
@@ -105,7 +108,7 @@ impl Blocked {
     pub fn reason(&self) -> &'static str {
         match self {
             Blocked::Paused => "Paused",
-            Blocked::CanaryHold { .. } => "CanaryHold",
+            Blocked::CanaryHold { .. } => CANARY_HOLD,
             Blocked::NotObserved { .. } => "NotObserved",
             Blocked::PodTerminating { .. } => "PodTerminating",
             Blocked::PodMissing { .. } => "PodMissing",
