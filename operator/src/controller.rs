@@ -15,9 +15,10 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams, Preconditions};
+use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
 use kube::runtime::controller::Action as ControllerAction;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::reflector::Store;
 use kube::{Api, Client, Resource, ResourceExt};
 use pravega_crds::names::{self, ALLOW_OLDER_VERSION_KEY, Component, MANAGER, VOLUME_VERSION_KEY};
 use pravega_crds::spec_rules::{
@@ -31,8 +32,9 @@ use pravega_crds::{
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::RwLock;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
+use crate::cache::{Caches, Expectations, NamespaceView, Write, cached};
 use crate::metrics::Metrics;
 use crate::planner::{self, Observation};
 use crate::probe;
@@ -144,6 +146,10 @@ pub struct Context {
     /// The last failure reported as an Event per cluster, so that retries of the same failure
     /// publish no new Event.
     pub reported_failures: std::sync::Mutex<std::collections::HashMap<String, String>>,
+    /// The watch caches every read comes from.
+    pub caches: Caches,
+    /// This operator's writes that the caches may not show yet, per cluster.
+    pub expectations: Expectations,
 }
 
 /// What happened to one applied object.
@@ -177,12 +183,31 @@ pub trait Owned:
     fn template(&self) -> Option<&PodTemplateSpec> {
         None
     }
+
+    /// The watch cache of this kind.
+    fn store(caches: &Caches) -> &Store<Self>;
 }
 
-impl Owned for ConfigMap {}
-impl Owned for Service {}
-impl Owned for PodDisruptionBudget {}
+impl Owned for ConfigMap {
+    fn store(caches: &Caches) -> &Store<Self> {
+        &caches.config_maps
+    }
+}
+impl Owned for Service {
+    fn store(caches: &Caches) -> &Store<Self> {
+        &caches.services
+    }
+}
+impl Owned for PodDisruptionBudget {
+    fn store(caches: &Caches) -> &Store<Self> {
+        &caches.pod_disruption_budgets
+    }
+}
 impl Owned for StatefulSet {
+    fn store(caches: &Caches) -> &Store<Self> {
+        &caches.stateful_sets
+    }
+
     fn replicas(&self) -> Option<i32> {
         self.spec.as_ref().and_then(|s| s.replicas)
     }
@@ -192,6 +217,10 @@ impl Owned for StatefulSet {
     }
 }
 impl Owned for Deployment {
+    fn store(caches: &Caches) -> &Store<Self> {
+        &caches.deployments
+    }
+
     fn replicas(&self) -> Option<i32> {
         self.spec.as_ref().and_then(|s| s.replicas)
     }
@@ -282,6 +311,7 @@ impl Context {
     /// `observed` already matches it.
     async fn apply<K: Owned>(
         &self,
+        cluster: &str,
         ns: &str,
         mut desired: K,
         observed: Option<&K>,
@@ -293,14 +323,24 @@ impl Context {
         let name = desired.name_any();
         let kind = K::kind(&());
         let api: Api<K> = Api::namespaced(self.client.clone(), ns);
-        api.patch(
-            &name,
-            &PatchParams::apply(MANAGER).force(),
-            &Patch::Apply(&desired),
-        )
-        .await
-        .map_err(Error::kube(format!("applying {kind} {ns}/{name}")))?;
+        let applied = api
+            .patch(
+                &name,
+                &PatchParams::apply(MANAGER).force(),
+                &Patch::Apply(&desired),
+            )
+            .await
+            .map_err(Error::kube(format!("applying {kind} {ns}/{name}")))?;
         self.metrics.count_write("apply", &kind);
+        if let Some(rv) = applied.resource_version() {
+            self.expectations.expect(
+                cluster,
+                Write::Object {
+                    key: format!("{kind}/{name}"),
+                    resource_version: rv,
+                },
+            );
+        }
         Ok(if observed.is_some() {
             Outcome::Updated
         } else {
@@ -308,15 +348,15 @@ impl Context {
         })
     }
 
-    /// Reads the current object named like `desired`, then applies.
-    async fn apply_fetched<K: Owned>(&self, ns: &str, desired: K) -> Result<Outcome, Error> {
-        let api: Api<K> = Api::namespaced(self.client.clone(), ns);
-        let name = desired.name_any();
-        let observed = api
-            .get_opt(&name)
-            .await
-            .map_err(Error::kube(format!("reading {} {ns}/{name}", K::kind(&()))))?;
-        self.apply(ns, desired, observed.as_ref()).await
+    /// Applies `desired` unless its cached twin already matches it.
+    async fn apply_cached<K: Owned>(
+        &self,
+        cluster: &str,
+        ns: &str,
+        desired: K,
+    ) -> Result<Outcome, Error> {
+        let observed = cached(K::store(&self.caches), ns, &desired.name_any());
+        self.apply(cluster, ns, desired, observed.as_ref()).await
     }
 
     /// Applies a workload and reports creation and scaling as Events.
@@ -331,7 +371,10 @@ impl Context {
         let kind = K::kind(&());
         let related = Some(desired.object_ref(&()));
         let (from, to) = (observed.and_then(Owned::replicas), desired.replicas());
-        match self.apply(ns, desired, observed).await? {
+        match self
+            .apply(&cluster_key(cluster), ns, desired, observed)
+            .await?
+        {
             Outcome::Created => {
                 info!("created {kind} {ns}/{name}");
                 self.publish(
@@ -382,16 +425,26 @@ impl Context {
             return Ok(false);
         };
         let api: Api<PravegaCluster> = Api::namespaced(self.client.clone(), ns);
-        api.patch_status(
-            name,
-            &PatchParams::default(),
-            &Patch::Merge(serde_json::json!({ "status": diff })),
-        )
-        .await
-        .map_err(Error::kube(format!(
-            "writing the status of PravegaCluster {ns}/{name}"
-        )))?;
+        let written = api
+            .patch_status(
+                name,
+                &PatchParams::default(),
+                &Patch::Merge(serde_json::json!({ "status": diff })),
+            )
+            .await
+            .map_err(Error::kube(format!(
+                "writing the status of PravegaCluster {ns}/{name}"
+            )))?;
         self.metrics.count_write("patch_status", "PravegaCluster");
+        if let Some(rv) = written.resource_version() {
+            self.expectations.expect(
+                &format!("{ns}/{name}"),
+                Write::Object {
+                    key: format!("PravegaCluster/{name}"),
+                    resource_version: rv,
+                },
+            );
+        }
         Ok(true)
     }
 }
@@ -408,23 +461,26 @@ pub async fn reconcile(
     let ns = cluster.namespace().unwrap_or_default();
     let name = cluster.name_any();
     info!("Reconciling PravegaCluster {ns}/{name}");
-    // Decide on the cluster as it is now, not as the watch cache last saw it: the status this
-    // operator wrote a moment ago may not have reached the cache yet.
-    let api: Api<PravegaCluster> = Api::namespaced(ctx.client.clone(), &ns);
-    let cluster = match api.get_opt(&name).await {
-        Ok(Some(fresh)) => fresh,
-        Ok(None) => {
-            ctx.metrics.remove_cluster(&ns, &name);
-            return Ok(ControllerAction::await_change());
-        }
-        Err(source) => {
-            let e = Error::Kube {
-                action: format!("reading PravegaCluster {ns}/{name}"),
-                source,
-            };
-            ctx.metrics.observe_duration(started.elapsed());
-            return Err(e);
-        }
+    if !ctx.caches.wait_until_ready().await {
+        return Ok(ControllerAction::await_change());
+    }
+    // Decide on what the caches show only once they show this operator's own last writes (a
+    // status written a moment ago, a deleted pod): the watch event that brings them triggers
+    // the next reconcile.
+    let key = format!("{ns}/{name}");
+    let view = NamespaceView {
+        caches: &ctx.caches,
+        namespace: &ns,
+    };
+    if let Some(what) = ctx.expectations.unmet(&key, &view) {
+        debug!("PravegaCluster {key}: waiting for the cache to show {what}");
+        ctx.metrics.observe_duration(started.elapsed());
+        return Ok(ControllerAction::requeue(Duration::from_secs(1)));
+    }
+    let Some(cluster) = cached(&ctx.caches.clusters, &ns, &name) else {
+        ctx.metrics.remove_cluster(&ns, &name);
+        ctx.expectations.forget(&key);
+        return Ok(ControllerAction::await_change());
     };
     let result = reconcile_cluster(&cluster, &ctx, &ns, &name).await;
     ctx.metrics.observe_duration(started.elapsed());
@@ -538,7 +594,7 @@ async fn report_failure(
     }
 }
 
-/// The workloads and pods of a cluster, as read from the API by [`read_workloads`].
+/// The workloads and pods of a cluster, as the caches show them ([`read_workloads`]).
 struct Snapshot {
     bookkeeper: Option<StatefulSet>,
     controller: Option<Deployment>,
@@ -546,47 +602,28 @@ struct Snapshot {
     pods: Vec<Pod>,
 }
 
-/// Reads the cluster's three workloads (absent ones are `None`) and its pods (cluster label
-/// selector) from the API.
-async fn read_workloads(ctx: &Context, ns: &str, name: &str) -> Result<Snapshot, Error> {
-    let sts: Api<StatefulSet> = Api::namespaced(ctx.client.clone(), ns);
-    let deploy: Api<Deployment> = Api::namespaced(ctx.client.clone(), ns);
-    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
-    let bk_name = Component::Bookkeeper.workload_name(name);
-    let ctl_name = Component::Controller.workload_name(name);
-    let ss_name = Component::SegmentStore.workload_name(name);
-    let selector = names::cluster_selector(name);
-    let (bookkeeper, controller, segmentstore, pods) = tokio::try_join!(
-        async {
-            sts.get_opt(&bk_name)
-                .await
-                .map_err(Error::kube(format!("reading StatefulSet {ns}/{bk_name}")))
-        },
-        async {
-            deploy
-                .get_opt(&ctl_name)
-                .await
-                .map_err(Error::kube(format!("reading Deployment {ns}/{ctl_name}")))
-        },
-        async {
-            sts.get_opt(&ss_name)
-                .await
-                .map_err(Error::kube(format!("reading StatefulSet {ns}/{ss_name}")))
-        },
-        async {
-            pods.list(&ListParams::default().labels(&selector))
-                .await
-                .map_err(Error::kube(format!(
-                    "listing the pods of PravegaCluster {ns}/{name}"
-                )))
-        },
-    )?;
-    Ok(Snapshot {
-        bookkeeper,
-        controller,
-        segmentstore,
-        pods: pods.items,
-    })
+/// The cluster's three workloads (absent ones are `None`) and its pods (instance label), from
+/// the caches.
+fn read_workloads(ctx: &Context, ns: &str, name: &str) -> Snapshot {
+    let caches = &ctx.caches;
+    Snapshot {
+        bookkeeper: cached(
+            &caches.stateful_sets,
+            ns,
+            &Component::Bookkeeper.workload_name(name),
+        ),
+        controller: cached(
+            &caches.deployments,
+            ns,
+            &Component::Controller.workload_name(name),
+        ),
+        segmentstore: cached(
+            &caches.stateful_sets,
+            ns,
+            &Component::SegmentStore.workload_name(name),
+        ),
+        pods: caches.cluster_pods(ns, name),
+    }
 }
 
 /// Why the shared rules refuse the cluster's spec, if they do: the rules for a whole spec, then
@@ -719,11 +756,12 @@ async fn reconcile_cluster(
         ctx.metrics.remove_cluster(ns, name);
         return Ok(ControllerAction::await_change());
     }
+    let key = format!("{ns}/{name}");
     let now = Timestamp::now();
     let now_time = Time(now);
     let before = cluster.status.clone().unwrap_or_default();
 
-    let snapshot = read_workloads(ctx, ns, name).await?;
+    let snapshot = read_workloads(ctx, ns, name);
 
     // A spec the shared rules refuse (when no webhook stopped it) changes nothing; nor does a
     // new cluster whose volumes hold data of a newer version.
@@ -838,10 +876,10 @@ async fn reconcile_cluster(
 
     let desired = resources::desired_objects(cluster, |c| plan.versions.get(c).to_owned())?;
     for cm in desired.config_maps {
-        ctx.apply_fetched(ns, cm).await?;
+        ctx.apply_cached(&key, ns, cm).await?;
     }
     for svc in desired.services {
-        ctx.apply_fetched(ns, svc).await?;
+        ctx.apply_cached(&key, ns, svc).await?;
     }
     for sts in desired.stateful_sets {
         let observed = match names::component_of(sts.labels()) {
@@ -855,11 +893,11 @@ async fn reconcile_cluster(
             .await?;
     }
     for pdb in desired.pod_disruption_budgets {
-        ctx.apply_fetched(ns, pdb).await?;
+        ctx.apply_cached(&key, ns, pdb).await?;
     }
 
     for action in &plan.actions {
-        execute(ctx, action).await?;
+        execute(ctx, &key, action).await?;
     }
     for event in &plan.events {
         let type_ = if event.warning {
@@ -911,7 +949,7 @@ async fn reconcile_cluster(
     ))
 }
 
-async fn execute(ctx: &Context, action: &planner::Action) -> Result<(), Error> {
+async fn execute(ctx: &Context, cluster: &str, action: &planner::Action) -> Result<(), Error> {
     match action {
         planner::Action::DeletePod {
             component,
@@ -932,6 +970,13 @@ async fn execute(ctx: &Context, action: &planner::Action) -> Result<(), Error> {
             match api.delete(name, &params).await {
                 Ok(_) => {
                     ctx.metrics.count_write("delete", "Pod");
+                    ctx.expectations.expect(
+                        cluster,
+                        Write::PodDeleted {
+                            name: name.clone(),
+                            uid: uid.clone(),
+                        },
+                    );
                     info!(%component, "deleted pod {namespace}/{name}: {reason}");
                     Ok(())
                 }

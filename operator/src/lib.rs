@@ -6,11 +6,13 @@
 //! - [`planner`]: the pure upgrade planner (versions, pod deletions, upgrade status, the gates
 //!   before each restart).
 //! - [`probe`]: runs the safety checks the planner asks for against the members' HTTP APIs.
+//! - [`cache`]: the watch caches the reconcile reads from, and the expectations of its writes.
 //! - [`controller`]: the reconcile loop (read, plan, apply, write status).
 //! - [`leader`]: leader election with a Lease.
 //! - [`run()`]: the whole operator (endpoints, leader election, controller).
 //! - [`rbac`]: the permissions the operator uses.
 
+pub mod cache;
 pub mod compat;
 pub mod controller;
 pub mod leader;

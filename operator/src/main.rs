@@ -54,6 +54,11 @@ struct Cli {
         value_name = "MAJOR.MINOR"
     )]
     min_kubernetes_version: String,
+
+    /// Clusters reconciled at the same time, at most. One slow or failing cluster never delays
+    /// the others beyond taking one of these slots.
+    #[arg(long, env = "CONCURRENCY", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..))]
+    concurrency: u16,
 }
 
 #[derive(Subcommand, Debug)]
@@ -74,17 +79,6 @@ fn init_logging(json: bool) {
     } else {
         builder.init();
     }
-}
-
-/// The operator's client from `KUBECONFIG` or the in-cluster config, sending the User-Agent
-/// `pravega-operator/<version>` so that audit logs tell its requests apart.
-async fn client() -> Result<kube::Client, String> {
-    let mut config = kube::Config::infer().await.map_err(|e| e.to_string())?;
-    config.headers.push((
-        http::header::USER_AGENT,
-        http::HeaderValue::from_static(pravega_operator::USER_AGENT),
-    ));
-    kube::Client::try_from(config).map_err(|e| e.to_string())
 }
 
 /// Resolves on SIGTERM or SIGINT.
@@ -134,7 +128,7 @@ async fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-    let client = match client().await {
+    let client = match kube::Config::infer().await {
         Ok(c) => c,
         Err(e) => {
             error!("cannot connect to the Kubernetes API (KUBECONFIG or in-cluster config): {e}");
@@ -147,6 +141,7 @@ async fn main() -> ExitCode {
         leader_elect: cli.leader_elect,
         leader_election_namespace: cli.leader_election_namespace,
         min_kubernetes_version,
+        concurrency: cli.concurrency,
     };
     info!(
         namespace = config.namespace.as_deref().unwrap_or("<all>"),

@@ -38,6 +38,57 @@ pub struct WriteLabels {
     pub kind: String,
 }
 
+/// Labels of a request to the API server.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// `get`, `list`, `watch`, `create`, `update`, `patch`, `delete`, `deletecollection`.
+    pub verb: String,
+    /// The resource (plural, with its subresource: `pods`, `pravegaclusters/status`), or the
+    /// path for other endpoints (`/version`).
+    pub kind: String,
+}
+
+/// The verb and resource of an API request, as the API server's audit log names them.
+pub fn request_labels(
+    method: &http::Method,
+    path: &str,
+    query: Option<&str>,
+) -> (&'static str, String) {
+    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    // /api/v1/... or /apis/GROUP/VERSION/...
+    let rest = match parts.as_slice() {
+        ["api", _version, rest @ ..] => rest,
+        ["apis", _group, _version, rest @ ..] => rest,
+        _ => return (verb_of(method, true, query), path.to_owned()),
+    };
+    let rest = match rest {
+        ["namespaces", _ns, rest @ ..] if !rest.is_empty() => rest,
+        other => other,
+    };
+    let (kind, named) = match rest {
+        [] => (String::new(), false),
+        [resource] => ((*resource).to_owned(), false),
+        [resource, _name] => ((*resource).to_owned(), true),
+        [resource, _name, sub, ..] => (format!("{resource}/{sub}"), true),
+    };
+    (verb_of(method, named, query), kind)
+}
+
+fn verb_of(method: &http::Method, named: bool, query: Option<&str>) -> &'static str {
+    let watch = query.is_some_and(|q| q.split('&').any(|kv| kv == "watch=true" || kv == "watch=1"));
+    match *method {
+        http::Method::GET if watch => "watch",
+        http::Method::GET if named => "get",
+        http::Method::GET => "list",
+        http::Method::POST => "create",
+        http::Method::PUT => "update",
+        http::Method::PATCH => "patch",
+        http::Method::DELETE if named => "delete",
+        http::Method::DELETE => "deletecollection",
+        _ => "other",
+    }
+}
+
 /// Labels of an upgrade's blocker.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct BlockedLabels {
@@ -83,6 +134,8 @@ pub struct Metrics {
     pub reconcile_failing: Family<ClusterLabels, Gauge>,
     /// 1 while a cluster's `Ready` condition is True, else 0.
     pub ready: Family<ClusterLabels, Gauge>,
+    /// Every request made to the API server (reads and watches included), by verb and kind.
+    pub api_requests: Family<RequestLabels, Counter>,
     /// 1 for the reason an upgrade or rollback of a cluster waits, while it does.
     pub upgrade_blocked: Family<BlockedLabels, Gauge>,
     /// Safety checks run before restarts, by check and outcome.
@@ -107,6 +160,7 @@ impl Metrics {
             upgrade_failed: Family::default(),
             reconcile_failing: Family::default(),
             ready: Family::default(),
+            api_requests: Family::default(),
             upgrade_blocked: Family::default(),
             safety_checks: Family::default(),
             leader: Gauge::default(),
@@ -164,6 +218,11 @@ impl Metrics {
             metrics.ready.clone(),
         );
         r.register(
+            "api_requests",
+            "Requests made to the API server, reads and watches included, by verb and kind",
+            metrics.api_requests.clone(),
+        );
+        r.register(
             "upgrade_blocked",
             "1 for the reason (status.upgrade.blockedBy) an upgrade or rollback of a PravegaCluster waits before its next restart",
             metrics.upgrade_blocked.clone(),
@@ -190,6 +249,16 @@ impl Metrics {
             })
             .inc();
         self.writes_total.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts one request to the API server.
+    pub fn count_request(&self, verb: &str, kind: &str) {
+        self.api_requests
+            .get_or_create(&RequestLabels {
+                verb: verb.to_owned(),
+                kind: kind.to_owned(),
+            })
+            .inc();
     }
 
     /// Total writes made so far.
@@ -306,6 +375,68 @@ pub fn render(registry: &Registry) -> Result<String, std::fmt::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn requests_are_named_like_the_audit_log_names_them() {
+        use http::Method;
+        let l = |m: Method, path: &str, q: Option<&str>| {
+            let (verb, kind) = request_labels(&m, path, q);
+            (verb, kind)
+        };
+        assert_eq!(
+            l(
+                Method::GET,
+                "/api/v1/namespaces/default/pods",
+                Some("labelSelector=a")
+            ),
+            ("list", "pods".into())
+        );
+        assert_eq!(
+            l(
+                Method::GET,
+                "/api/v1/pods",
+                Some("watch=true&resourceVersion=1")
+            ),
+            ("watch", "pods".into())
+        );
+        assert_eq!(
+            l(
+                Method::PATCH,
+                "/apis/pravega.pravega.io/v1beta1/namespaces/default/pravegaclusters/example/status",
+                None
+            ),
+            ("patch", "pravegaclusters/status".into())
+        );
+        assert_eq!(
+            l(
+                Method::GET,
+                "/apis/apps/v1/namespaces/ns/statefulsets/example-bookie",
+                None
+            ),
+            ("get", "statefulsets".into())
+        );
+        assert_eq!(
+            l(
+                Method::DELETE,
+                "/api/v1/namespaces/ns/pods/example-bookie-0",
+                None
+            ),
+            ("delete", "pods".into())
+        );
+        assert_eq!(
+            l(
+                Method::POST,
+                "/apis/events.k8s.io/v1/namespaces/ns/events",
+                None
+            ),
+            ("create", "events".into())
+        );
+        assert_eq!(
+            l(Method::GET, "/api/v1/namespaces", None),
+            ("list", "namespaces".into())
+        );
+        assert_eq!(l(Method::GET, "/version", None), ("get", "/version".into()));
+    }
 
     #[test]
     fn metrics_render_with_names_and_labels() {

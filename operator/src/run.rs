@@ -5,15 +5,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use futures::StreamExt;
-use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
-use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::core::v1::Pod;
 use kube::runtime::Controller;
 use kube::runtime::controller::Config as ControllerConfig;
 use kube::runtime::events::Reporter;
 use kube::runtime::reflector::ObjectRef;
-use kube::runtime::watcher;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
 use pravega_crds::PravegaCluster;
 use pravega_crds::names::{APP_NAME, LABEL_INSTANCE, LABEL_NAME, MANAGER};
@@ -21,6 +20,7 @@ use prometheus_client::registry::Registry;
 use tokio::sync::{RwLock, watch};
 use tracing::{debug, info, warn};
 
+use crate::cache::Caches;
 use crate::controller::{self, Context, Diagnostics};
 use crate::leader::{self, LeaderElector, LeaderError};
 use crate::metrics::Metrics;
@@ -39,6 +39,61 @@ pub struct Config {
     pub leader_election_namespace: String,
     /// The lowest Kubernetes version (`major.minor`) to run against; checked at start.
     pub min_kubernetes_version: (u64, u64),
+    /// Clusters reconciled at the same time, at most.
+    pub concurrency: u16,
+}
+
+/// The operator's client: it sends the User-Agent `pravega-operator/<version>` (so that audit
+/// logs tell its requests apart) and counts every request it makes in
+/// `pravega_operator_api_requests_total{verb,kind}`.
+fn counted_client(
+    mut kube_config: kube::Config,
+    metrics: Arc<Metrics>,
+) -> Result<Client, RunError> {
+    kube_config.headers.push((
+        http::header::USER_AGENT,
+        http::HeaderValue::from_static(crate::USER_AGENT),
+    ));
+    let counting = tower::ServiceBuilder::new().map_request(
+        move |request: http::Request<kube::client::Body>| {
+            let (verb, kind) = crate::metrics::request_labels(
+                request.method(),
+                request.uri().path(),
+                request.uri().query(),
+            );
+            metrics.count_request(verb, &kind);
+            request
+        },
+    );
+    let builder = kube::client::ClientBuilder::try_from(kube_config).map_err(RunError::Client)?;
+    Ok(builder.with_layer(&counting).build())
+}
+
+/// A watch of `api` that keeps a cache: the cache, and the stream of changed objects that
+/// drives it (and triggers reconciles). Managed fields are dropped: nothing reads them.
+fn reflect<K>(
+    api: Api<K>,
+    config: watcher::Config,
+) -> (
+    Store<K>,
+    impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static,
+)
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let (reader, writer) = reflector::store();
+    let stream = watcher(api, config)
+        .default_backoff()
+        .modify(|o: &mut K| o.meta_mut().managed_fields = None)
+        .reflect(writer)
+        .touched_objects();
+    (reader, stream)
 }
 
 /// Why the operator stopped with an error.
@@ -56,6 +111,9 @@ pub enum RunError {
     /// Leadership was lost: this replica stopped reconciling and must exit.
     #[error(transparent)]
     LeaderLost(#[from] LeaderError),
+    /// The client could not be built from the configuration.
+    #[error("building the Kubernetes client: {0}")]
+    Client(#[source] kube::Error),
     /// The API server's version could not be read.
     #[error("reading the API server's version: {0}")]
     Version(#[source] kube::Error),
@@ -68,10 +126,13 @@ pub enum RunError {
 /// leader lease is released) or leadership is lost (an error). Logs the address it serves on as
 /// `metrics server listening on ADDR`.
 pub async fn run(
-    client: Client,
+    kube_config: kube::Config,
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RunError> {
+    let mut registry = Registry::default();
+    let metrics = Arc::new(Metrics::new(&mut registry));
+    let client = counted_client(kube_config, metrics.clone())?;
     let info = client
         .apiserver_version()
         .await
@@ -84,8 +145,6 @@ pub async fn run(
         server.0, server.1, config.min_kubernetes_version.0, config.min_kubernetes_version.1
     );
     let identity = leader::identity();
-    let mut registry = Registry::default();
-    let metrics = Arc::new(Metrics::new(&mut registry));
     let diagnostics = Arc::new(RwLock::new(Diagnostics {
         last_reconcile: None,
         reporter: format!("{MANAGER}/{identity}"),
@@ -194,6 +253,27 @@ async fn lead_and_reconcile(
         })
     });
 
+    // One watch per kind feeds both the Controller's triggers and the caches every reconcile
+    // reads from (no GET or LIST per reconcile).
+    let owned = watcher::Config::default().labels(&format!("{LABEL_NAME}={APP_NAME}"));
+    let ns = config.namespace.as_deref();
+    let (clusters, cluster_events) = reflect(scoped(&client, ns), watcher::Config::default());
+    let (stateful_sets, sts_events) = reflect(scoped(&client, ns), owned.clone());
+    let (deployments, deploy_events) = reflect(scoped(&client, ns), owned.clone());
+    let (services, svc_events) = reflect(scoped(&client, ns), owned.clone());
+    let (config_maps, cm_events) = reflect(scoped(&client, ns), owned.clone());
+    let (pod_disruption_budgets, pdb_events) = reflect(scoped(&client, ns), owned.clone());
+    let (pods, pod_events) = reflect(scoped::<Pod>(&client, ns), owned);
+    let caches = Caches {
+        clusters: clusters.clone(),
+        stateful_sets,
+        deployments,
+        services,
+        config_maps,
+        pod_disruption_budgets,
+        pods,
+    };
+
     let ctx = Arc::new(Context {
         client: client.clone(),
         metrics: metrics.clone(),
@@ -204,47 +284,27 @@ async fn lead_and_reconcile(
         },
         failures: Default::default(),
         reported_failures: Default::default(),
+        caches: caches.clone(),
+        expectations: Default::default(),
     });
 
-    let owned = watcher::Config::default().labels(&format!("{LABEL_NAME}={APP_NAME}"));
-    let clusters: Api<PravegaCluster> = scoped(&client, config.namespace.as_deref());
-    let controller = Controller::new(clusters, watcher::Config::default())
-        .with_config(ControllerConfig::default())
-        .owns(
-            scoped::<StatefulSet>(&client, config.namespace.as_deref()),
-            owned.clone(),
-        )
-        .owns(
-            scoped::<Deployment>(&client, config.namespace.as_deref()),
-            owned.clone(),
-        )
-        .owns(
-            scoped::<Service>(&client, config.namespace.as_deref()),
-            owned.clone(),
-        )
-        .owns(
-            scoped::<ConfigMap>(&client, config.namespace.as_deref()),
-            owned.clone(),
-        )
-        .owns(
-            scoped::<PodDisruptionBudget>(&client, config.namespace.as_deref()),
-            owned.clone(),
-        )
-        .watches(
-            scoped::<Pod>(&client, config.namespace.as_deref()),
-            owned,
-            |pod: Pod| {
-                let cluster = pod.labels().get(LABEL_INSTANCE)?.clone();
-                let ns = pod.namespace()?;
-                Some(ObjectRef::<PravegaCluster>::new(&cluster).within(&ns))
-            },
-        );
+    let controller = Controller::for_stream(cluster_events, clusters)
+        .with_config(ControllerConfig::default().concurrency(config.concurrency))
+        .owns_stream(sts_events)
+        .owns_stream(deploy_events)
+        .owns_stream(svc_events)
+        .owns_stream(cm_events)
+        .owns_stream(pdb_events)
+        .watches_stream(pod_events, |pod: Pod| {
+            let cluster = pod.labels().get(LABEL_INSTANCE)?.clone();
+            let ns = pod.namespace()?;
+            Some(ObjectRef::<PravegaCluster>::new(&cluster).within(&ns))
+        });
 
-    let store = controller.store();
     let synced = {
         let stop = stop_rx.clone();
         async move {
-            if store.wait_until_ready().await.is_ok() && !*stop.borrow() {
+            if caches.wait_until_ready().await && !*stop.borrow() {
                 info!("caches synced; reconciling PravegaClusters");
                 true
             } else {
