@@ -463,3 +463,93 @@ spec:
     assert_eq!(op.terminate().await, Some(0));
     env.shutdown().await;
 }
+
+/// One cluster whose writes the API server refuses never holds up the others: 50 small clusters
+/// converge while it keeps failing and being retried. And a converged operator reads nothing:
+/// every read comes from its watch caches.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_cluster_does_not_delay_fifty_others_and_reads_come_from_caches() {
+    let env = Env::start().await;
+    // The failing one: a StatefulSet in the way, whose spec the operator may not change.
+    env.apply_yaml(
+        r#"
+apiVersion: apps/v1
+kind: StatefulSet
+metadata:
+  name: stuck-bookie
+spec:
+  serviceName: somebody-else
+  replicas: 0
+  selector:
+    matchLabels: {app: somebody-else}
+  template:
+    metadata:
+      labels: {app: somebody-else}
+    spec:
+      containers:
+      - name: c
+        image: busybox:1
+"#,
+    )
+    .await;
+    env.apply_yaml(support::TIER2_CLAIM).await;
+    let op = Operator::start(env.kubeconfig(), &["--concurrency", "4"]).await;
+    let cluster = |name: &str| {
+        format!(
+            "apiVersion: pravega.pravega.io/v1beta1\nkind: PravegaCluster\nmetadata:\n  name: {name}\nspec:\n  version: 0.4.0\n  zookeeperUri: zk:2181\n  bookkeeper:\n    replicas: 1\n  pravega:\n    controllerReplicas: 1\n    segmentStoreReplicas: 1\n"
+        )
+    };
+    let mut yaml = cluster("stuck");
+    let names: Vec<String> = (1..=50).map(|i| format!("c{i:02}")).collect();
+    for n in &names {
+        yaml.push_str("---\n");
+        yaml.push_str(&cluster(n));
+    }
+    env.apply_yaml(&yaml).await;
+    eventually("50 clusters Ready", Duration::from_secs(240), || async {
+        let out = env
+            .kubectl_ok(&[
+                "get",
+                "pravegacluster",
+                "-o",
+                r#"jsonpath={range .items[*]}{.metadata.name}={.status.currentVersion}{"\n"}{end}"#,
+            ])
+            .await;
+        let ready = out.lines().filter(|l| l.ends_with("=0.4.0")).count();
+        if ready == 50 {
+            Ok(())
+        } else {
+            Err(format!("{ready} of 50 deployed"))
+        }
+    })
+    .await;
+    let failing = error_condition(&env, "stuck").await;
+    assert!(failing.starts_with("True ReconcileFailed"), "{failing}");
+    // Idle: the next minute of resyncs and retries reads nothing from the API server but the
+    // watches themselves.
+    let reads = |body: &str| {
+        ["get", "list"]
+            .iter()
+            .map(|verb| {
+                body.lines()
+                    .filter(|l| {
+                        l.starts_with("pravega_operator_api_requests_total{")
+                            && l.contains(&format!("verb=\"{verb}\""))
+                            && !l.contains("kind=\"/version\"")
+                    })
+                    .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                    .sum::<f64>()
+            })
+            .sum::<f64>()
+    };
+    let (_, before) = op.get("/metrics").await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (_, after) = op.get("/metrics").await;
+    assert_eq!(
+        reads(&after) - reads(&before),
+        0.0,
+        "reads while idle:\n{after}"
+    );
+    op.terminate().await;
+    env.shutdown().await;
+}
