@@ -40,6 +40,12 @@
 //!   a reachable tier 2, or without bookies running under its
 //!   `-Dpravegaservice.clusterName`, runs but never becomes Ready (a
 //!   `Unhealthy` event says why). Injected failures take precedence.
+//! - **Pod IPs and HTTP**: each pod gets its own loopback address
+//!   (`127.X.A.B`, a block per simulation, module `pod_ips`), where a
+//!   running bookie serves BookKeeper's admin API and a 0.10+ Controller or
+//!   Segment Store Pravega's health API, as the image would (module
+//!   `pod_http`); annotations ([`UNDER_REPLICATED_LEDGERS`], [`HEALTH`],
+//!   [`UNREACHABLE`], [`BOOKIE_READ_ONLY`]) inject faults.
 //! - **Container logs** (`kubectl logs`): each container's start, the
 //!   settings a modelled image resolved, why it is not ready, its crash
 //!   message; its current run and its last terminated one (`--previous`),
