@@ -694,6 +694,173 @@ fn segment_store(version: Version, start: &Start<'_>, bookies: &HashSet<String>)
     Outcome::Run
 }
 
+// ---------------------------------------------------------------------------------------------
+// HTTP servers reachable on the pod's IP.
+//
+// Whether an image version has an HTTP server at all is read from the project's image contract
+// table (`pravega_crds::contract`: `BookieContract::http_admin`, `PravegaContract::health`), the
+// shared record of what each image version ships; what the container's settings make of it
+// (enabled or not, port, bound address) is modelled here, from the sources cited.
+
+/// An HTTP server a running modelled container serves on the pod's IP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct HttpServer {
+    pub port: u16,
+    pub api: HttpApi,
+}
+
+/// Which API an [`HttpServer`] serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum HttpApi {
+    /// BookKeeper's admin API (`HttpRouter`); `state_api`: `bookie/state` and `bookie/is_ready`
+    /// (BookKeeper 4.10+).
+    BookieAdmin { state_api: bool },
+    /// Pravega's health API (0.10+) of a Controller or a Segment Store.
+    PravegaHealth { component: &'static str },
+}
+
+/// `BK_httpServerPort`'s default (ServerConfiguration.java@release-4.14.1 `httpServerPort`,
+/// default 8080; the same since 4.6.0).
+const BOOKIE_HTTP_DEFAULT_PORT: u16 = 8080;
+/// The Controller's REST port when `REST_SERVER_PORT` is empty (controller Config.java@v0.10.0
+/// `REST_SERVER_PORT`, read from `controller.rest.serverPort`, default 9091).
+const CONTROLLER_REST_DEFAULT_PORT: u16 = 9091;
+/// The Segment Store's REST properties next to `rest.listener.host` (ServiceConfig.java@v0.10.0:
+/// `rest.listener.port` 6061, `rest.listener.enable` true).
+const SEGMENT_STORE_REST_PORT_PROPERTY: &str = "pravegaservice.rest.listener.port";
+const SEGMENT_STORE_REST_ENABLE_PROPERTY: &str = "pravegaservice.rest.listener.enable";
+/// A bookie's port when `BK_bookiePort` is empty (ServerConfiguration.java@release-4.14.1
+/// `bookiePort`, default 3181).
+const BOOKIE_DEFAULT_PORT: u16 = 3181;
+
+/// A port number as a variable or property gives it.
+fn port(name: &str, value: &str) -> Result<u16, String> {
+    value
+        .trim()
+        .parse::<u16>()
+        .ok()
+        .filter(|p| *p != 0)
+        .ok_or_else(|| format!("{name}={value:?} is not a port number"))
+}
+
+/// The HTTP server the container runs on the pod's IP, if any; an error names a setting that
+/// keeps it from serving (e.g. a port that is not a number).
+pub(crate) fn http_server(start: &Start<'_>) -> Result<Option<HttpServer>, String> {
+    let Some((role, _)) = identify(start.image, start.args) else {
+        return Ok(None);
+    };
+    let (_, tag) = repository_and_tag(start.image);
+    let row = pravega_crds::contract::contract(tag.unwrap_or_default());
+    let env = start.env;
+    let value = |name: &str| env.get(name).map(String::as_str).unwrap_or("").trim();
+    match role {
+        Role::Bookie => {
+            // The admin server exists from BookKeeper 4.6 (none in the 0.4 image's 4.5.0); it is
+            // switched on by bk_server.conf's httpServerEnabled, which BK_httpServerEnabled reaches
+            // only through apply-config-from-env.py (0.5+ images).
+            let Some(admin) = row.bookie.http_admin else {
+                return Ok(None);
+            };
+            if !row.bookie.config_from_env
+                || !value("BK_httpServerEnabled").eq_ignore_ascii_case("true")
+            {
+                return Ok(None);
+            }
+            let port = match value("BK_httpServerPort") {
+                "" => BOOKIE_HTTP_DEFAULT_PORT,
+                p => port("BK_httpServerPort", p)?,
+            };
+            Ok(Some(HttpServer {
+                port,
+                api: HttpApi::BookieAdmin {
+                    state_api: admin.state_api,
+                },
+            }))
+        }
+        Role::Controller => {
+            if row.pravega.health.is_none() {
+                return Ok(None);
+            }
+            // The Controller's REST server binds REST_SERVER_IP, 0.0.0.0 unless set.
+            let port = match value("REST_SERVER_PORT") {
+                "" => CONTROLLER_REST_DEFAULT_PORT,
+                p => port("REST_SERVER_PORT", p)?,
+            };
+            Ok(Some(HttpServer {
+                port,
+                api: HttpApi::PravegaHealth {
+                    component: "controller",
+                },
+            }))
+        }
+        Role::SegmentStore => {
+            let Some(health) = row.pravega.health else {
+                return Ok(None);
+            };
+            let flags = java_opts(env);
+            let property = |name: &str| last_value(&flags, &format!("-D{name}="));
+            if property(SEGMENT_STORE_REST_ENABLE_PROPERTY)
+                .is_some_and(|v| v.eq_ignore_ascii_case("false"))
+            {
+                return Ok(None);
+            }
+            // rest.listener.host defaults to localhost: only reachable from inside the pod.
+            if property(health.segment_store_host_property) != Some("0.0.0.0") {
+                return Ok(None);
+            }
+            let port = match property(SEGMENT_STORE_REST_PORT_PROPERTY) {
+                Some(p) => port(SEGMENT_STORE_REST_PORT_PROPERTY, p)?,
+                None => u16::try_from(health.segment_store_port).unwrap_or(6061),
+            };
+            Ok(Some(HttpServer {
+                port,
+                api: HttpApi::PravegaHealth {
+                    component: "segmentstore",
+                },
+            }))
+        }
+    }
+}
+
+/// Where a pod is found on the network, for a bookie's id.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PodHost<'a> {
+    pub name: &'a str,
+    pub namespace: &'a str,
+    pub hostname: Option<&'a str>,
+    pub subdomain: Option<&'a str>,
+    pub pod_ip: Option<&'a str>,
+}
+
+/// Whether `image` is a modelled bookie.
+pub(crate) fn is_bookie(image: &str) -> bool {
+    let (repo, tag) = repository_and_tag(image);
+    repo == "bookkeeper" && tag.and_then(parse_version).is_some()
+}
+
+/// The id under which a bookie registers (what `list_bookies` shows): `BK_advertisedAddress`
+/// when set, else with `BK_useHostNameAsBookieID=true` the pod's canonical host name (its FQDN
+/// `<hostname>.<subdomain>.<namespace>.svc.cluster.local` when the pod has a subdomain, as a
+/// StatefulSet's pods do; `useShortHostName` is false by default), else its IP; then
+/// `:<bookiePort>` (Bookie.getBookieAddress@release-4.9.2, BookieImpl.getBookieAddress
+/// @release-4.14.1; `bookieId`, 4.12+, is not modelled).
+pub(crate) fn bookie_id(env: &BTreeMap<String, String>, host: &PodHost<'_>) -> String {
+    let value = |name: &str| env.get(name).map(String::as_str).unwrap_or("").trim();
+    let port = port("BK_bookiePort", value("BK_bookiePort")).unwrap_or(BOOKIE_DEFAULT_PORT);
+    let address = match value("BK_advertisedAddress") {
+        "" if value("BK_useHostNameAsBookieID").eq_ignore_ascii_case("true") => {
+            let hostname = host.hostname.filter(|h| !h.is_empty()).unwrap_or(host.name);
+            match host.subdomain.filter(|s| !s.is_empty()) {
+                Some(sub) => format!("{hostname}.{sub}.{}.svc.cluster.local", host.namespace),
+                None => hostname.to_owned(),
+            }
+        }
+        "" => host.pod_ip.unwrap_or_default().to_owned(),
+        advertised => advertised.to_owned(),
+    };
+    format!("{address}:{port}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1371,5 +1538,160 @@ mod tests {
             &[],
         );
         assert!(unready_message(o).starts_with("tier 2 unreachable"));
+    }
+
+    fn server(
+        image: &str,
+        a: &[&str],
+        vars: &[(&str, &str)],
+    ) -> Result<Option<HttpServer>, String> {
+        let (a, e) = (args(a), env(vars));
+        http_server(&Start {
+            image,
+            args: &a,
+            env: &e,
+            memory_limit: None,
+            mounts: &[],
+        })
+    }
+
+    #[test]
+    fn http_servers_follow_the_image_version_and_settings() {
+        let on = [
+            ("BK_httpServerEnabled", "true"),
+            ("BK_httpServerPort", "8000"),
+        ];
+        // BookKeeper 4.5 (0.4) has no admin server; 4.7 and 4.9 no state API; 4.10+ both.
+        assert_eq!(server("pravega/bookkeeper:0.4.0", &[], &on), Ok(None));
+        for (version, state_api) in [
+            ("0.5.0", false),
+            ("0.8.0", false),
+            ("0.9.0", true),
+            ("0.13.0", true),
+        ] {
+            assert_eq!(
+                server(&format!("pravega/bookkeeper:{version}"), &[], &on),
+                Ok(Some(HttpServer {
+                    port: 8000,
+                    api: HttpApi::BookieAdmin { state_api }
+                })),
+                "{version}"
+            );
+        }
+        assert_eq!(server("pravega/bookkeeper:0.9.0", &[], &[]), Ok(None));
+        assert_eq!(
+            server(
+                "pravega/bookkeeper:0.9.0",
+                &[],
+                &[("BK_httpServerEnabled", "true")]
+            )
+            .map(|s| s.map(|s| s.port)),
+            Ok(Some(8080))
+        );
+        assert!(
+            server(
+                "pravega/bookkeeper:0.9.0",
+                &[],
+                &[
+                    ("BK_httpServerEnabled", "true"),
+                    ("BK_httpServerPort", "http")
+                ]
+            )
+            .is_err()
+        );
+
+        // The health API from 0.10: the Controller on REST_SERVER_PORT (default 9091).
+        let controller = ["controller"];
+        assert_eq!(
+            server(
+                "pravega/pravega:0.9.0",
+                &controller,
+                &[("REST_SERVER_PORT", "10080")]
+            ),
+            Ok(None)
+        );
+        let health = |component| HttpApi::PravegaHealth { component };
+        assert_eq!(
+            server(
+                "pravega/pravega:0.10.0",
+                &controller,
+                &[("REST_SERVER_PORT", "10080")]
+            ),
+            Ok(Some(HttpServer {
+                port: 10080,
+                api: health("controller")
+            }))
+        );
+        assert_eq!(
+            server("pravega/pravega:0.10.0", &controller, &[]).map(|s| s.map(|s| s.port)),
+            Ok(Some(9091))
+        );
+        // The Segment Store only when its REST server binds every address.
+        let ss = ["segmentstore"];
+        assert_eq!(
+            server("pravega/pravega:0.11.0", &ss, &[("JAVA_OPTS", "-Xmx1g")]),
+            Ok(None)
+        );
+        let open = [("JAVA_OPTS", "-Dpravegaservice.rest.listener.host=0.0.0.0")];
+        assert_eq!(
+            server("pravega/pravega:0.11.0", &ss, &open),
+            Ok(Some(HttpServer {
+                port: 6061,
+                api: health("segmentstore")
+            }))
+        );
+        assert_eq!(server("pravega/pravega:0.9.0", &ss, &open), Ok(None));
+        assert_eq!(
+            server(
+                "pravega/pravega:0.11.0",
+                &ss,
+                &[(
+                    "JAVA_OPTS",
+                    "-Dpravegaservice.rest.listener.host=0.0.0.0 -Dpravegaservice.rest.listener.host=localhost"
+                )]
+            ),
+            Ok(None)
+        );
+        assert_eq!(
+            server(
+                "pravega/pravega:0.11.0",
+                &ss,
+                &[(
+                    "JAVA_OPTS",
+                    "-Dpravegaservice.rest.listener.host=0.0.0.0 -Dpravegaservice.rest.listener.enable=false"
+                )]
+            ),
+            Ok(None)
+        );
+    }
+
+    #[test]
+    fn bookie_ids_are_host_names_or_ips() {
+        let host = PodHost {
+            name: "c-bookie-0",
+            namespace: "ns",
+            hostname: Some("c-bookie-0"),
+            subdomain: Some("c-bookie-headless"),
+            pod_ip: Some("127.9.0.2"),
+        };
+        assert_eq!(
+            bookie_id(&env(&[("BK_useHostNameAsBookieID", "true")]), &host),
+            "c-bookie-0.c-bookie-headless.ns.svc.cluster.local:3181"
+        );
+        assert_eq!(
+            bookie_id(
+                &env(&[
+                    ("BK_useHostNameAsBookieID", "false"),
+                    ("BK_bookiePort", "3182")
+                ]),
+                &host
+            ),
+            "127.9.0.2:3182"
+        );
+        assert_eq!(
+            bookie_id(&env(&[("BK_advertisedAddress", "bk.example")]), &host),
+            "bk.example:3181"
+        );
+        assert!(is_bookie("pravega/bookkeeper:0.9.0") && !is_bookie("pravega/bookkeeper:latest"));
     }
 }

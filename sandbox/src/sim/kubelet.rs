@@ -31,6 +31,7 @@ use super::env::{self, Addresses, Env, Sources};
 use super::events;
 use super::images::{self, Outcome};
 use super::logs::ContainerLogs;
+use super::pod_http::{ContainerNet, PodNet};
 use super::util::{earliest, is_status, is_terminating, now_time};
 use super::{FailureMode, SimError};
 
@@ -462,6 +463,9 @@ struct State {
     /// By pod uid: its namespace and the cluster names its running, ready
     /// bookie containers are registered under.
     bookies: HashMap<String, (String, Vec<String>)>,
+    /// The uid of each pod (namespace, name) seen, to forget a pod replaced
+    /// by another of the same name.
+    names: HashMap<(String, String), String>,
 }
 
 impl State {
@@ -485,6 +489,8 @@ pub(crate) struct Kubelet {
     port: u16,
     /// Bumped whenever a container log changes (wakes `kubectl logs -f`).
     log_ticks: tokio::sync::watch::Sender<u64>,
+    /// The pods' IPs and the HTTP servers on them.
+    pub(crate) net: Arc<PodNet>,
 }
 
 fn add(wall: &Time, d: Duration) -> Time {
@@ -493,13 +499,19 @@ fn add(wall: &Time, d: Duration) -> Time {
 }
 
 impl Kubelet {
-    pub(crate) fn new(client: Client, config: Arc<KubeletConfig>, port: u16) -> Self {
+    pub(crate) fn new(
+        client: Client,
+        config: Arc<KubeletConfig>,
+        port: u16,
+        net: Arc<PodNet>,
+    ) -> Self {
         Self {
             client,
             config,
             state: Mutex::new(State::default()),
             port,
             log_ticks: tokio::sync::watch::channel(0).0,
+            net,
         }
     }
 
@@ -648,8 +660,37 @@ impl Kubelet {
         st.pods.retain(|uid, _| live.contains(uid));
         st.overrides.retain(|uid, _| live.contains(uid));
         st.bookies.retain(|uid, _| live.contains(uid));
+        st.names.retain(|_, uid| live.contains(uid));
         drop(st);
+        self.net.retain(live);
         self.logs_changed();
+    }
+
+    /// Forgets pod `uid` (it is gone): its state, its servers, its IP.
+    pub(crate) fn forget(&self, uid: &str) {
+        let mut st = self.lock();
+        st.pods.remove(uid);
+        st.overrides.remove(uid);
+        st.bookies.remove(uid);
+        st.names.retain(|_, u| u != uid);
+        drop(st);
+        self.net.forget(uid);
+        self.logs_changed();
+    }
+
+    /// Forgets pod `namespace/name`, which is gone (or replaced by the pod
+    /// with uid `live`).
+    pub(crate) fn forget_named(&self, namespace: &str, name: &str, live: Option<&str>) {
+        let known = self
+            .lock()
+            .names
+            .get(&(namespace.to_owned(), name.to_owned()))
+            .cloned();
+        if let Some(uid) = known
+            && Some(uid.as_str()) != live
+        {
+            self.forget(&uid);
+        }
     }
 
     pub(crate) fn tracked(&self) -> usize {
@@ -685,6 +726,8 @@ impl Kubelet {
             // Never started: nothing to stop.
             grace = Duration::ZERO;
         }
+        // Its containers stop serving.
+        self.net.stop(&uid);
         let (since, write) = {
             let mut st = self.lock();
             // A stopping bookie is no longer registered.
@@ -740,12 +783,7 @@ impl Kubelet {
             Err(e) if is_status(&e, 404) || is_status(&e, 409) => {}
             Err(e) => return Err(SimError::api(format!("delete pod {ns}/{name}"), e)),
         }
-        let mut st = self.lock();
-        st.pods.remove(&uid);
-        st.overrides.remove(&uid);
-        st.bookies.remove(&uid);
-        drop(st);
-        self.logs_changed();
+        self.forget(&uid);
         Ok(Action::await_change())
     }
 
@@ -764,6 +802,18 @@ impl Kubelet {
         let now = Instant::now();
         let wall = now_time();
         let assigned = spec.node_name.as_ref().filter(|n| !n.is_empty()).cloned();
+
+        // A pod replaced by another of the same name is gone.
+        let previous = self
+            .lock()
+            .names
+            .insert((ns.clone(), name.clone()), uid.clone());
+        if let Some(old) = previous.filter(|old| *old != uid) {
+            self.forget(&old);
+            self.lock()
+                .names
+                .insert((ns.clone(), name.clone()), uid.clone());
+        }
 
         if is_terminating(&pod.metadata) {
             return self.terminate(&api, pod, &uid, assigned.is_some()).await;
@@ -823,18 +873,23 @@ impl Kubelet {
         };
 
         // Running: first what needs no API request.
+        let has_ip = self
+            .lock()
+            .pods
+            .get(&uid)
+            .is_some_and(|r| r.pod_ip.is_some());
+        let new_ip = if has_ip {
+            None
+        } else {
+            let existing = pod.status.as_ref().and_then(|s| s.pod_ip.as_deref());
+            self.net.assign_ip(&uid, existing, node_idx)
+        };
         let (starting, pod_ip) = {
             let mut st = self.lock();
-            let used_ips: HashSet<String> =
-                st.pods.values().filter_map(|r| r.pod_ip.clone()).collect();
             let run = st.pods.entry(uid.clone()).or_default();
             run.node = Some(node_idx);
             if run.pod_ip.is_none() {
-                run.pod_ip = pod
-                    .status
-                    .as_ref()
-                    .and_then(|s| s.pod_ip.clone())
-                    .or_else(|| free_ip(node_idx, &used_ips));
+                run.pod_ip = new_ip;
             }
             if run.start_time.is_none() {
                 run.start_time = Some(
@@ -922,7 +977,7 @@ impl Kubelet {
         }
 
         let mut logs_changed = false;
-        let (status, wake) = {
+        let (status, wake, net) = {
             let mut st = self.lock();
             let override_ready = st.overrides.get(&uid).copied();
             let bookies = st.bookie_clusters(&ns, &uid);
@@ -1006,6 +1061,7 @@ impl Kubelet {
                 &wall,
                 prev.as_ref(),
             );
+            let net = containers_net(pod, run, &status);
             if clusters.is_empty() {
                 st.bookies.remove(&uid);
             } else {
@@ -1016,8 +1072,9 @@ impl Kubelet {
             } else {
                 wake
             };
-            (status, wake)
+            (status, wake, net)
         };
+        self.net.update(pod, &uid, net);
         if logs_changed {
             self.logs_changed();
         }
@@ -1222,6 +1279,68 @@ impl Kubelet {
     }
 }
 
+/// What the pod's network needs to know of its containers: whether each runs and is
+/// ready (as `status` reports it), what it serves, and, for a bookie, its id.
+fn containers_net(pod: &Pod, run: &PodRun, status: &Value) -> Vec<ContainerNet> {
+    let spec = pod.spec.as_ref();
+    let ns = pod.namespace().unwrap_or_default();
+    let name = pod.name_any();
+    let host = images::PodHost {
+        name: &name,
+        namespace: &ns,
+        hostname: spec.and_then(|s| s.hostname.as_deref()),
+        subdomain: spec.and_then(|s| s.subdomain.as_deref()),
+        pod_ip: run.pod_ip.as_deref(),
+    };
+    let statuses = status
+        .get("containerStatuses")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    run.containers
+        .iter()
+        .map(|c| {
+            let running = matches!(c.run, Run::Running { .. });
+            let ready = statuses
+                .iter()
+                .find(|s| s.get("name").and_then(Value::as_str) == Some(c.name.as_str()))
+                .and_then(|s| s.get("ready"))
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
+            let container_spec =
+                spec.and_then(|s| s.containers.iter().find(|sc| sc.name == c.name));
+            let args = container_spec
+                .and_then(|sc| sc.args.as_deref())
+                .unwrap_or_default();
+            let env = match &c.env {
+                Some(Ok(env)) => Some(env),
+                _ => None,
+            };
+            let server = env.filter(|_| running).and_then(|env| {
+                images::http_server(&images::Start {
+                    image: &c.image,
+                    args,
+                    env,
+                    memory_limit: None,
+                    mounts: &[],
+                })
+                .transpose()
+            });
+            let bookie = images::is_bookie(&c.image);
+            ContainerNet {
+                name: c.name.clone(),
+                running,
+                ready,
+                server,
+                bookie,
+                bookie_id: env
+                    .filter(|_| bookie)
+                    .map(|env| images::bookie_id(env, &host)),
+            }
+        })
+        .collect()
+}
+
 fn run_kind(run: &Run) -> &'static str {
     match run {
         Run::Pending => "pending",
@@ -1346,12 +1465,6 @@ fn container_events(client: &Client, pod: &Pod, c: &ContainerRun) {
             );
         }
     }
-}
-
-fn free_ip(node: usize, used: &HashSet<String>) -> Option<String> {
-    (2..255)
-        .map(|k| format!("10.244.{node}.{k}"))
-        .find(|ip| !used.contains(ip))
 }
 
 fn crashed(started: &Time, finished: &Time, exit: &Exit) -> ContainerStateTerminated {

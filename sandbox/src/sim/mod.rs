@@ -40,6 +40,12 @@
 //!   a reachable tier 2, or without bookies running under its
 //!   `-Dpravegaservice.clusterName`, runs but never becomes Ready (a
 //!   `Unhealthy` event says why). Injected failures take precedence.
+//! - **Pod IPs and HTTP**: each pod gets its own loopback address
+//!   (`127.X.A.B`, a block per simulation, module `pod_ips`), where a
+//!   running bookie serves BookKeeper's admin API and a 0.10+ Controller or
+//!   Segment Store Pravega's health API, as the image would (module
+//!   `pod_http`); annotations ([`UNDER_REPLICATED_LEDGERS`], [`HEALTH`],
+//!   [`UNREACHABLE`], [`BOOKIE_READ_ONLY`]) inject faults.
 //! - **Container logs** (`kubectl logs`): each container's start, the
 //!   settings a modelled image resolved, why it is not ready, its crash
 //!   message; its current run and its last terminated one (`--previous`),
@@ -70,6 +76,8 @@ mod hash;
 mod images;
 mod kubelet;
 mod logs;
+mod pod_http;
+mod pod_ips;
 mod replicaset;
 mod rng;
 mod statefulset;
@@ -91,6 +99,11 @@ use kube::{Api, Client, ResourceExt};
 use regex::Regex;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+
+pub use pod_http::{
+    BOOKIE_READ_ONLY, HEALTH, MAX_UNDER_REPLICATED_LEDGERS, UNDER_REPLICATED_LEDGERS, UNREACHABLE,
+};
+pub use pod_ips::BLOCK_MARKER_PORT;
 
 /// How a container whose image matches an injected failure misbehaves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -197,10 +210,11 @@ impl Simulation {
             .local_addr()
             .map_err(|e| SimError::Serve(format!("binding the kubelet endpoint: {e}")))?
             .port();
-        let kubelet = Arc::new(kubelet::Kubelet::new(client.clone(), config, port));
+        let cancel = CancellationToken::new();
+        let net = pod_http::PodNet::new(client.clone(), cancel.child_token());
+        let kubelet = Arc::new(kubelet::Kubelet::new(client.clone(), config, port, net));
         kubelet.register_nodes().await?;
 
-        let cancel = CancellationToken::new();
         let (resync, resync_rx) = mpsc::unbounded::<()>();
         let mut tasks = Vec::new();
         {
@@ -292,6 +306,7 @@ impl Simulation {
                 .graceful_shutdown_on(async move { c.cancelled().await });
             let store = controller.store();
             let k = kubelet.clone();
+            let gone = (kubelet.clone(), controller.store());
             let fut = controller
                 .run(
                     move |pod: Arc<Pod>, ctx: Arc<kubelet::Kubelet>| {
@@ -307,7 +322,18 @@ impl Simulation {
                     |_, e, _| retry(e),
                     k,
                 )
-                .for_each(|r| async move { log_result("kubelet", r) });
+                .for_each(move |r| {
+                    // A pod deleted at once (no grace) is not reconciled again: forget it.
+                    if let Err(kube::runtime::controller::Error::ObjectNotFound(obj)) = &r {
+                        let ns = obj.namespace.clone().unwrap_or_default();
+                        let live = gone
+                            .1
+                            .get(&ObjectRef::<Pod>::new(&obj.name).within(&ns))
+                            .and_then(|p| p.uid());
+                        gone.0.forget_named(&ns, &obj.name, live.as_deref());
+                    }
+                    async move { log_result("kubelet", r) }
+                });
             tasks.push(tokio::spawn(fut));
         }
         tracing::info!(nodes = opts.nodes, ready_delay = ?opts.ready_delay, "simulation started");
@@ -368,12 +394,14 @@ impl Simulation {
         Ok(())
     }
 
-    /// Stops the controllers and kubelets and waits for them to finish.
+    /// Stops the controllers and kubelets (and the pods' HTTP servers) and
+    /// waits for them to finish.
     pub async fn shutdown(mut self) {
         self.cancel.cancel();
         for t in self.tasks.drain(..) {
             let _ = t.await;
         }
+        self.kubelet.net.shutdown().await;
     }
 }
 
