@@ -43,11 +43,15 @@ pub struct Caches {
     pub pod_disruption_budgets: Store<PodDisruptionBudget>,
     /// The clusters' pods.
     pub pods: Store<Pod>,
+    /// True once every store holds its first complete list ([`Caches::watch_readiness`]).
+    pub ready: tokio::sync::watch::Receiver<bool>,
 }
 
 impl Caches {
-    /// Resolves once every store holds its first complete list (false if a watch ended first).
-    pub async fn wait_until_ready(&self) -> bool {
+    /// Waits, as the one waiter on each store (a store's readiness wakes a single waiter only),
+    /// until every store holds its first complete list, then says so on `ready`. False if a
+    /// watch ended first.
+    pub async fn watch_readiness(&self, ready: tokio::sync::watch::Sender<bool>) -> bool {
         let (a, b, c, d, e, f, g) = tokio::join!(
             self.clusters.wait_until_ready(),
             self.stateful_sets.wait_until_ready(),
@@ -57,7 +61,18 @@ impl Caches {
             self.pod_disruption_budgets.wait_until_ready(),
             self.pods.wait_until_ready(),
         );
-        a.is_ok() && b.is_ok() && c.is_ok() && d.is_ok() && e.is_ok() && f.is_ok() && g.is_ok()
+        let ok =
+            a.is_ok() && b.is_ok() && c.is_ok() && d.is_ok() && e.is_ok() && f.is_ok() && g.is_ok();
+        if ok {
+            ready.send_replace(true);
+        }
+        ok
+    }
+
+    /// Resolves once every store holds its first complete list (any number of waiters); false
+    /// if that can no longer happen.
+    pub async fn wait_until_ready(&self) -> bool {
+        self.ready.clone().wait_for(|r| *r).await.is_ok()
     }
 
     /// The pods of cluster `name` in `ns` (its instance label).

@@ -264,6 +264,7 @@ async fn lead_and_reconcile(
     let (config_maps, cm_events) = reflect(scoped(&client, ns), owned.clone());
     let (pod_disruption_budgets, pdb_events) = reflect(scoped(&client, ns), owned.clone());
     let (pods, pod_events) = reflect(scoped::<Pod>(&client, ns), owned);
+    let (ready_tx, ready) = watch::channel(false);
     let caches = Caches {
         clusters: clusters.clone(),
         stateful_sets,
@@ -272,6 +273,7 @@ async fn lead_and_reconcile(
         config_maps,
         pod_disruption_budgets,
         pods,
+        ready,
     };
 
     let ctx = Arc::new(Context {
@@ -304,7 +306,7 @@ async fn lead_and_reconcile(
     let synced = {
         let stop = stop_rx.clone();
         async move {
-            if caches.wait_until_ready().await && !*stop.borrow() {
+            if caches.watch_readiness(ready_tx).await && !*stop.borrow() {
                 info!("caches synced; reconciling PravegaClusters");
                 true
             } else {

@@ -123,7 +123,11 @@ async fn an_upgrade_survives_twenty_operator_kills_without_deleting_a_pod_twice(
         {
             Ok(())
         } else {
-            Err(format!("{row:?}; {}", report("")))
+            Err(format!(
+                "{row:?}; {}\nlog of the running operator:\n{}",
+                report(""),
+                op.log()
+            ))
         }
     })
     .await;

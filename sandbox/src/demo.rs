@@ -417,6 +417,12 @@ async fn walk_through_the_guide(
     story.chapter(
         "Upgrade to 0.5.0 (BookKeeper, then Controller, then Segment Store, one pod at a time)",
     );
+    // BookKeeper has ledgers to re-replicate: the operator's safety check will hold the upgrade
+    // once a bookie serves the admin API that reports them (0.5.0; 0.4.0 has none).
+    story
+        .cmd("kubectl annotate pod example-bookie-2 sandbox.pravega.io/under-replicated-ledgers=2");
+    annotate_pod(client, "example-bookie-2", Some("2")).await?;
+    story.say("(the sandbox's bookies now report 2 under-replicated ledgers on their admin API)");
     story.cmd(r#"kubectl patch PravegaCluster example --type='json' -p='[{"op": "replace", "path": "/spec/version", "value": "0.5.0"}]'"#);
     set_version(&api, "0.5.0")
         .await
@@ -440,6 +446,23 @@ async fn walk_through_the_guide(
         "while the cluster is upgrading from 0.4.0 to 0.5.0",
     )
     .await?;
+
+    // 3b. The upgrade waits on a safety check, says why, and goes on once it passes.
+    story.chapter("The upgrade waits for BookKeeper to re-replicate its ledgers");
+    story.cmd("kubectl get PravegaCluster example -o jsonpath='{.status.upgrade.blockedBy}'");
+    let blocked_by = |pk: &PravegaCluster| {
+        let b = pk.status.as_ref()?.upgrade.as_ref()?.blocked_by.as_ref()?;
+        (b.reason == "SafetyCheckFailed").then(|| format!("{}: {}", b.reason, b.message))
+    };
+    let pk = watch_until(story, &api, timeout, "safety check", |pk| {
+        blocked_by(pk).map(|_| ())
+    })
+    .await?;
+    story.row(&blocked_by(&pk).unwrap_or_default());
+    story.ok("example-bookie-1 is not restarted while BookKeeper reports under-replicated ledgers");
+    story.cmd("kubectl annotate pod example-bookie-2 sandbox.pravega.io/under-replicated-ledgers-");
+    annotate_pod(client, "example-bookie-2", None).await?;
+    story.say("(re-replication done: the pod's change wakes the operator, which goes on at once)");
 
     story.cmd("kubectl get PravegaCluster -w");
     let pk = watch_until(story, &api, timeout, "upgrade", |pk| {
@@ -560,6 +583,18 @@ async fn walk_through_the_guide(
 }
 
 /// Sets `spec.version` with a merge patch (what `kubectl patch` sends, in another format).
+/// Sets (or, with `None`, removes) the sandbox's under-replicated-ledgers fault on a pod.
+async fn annotate_pod(client: &Client, pod: &str, ledgers: Option<&str>) -> Result<(), DemoError> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), NAMESPACE);
+    let patch = serde_json::json!({"metadata": {"annotations": {
+        crate::sim::UNDER_REPLICATED_LEDGERS: ledgers
+    }}});
+    pods.patch(pod, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map_err(kube_err(format!("annotating pod {pod}")))?;
+    Ok(())
+}
+
 async fn set_version(api: &Api<PravegaCluster>, version: &str) -> Result<(), kube::Error> {
     let patch = serde_json::json!({ "spec": { "version": version } });
     api.patch(NAME, &PatchParams::default(), &Patch::Merge(&patch))
