@@ -86,6 +86,7 @@ pub async fn run(
     let identity = leader::identity();
     let mut registry = Registry::default();
     let metrics = Arc::new(Metrics::new(&mut registry));
+    metrics.expect_failure_kinds(&crate::controller::Error::KINDS);
     let diagnostics = Arc::new(RwLock::new(Diagnostics {
         last_reconcile: None,
         reporter: format!("{MANAGER}/{identity}"),
