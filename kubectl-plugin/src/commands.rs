@@ -145,8 +145,8 @@ fn print_status(
 }
 
 enum Update {
-    Cluster(watcher::Event<DynamicObject>),
-    Pod(watcher::Event<Pod>),
+    Cluster(Box<watcher::Event<DynamicObject>>),
+    Pod(Box<watcher::Event<Pod>>),
 }
 
 /// The objects a watch has delivered, with the relist buffer of `watcher`'s `Init` phase.
@@ -214,14 +214,14 @@ async fn status_watch(
         watcher::Config::default().fields(&format!("metadata.name={name}")),
     )
     .default_backoff()
-    .map_ok(Update::Cluster);
+    .map_ok(|e| Update::Cluster(Box::new(e)));
     let pods: Api<Pod> = Api::namespaced(target.client.clone(), &target.namespace);
     let pod_watch = watcher(
         pods,
         watcher::Config::default().labels(&cluster_selector(name)),
     )
     .default_backoff()
-    .map_ok(Update::Pod);
+    .map_ok(|e| Update::Pod(Box::new(e)));
     let mut updates = futures::stream::select(cluster_watch.boxed(), pod_watch.boxed());
 
     let mut clusters: Cache<DynamicObject> = Cache::new();
@@ -262,11 +262,11 @@ async fn status_watch(
                 }
                 Some(Ok(Update::Cluster(e))) => {
                     last_error = None;
-                    changed |= clusters.apply(e);
+                    changed |= clusters.apply(*e);
                 }
                 Some(Ok(Update::Pod(e))) => {
                     last_error = None;
-                    changed |= members.apply(e);
+                    changed |= members.apply(*e);
                 }
             }
         }
