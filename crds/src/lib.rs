@@ -21,7 +21,7 @@ pub use spec_rules::{check_change, check_spec};
 pub use types::*;
 pub use version::{
     Decision, DenyReason, VersionError, parse_version, validate_create, validate_update,
-    validate_version_change, validate_version_change_paused,
+    validate_version_change, validate_version_change_paused, version_jump_warnings,
 };
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;

@@ -253,12 +253,58 @@ pub fn validate_update(
     };
     match decision {
         Decision::Allow { warnings: mut w } => {
+            if old.version != new.version {
+                let from = old_status
+                    .and_then(|s| s.current_version)
+                    .unwrap_or(&old.version);
+                w.extend(version_jump_warnings(from, &new.version));
+            }
             w.extend(warnings);
             w.extend(scale_warnings(old, old_status, new));
             Decision::Allow { warnings: w }
         }
         deny => deny,
     }
+}
+
+/// Warnings for a version change that the rules allow but that deserves a second look: a jump
+/// of more than one minor version at once (`0.4.x` to `0.6.x`), a change of major version, or a
+/// pre-release target (`0.5.0-rc1`). `from` is the version the cluster runs
+/// (`status.currentVersion`), `to` the new `spec.version`. Nothing is said when either does not
+/// parse (the rules refuse or ignore those), when `to` is not above `from` (a rollback or a
+/// cancelled upgrade, which go back to a version that ran), or when they are equal.
+///
+/// Shown by the webhook as admission warnings (`kubectl apply` prints `Warning: ...`) and by
+/// `kubectl pravega plan`.
+pub fn version_jump_warnings(from: &str, to: &str) -> Vec<String> {
+    let (Ok(from_v), Ok(to_v)) = (parse_version(from), parse_version(to)) else {
+        return Vec::new();
+    };
+    if precedence(&to_v, &from_v) != Ordering::Greater {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    if to_v.major != from_v.major {
+        out.push(format!(
+            "spec.version goes from {from} to {to}, a new major version: read the release notes of every version in between; upgrades are tested one minor version at a time"
+        ));
+    } else if to_v.minor > from_v.minor + 1 {
+        let skipped: Vec<String> = (from_v.minor + 1..to_v.minor)
+            .map(|m| format!("{}.{m}", from_v.major))
+            .collect();
+        out.push(format!(
+            "spec.version goes from {from} to {to}, skipping {}: upgrades are tested one minor version at a time; consider upgrading to {} first",
+            skipped.join(", "),
+            skipped.first().map(String::as_str).unwrap_or_default()
+        ));
+    }
+    if !to_v.pre.is_empty() {
+        out.push(format!(
+            "spec.version {to} is a pre-release of {}.{}.{} (\"-{}\"): check that its images are a build you mean to run",
+            to_v.major, to_v.minor, to_v.patch, to_v.pre
+        ));
+    }
+    out
 }
 
 /// Warnings for replica changes that are allowed but seldom meant: a large jump at once, fewer
@@ -411,6 +457,63 @@ pub fn validate_version_change_paused(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_jump_of_more_than_one_minor_version_is_warned_about() {
+        let w = version_jump_warnings("0.4.0", "0.6.0");
+        assert_eq!(
+            w,
+            vec![
+                "spec.version goes from 0.4.0 to 0.6.0, skipping 0.5: upgrades are tested one minor version at a time; consider upgrading to 0.5 first"
+                    .to_owned()
+            ]
+        );
+        let w = version_jump_warnings("0.4.3", "0.7.1");
+        assert_eq!(w.len(), 1);
+        assert!(w[0].contains("skipping 0.5, 0.6"), "{w:?}");
+        assert!(w[0].contains("upgrading to 0.5 first"), "{w:?}");
+        let w = version_jump_warnings("0.13.0", "1.0.0");
+        assert!(w[0].contains("a new major version"), "{w:?}");
+    }
+
+    #[test]
+    fn one_minor_version_or_a_patch_is_not_warned_about() {
+        for (from, to) in [
+            ("0.4.0", "0.5.0"),
+            ("0.4.0", "0.4.1"),
+            ("0.4.0", "0.5.9"),
+            ("0.5.0-1", "0.5.0"),
+        ] {
+            assert_eq!(
+                version_jump_warnings(from, to),
+                Vec::<String>::new(),
+                "{from} -> {to}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_pre_release_target_is_warned_about() {
+        let w = version_jump_warnings("0.4.0", "0.5.0-rc1");
+        assert_eq!(
+            w,
+            vec![
+                "spec.version 0.5.0-rc1 is a pre-release of 0.5.0 (\"-rc1\"): check that its images are a build you mean to run"
+                    .to_owned()
+            ]
+        );
+        // Both at once.
+        assert_eq!(version_jump_warnings("0.4.0", "0.6.0-1").len(), 2);
+    }
+
+    #[test]
+    fn going_back_or_unparsable_versions_get_no_jump_warning() {
+        assert!(version_jump_warnings("0.6.0", "0.4.0").is_empty());
+        assert!(version_jump_warnings("0.5.0-1", "0.5.0-1").is_empty());
+        assert!(version_jump_warnings("0.6.0", "0.5.0-1").is_empty());
+        assert!(version_jump_warnings("latest", "0.6.0").is_empty());
+        assert!(version_jump_warnings("0.4.0", "v0.6.0").is_empty());
+    }
 
     #[test]
     fn precedence_follows_semver() {

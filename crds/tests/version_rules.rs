@@ -231,19 +231,38 @@ fn the_guides_downgrade_message() {
 
 #[test]
 fn upgrades_are_allowed() {
-    for (current, higher) in [
-        ("0.4.0", "0.5.0"),
-        ("0.4.0", "0.5.0-1"),
-        ("0.5.0-1", "0.5.0"),
-        ("0.5.0", "0.13.0"),
-        ("0.5.0-1", "0.5.0-2"),
-    ] {
+    for (current, higher) in [("0.4.0", "0.5.0"), ("0.5.0-1", "0.5.0"), ("0.5.0", "0.6.3")] {
         let d = update(current, higher, Some(status(State::Idle, current, None)));
         assert_eq!(
             d,
             Decision::Allow { warnings: vec![] },
             "{current} -> {higher}"
         );
+    }
+    // A pre-release, or more than one minor version at once: allowed, with a warning.
+    for (current, higher, warning) in [
+        (
+            "0.4.0",
+            "0.5.0-1",
+            "spec.version 0.5.0-1 is a pre-release of 0.5.0",
+        ),
+        (
+            "0.5.0-1",
+            "0.5.0-2",
+            "spec.version 0.5.0-2 is a pre-release of 0.5.0",
+        ),
+        (
+            "0.5.0",
+            "0.13.0",
+            "spec.version goes from 0.5.0 to 0.13.0, skipping 0.6, 0.7, 0.8, 0.9, 0.10, 0.11, 0.12",
+        ),
+    ] {
+        let d = update(current, higher, Some(status(State::Idle, current, None)));
+        let Decision::Allow { warnings } = d else {
+            panic!("{current} -> {higher} refused: {d:?}");
+        };
+        assert_eq!(warnings.len(), 1, "{current} -> {higher}: {warnings:?}");
+        assert!(warnings[0].starts_with(warning), "{warnings:?}");
     }
     // A version newer than the image contracts the operator knows is allowed, with a warning.
     let d = update("0.5.0", "1.0.0", Some(status(State::Idle, "0.5.0", None)));
@@ -253,6 +272,7 @@ fn upgrades_are_allowed() {
     assert_eq!(
         warnings,
         [
+            "spec.version goes from 0.5.0 to 1.0.0, a new major version: read the release notes of every version in between; upgrades are tested one minor version at a time",
             "spec.version 1.0.0 is outside the versions this operator knows (0.4 to 0.13); its pods are built as for 0.11 – 0.13"
         ]
     );
@@ -563,4 +583,53 @@ fn a_paused_upgrade_may_be_cancelled_by_setting_the_version_back() {
     new.version = "0.6.0".to_owned();
     let d = validate_update(&old.spec, Some(st.facts()), &new);
     assert_eq!(d.reason(), Some(DenyReason::UpgradeInProgress));
+}
+
+#[test]
+fn an_update_that_skips_a_minor_version_or_targets_a_pre_release_is_allowed_with_a_warning() {
+    let st = status(State::Idle, "0.4.0", None);
+    let old = cluster("0.4.0", Some(st.clone()));
+    let update = |version: &str| {
+        let mut new = old.spec.clone();
+        new.version = version.to_owned();
+        match validate_update(&old.spec, Some(st.facts()), &new) {
+            Decision::Allow { warnings } => warnings,
+            d => panic!("{version} refused: {d:?}"),
+        }
+    };
+    let w = update("0.6.0");
+    assert_eq!(
+        w,
+        vec![
+            "spec.version goes from 0.4.0 to 0.6.0, skipping 0.5: upgrades are tested one minor version at a time; consider upgrading to 0.5 first"
+        ]
+    );
+    assert!(update("0.5.0").is_empty());
+    let w = update("0.5.0-rc1");
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(w[0].contains("is a pre-release"), "{w:?}");
+
+    // The jump is measured from what runs (status.currentVersion), not from the old spec.
+    let failed = status(State::UpgradeFailed, "0.4.0", Some("0.5.0"));
+    let old = cluster("0.5.0", Some(failed.clone()));
+    let mut new = old.spec.clone();
+    new.version = "0.6.0".to_owned();
+    let Decision::Allow { warnings } = validate_update(&old.spec, Some(failed.facts()), &new)
+    else {
+        panic!("roll forward refused");
+    };
+    assert!(
+        warnings.iter().any(|w| w.contains("from 0.4.0 to 0.6.0")),
+        "{warnings:?}"
+    );
+    // A rollback is not a jump.
+    new.version = "0.4.0".to_owned();
+    let Decision::Allow { warnings } = validate_update(&old.spec, Some(failed.facts()), &new)
+    else {
+        panic!("rollback refused");
+    };
+    assert!(
+        !warnings.iter().any(|w| w.contains("skipping")),
+        "{warnings:?}"
+    );
 }

@@ -100,7 +100,18 @@ pub fn event_note(note: String) -> String {
 }
 
 impl Error {
-    /// A short label for metrics.
+    /// Every value [`Error::kind`] returns (the metrics start each at zero).
+    pub const KINDS: [&'static str; 7] = [
+        "Conflict",
+        "Forbidden",
+        "Invalid",
+        "Api",
+        "Client",
+        "Build",
+        "Serialize",
+    ];
+
+    /// A short label for metrics, one of [`Error::KINDS`].
     pub fn kind(&self) -> &'static str {
         match self {
             Error::Kube { source, .. } => match source {
@@ -565,7 +576,7 @@ async fn report_failure(
         );
     }
     status::set_ready(&mut after, &cluster.spec.version, &Time(Timestamp::now()));
-    ctx.metrics.set_cluster(ns, name, &after);
+    ctx.metrics.set_cluster(ns, name, &cluster.spec, &after);
     // One Event per distinct failure, not one per retry.
     let message = error.to_string();
     let repeated = {
@@ -825,7 +836,7 @@ async fn reconcile_cluster(
         }
         status::set_ready(&mut after, &cluster.spec.version, &now_time);
         ctx.write_status(ns, name, &before, &after).await?;
-        ctx.metrics.set_cluster(ns, name, &after);
+        ctx.metrics.set_cluster(ns, name, &cluster.spec, &after);
         return Ok(ControllerAction::await_change());
     }
 
@@ -941,7 +952,7 @@ async fn reconcile_cluster(
     status::keep_unchanged_condition_times(&before, &mut after);
     ctx.write_status(ns, name, &before, &after).await?;
 
-    ctx.metrics.set_cluster(ns, name, &after);
+    ctx.metrics.set_cluster(ns, name, &cluster.spec, &after);
     Ok(ControllerAction::requeue(
         plan.requeue_after
             .unwrap_or(RESYNC_INTERVAL)

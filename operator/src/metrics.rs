@@ -3,7 +3,9 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use pravega_crds::{ConditionType, PravegaClusterStatus, reasons};
+use pravega_crds::duration::parse_duration;
+use pravega_crds::types::DEFAULT_UPGRADE_TIMEOUT;
+use pravega_crds::{Component, ConditionType, PravegaClusterSpec, PravegaClusterStatus, reasons};
 
 use crate::planner::{Blocked, CheckFacts, CheckOutcome};
 use prometheus_client::encoding::EncodeLabelSet;
@@ -20,6 +22,17 @@ pub struct ClusterLabels {
     pub namespace: String,
     /// Name of the PravegaCluster.
     pub cluster: String,
+}
+
+/// Labels naming one component of a cluster.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ComponentLabels {
+    /// Namespace of the PravegaCluster.
+    pub namespace: String,
+    /// Name of the PravegaCluster.
+    pub cluster: String,
+    /// `bookkeeper`, `controller` or `segmentstore`.
+    pub component: String,
 }
 
 /// Labels of a failed reconcile.
@@ -142,6 +155,16 @@ pub struct Metrics {
     pub safety_checks: Family<CheckLabels, Counter>,
     /// 1 while this replica holds the leader lease (or runs without leader election).
     pub leader: Gauge,
+    /// Pods of a component at the version being rolled out, while a version change is in flight.
+    pub upgrade_pods_updated: Family<ComponentLabels, Gauge>,
+    /// Desired pods of a component, while a version change is in flight.
+    pub upgrade_pods_target: Family<ComponentLabels, Gauge>,
+    /// `status.upgrade.lastProgressAt` in unix seconds, while a version change is in flight.
+    pub upgrade_last_progress: Family<ClusterLabels, Gauge>,
+    /// `spec.upgrade.timeout` in seconds.
+    pub upgrade_timeout: Family<ClusterLabels, Gauge>,
+    /// 1 while a version change is paused (`spec.upgrade.paused`), else 0.
+    pub upgrade_paused: Family<ClusterLabels, Gauge>,
     /// Sum of `writes` over every label set.
     writes_total: AtomicU64,
 }
@@ -164,6 +187,11 @@ impl Metrics {
             upgrade_blocked: Family::default(),
             safety_checks: Family::default(),
             leader: Gauge::default(),
+            upgrade_pods_updated: Family::default(),
+            upgrade_pods_target: Family::default(),
+            upgrade_last_progress: Family::default(),
+            upgrade_timeout: Family::default(),
+            upgrade_paused: Family::default(),
             writes_total: AtomicU64::new(0),
         };
         let r = registry.sub_registry_with_prefix("pravega_operator");
@@ -237,6 +265,31 @@ impl Metrics {
             "1 while this replica is the active operator",
             metrics.leader.clone(),
         );
+        r.register(
+            "upgrade_pods_updated",
+            "Pods of a component at the version being rolled out, while a PravegaCluster's upgrade or rollback is in flight",
+            metrics.upgrade_pods_updated.clone(),
+        );
+        r.register(
+            "upgrade_pods_target",
+            "Desired pods of a component, while a PravegaCluster's upgrade or rollback is in flight",
+            metrics.upgrade_pods_target.clone(),
+        );
+        r.register(
+            "upgrade_last_progress_timestamp_seconds",
+            "status.upgrade.lastProgressAt of a PravegaCluster's upgrade or rollback in flight, in unix seconds",
+            metrics.upgrade_last_progress.clone(),
+        );
+        r.register(
+            "upgrade_timeout_seconds",
+            "spec.upgrade.timeout of a PravegaCluster: longest time without progress before a version change fails",
+            metrics.upgrade_timeout.clone(),
+        );
+        r.register(
+            "upgrade_paused",
+            "1 while a PravegaCluster's upgrade or rollback is paused (spec.upgrade.paused)",
+            metrics.upgrade_paused.clone(),
+        );
         metrics
     }
 
@@ -269,6 +322,16 @@ impl Metrics {
     /// Records a finished reconcile of `duration`.
     pub fn observe_duration(&self, duration: Duration) {
         self.duration.observe(duration.as_secs_f64());
+    }
+
+    /// Shows the failure counter of each kind at zero before any failure, so that the series
+    /// exist from the start (`rate()` then sees the first failure, and dashboards have a line).
+    pub fn expect_failure_kinds(&self, kinds: &[&str]) {
+        for kind in kinds {
+            let _ = self.failures.get_or_create(&ErrorLabels {
+                kind: (*kind).to_owned(),
+            });
+        }
     }
 
     /// Records a failed reconcile.
@@ -313,8 +376,14 @@ impl Metrics {
         }
     }
 
-    /// Sets the per-cluster gauges from a status the operator wrote (or observed).
-    pub fn set_cluster(&self, namespace: &str, cluster: &str, status: &PravegaClusterStatus) {
+    /// Sets the per-cluster gauges from the spec and a status the operator wrote (or observed).
+    pub fn set_cluster(
+        &self,
+        namespace: &str,
+        cluster: &str,
+        spec: &PravegaClusterSpec,
+        status: &PravegaClusterStatus,
+    ) {
         let labels = ClusterLabels {
             namespace: namespace.to_owned(),
             cluster: cluster.to_owned(),
@@ -347,6 +416,51 @@ impl Metrics {
             .and_then(|u| u.blocked_by.as_ref())
             .map(|b| b.reason.as_str());
         self.set_blocked(namespace, cluster, blocked);
+
+        let timeout = parse_duration(&spec.upgrade.timeout)
+            .or_else(|_| parse_duration(DEFAULT_UPGRADE_TIMEOUT))
+            .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+            .unwrap_or(0);
+        self.upgrade_timeout.get_or_create(&labels).set(timeout);
+        let in_flight = status.is_condition_true(ConditionType::Upgrading)
+            || status.is_condition_true(ConditionType::RollbackInProgress);
+        let paused = [ConditionType::Upgrading, ConditionType::RollbackInProgress]
+            .into_iter()
+            .filter_map(|t| status.condition(t))
+            .any(|c| c.is_true() && c.reason() == reasons::PAUSED);
+        self.upgrade_paused.get_or_create(&labels).set(flag(paused));
+        let progress = status.upgrade.as_ref().filter(|_| in_flight);
+        match progress.and_then(|u| u.last_progress_at.as_ref()) {
+            Some(t) => {
+                self.upgrade_last_progress
+                    .get_or_create(&labels)
+                    .set(t.0.as_second());
+            }
+            None => {
+                self.upgrade_last_progress.remove(&labels);
+            }
+        }
+        for c in Component::UPGRADE_ORDER {
+            let component_labels = ComponentLabels {
+                namespace: namespace.to_owned(),
+                cluster: cluster.to_owned(),
+                component: c.as_str().to_owned(),
+            };
+            match progress.and_then(|u| u.components.iter().find(|p| p.component == c.as_str())) {
+                Some(p) => {
+                    self.upgrade_pods_updated
+                        .get_or_create(&component_labels)
+                        .set(i64::from(p.updated));
+                    self.upgrade_pods_target
+                        .get_or_create(&component_labels)
+                        .set(i64::from(p.target));
+                }
+                None => {
+                    self.upgrade_pods_updated.remove(&component_labels);
+                    self.upgrade_pods_target.remove(&component_labels);
+                }
+            }
+        }
     }
 
     /// Forgets a deleted cluster's gauges.
@@ -362,6 +476,18 @@ impl Metrics {
         self.reconcile_failing.remove(&labels);
         self.ready.remove(&labels);
         self.set_blocked(namespace, cluster, None);
+        self.upgrade_last_progress.remove(&labels);
+        self.upgrade_timeout.remove(&labels);
+        self.upgrade_paused.remove(&labels);
+        for c in Component::UPGRADE_ORDER {
+            let component_labels = ComponentLabels {
+                namespace: namespace.to_owned(),
+                cluster: cluster.to_owned(),
+                component: c.as_str().to_owned(),
+            };
+            self.upgrade_pods_updated.remove(&component_labels);
+            self.upgrade_pods_target.remove(&component_labels);
+        }
     }
 }
 
@@ -446,6 +572,7 @@ mod tests {
         m.count_write("apply", "StatefulSet");
         m.count_write("apply", "StatefulSet");
         m.count_write("patch_status", "PravegaCluster");
+        m.expect_failure_kinds(&["Conflict", "Kube"]);
         m.count_failure("Kube");
         let mut status = PravegaClusterStatus {
             replicas: 7,
@@ -469,7 +596,25 @@ mod tests {
             "",
             &t,
         );
-        m.set_cluster("default", "example", &status);
+        status.upgrade = Some(pravega_crds::types::UpgradeStatus {
+            from_version: Some("0.4.0".to_owned()),
+            to_version: Some("0.5.0".to_owned()),
+            started_at: Some(t.clone()),
+            last_progress_at: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                k8s_openapi::jiff::Timestamp::from_second(1_700_000_000).unwrap(),
+            )),
+            components: vec![pravega_crds::types::ComponentProgress {
+                component: "bookkeeper".to_owned(),
+                updated: 2,
+                ready: 3,
+                target: 3,
+                done: false,
+            }],
+            ..Default::default()
+        });
+        let spec: PravegaClusterSpec =
+            serde_json::from_value(serde_json::json!({"version": "0.5.0"})).unwrap();
+        m.set_cluster("default", "example", &spec, &status);
         m.observe_duration(Duration::from_millis(30));
         assert_eq!(m.total_writes(), 3);
         let text = render(&registry).unwrap();
@@ -509,6 +654,17 @@ mod tests {
             text.contains("pravega_operator_reconcile_duration_seconds_count 1"),
             "{text}"
         );
+        for line in [
+            r#"pravega_operator_reconcile_failures_total{kind="Conflict"} 0"#,
+            r#"pravega_operator_reconcile_failures_total{kind="Kube"} 1"#,
+            r#"pravega_operator_upgrade_pods_updated{namespace="default",cluster="example",component="bookkeeper"} 2"#,
+            r#"pravega_operator_upgrade_pods_target{namespace="default",cluster="example",component="bookkeeper"} 3"#,
+            r#"pravega_operator_upgrade_last_progress_timestamp_seconds{namespace="default",cluster="example"} 1700000000"#,
+            r#"pravega_operator_upgrade_timeout_seconds{namespace="default",cluster="example"} 600"#,
+            r#"pravega_operator_upgrade_paused{namespace="default",cluster="example"} 0"#,
+        ] {
+            assert!(text.contains(line), "{line} missing in {text}");
+        }
         m.remove_cluster("default", "example");
         let text = render(&registry).unwrap();
         assert!(!text.contains(r#"cluster="example""#), "{text}");

@@ -201,6 +201,66 @@ pub struct Plan {
     pub probe: Option<ProbeRequest>,
 }
 
+/// One pod that a change to another version replaces, as [`replacement_order`] lists them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Replacement {
+    /// The component the pod belongs to.
+    pub component: Component,
+    /// Name of the pod.
+    pub pod: String,
+    /// The version the pod runs now (its `pravega.pravega.io/version` label), if labelled.
+    pub from_version: Option<String>,
+    /// Who replaces it: the operator deletes StatefulSet pods one at a time; the Deployment
+    /// controller rolls the Controller's pods (`maxUnavailable: 0`).
+    pub by: WorkloadKind,
+}
+
+/// The pods a version change to `version` would replace, in the order the planner replaces
+/// them: components in upgrade order ([`Component::UPGRADE_ORDER`]); within a StatefulSet the
+/// members below the desired count by ordinal, the faulty ones that are down first (the
+/// faulty-pod rule of [`replaceable_pod`]), then the others, lowest ordinal first; then the
+/// Controller's pods. Pods already at `version` are not listed; missing ordinals are created at
+/// `version` rather than replaced. A pure function of the observation, like [`plan`].
+pub fn replacement_order(observation: &Observation<'_>, version: &str) -> Vec<Replacement> {
+    let mut out = Vec::new();
+    for component in Component::UPGRADE_ORDER {
+        let view = component_view(observation, component);
+        let outdated = |p: &&PodView<'_>| !p.terminating && !p.at(version);
+        let entry = |p: &PodView<'_>| Replacement {
+            component,
+            pod: p.name.to_owned(),
+            from_version: p.version.map(str::to_owned),
+            by: component.workload_kind(),
+        };
+        match component.workload_kind() {
+            WorkloadKind::Deployment => out.extend(view.pods.iter().filter(outdated).map(entry)),
+            WorkloadKind::StatefulSet => {
+                let desired = u32::try_from(view.desired).unwrap_or(0);
+                let members: Vec<&PodView<'_>> = view
+                    .pods
+                    .iter()
+                    .filter(|p| p.ordinal.is_some_and(|o| o < desired))
+                    .filter(outdated)
+                    .collect();
+                let down = |p: &PodView<'_>| !p.ready && p.fault.is_some();
+                out.extend(members.iter().filter(|p| down(p)).map(|p| entry(p)));
+                out.extend(members.iter().filter(|p| !down(p)).map(|p| entry(p)));
+            }
+        }
+    }
+    out
+}
+
+/// Progress of every component towards `version`, in upgrade order, counted as the planner
+/// counts it for `status.upgrade.components` (updated and Ready pods among those not
+/// terminating, against the desired count).
+pub fn progress(observation: &Observation<'_>, version: &str) -> Vec<ComponentProgress> {
+    Component::UPGRADE_ORDER
+        .into_iter()
+        .map(|c| component_view(observation, c).progress(version))
+        .collect()
+}
+
 /// Transitions within one call are bounded: each mode leads to a stable one in a few steps.
 const MAX_TRANSITIONS: usize = 16;
 

@@ -132,6 +132,7 @@ pub async fn run(
 ) -> Result<(), RunError> {
     let mut registry = Registry::default();
     let metrics = Arc::new(Metrics::new(&mut registry));
+    metrics.expect_failure_kinds(&crate::controller::Error::KINDS);
     let client = counted_client(kube_config, metrics.clone())?;
     let info = client
         .apiserver_version()

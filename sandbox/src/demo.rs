@@ -302,6 +302,8 @@ pub struct WebhookProcess {
     pub child: Child,
     /// Loopback port of its HTTPS admission endpoint.
     pub port: u16,
+    /// Loopback port of its metrics endpoint (`/metrics`, `/healthz`, `/readyz`).
+    pub metrics_port: u16,
 }
 
 /// Starts the real `pravega-webhook` binary on loopback and registers it with the sandbox the
@@ -367,7 +369,11 @@ pub async fn start_webhook(
         .create(&PostParams::default(), &webhook_configuration(ca)?)
         .await
         .map_err(kube_err("creating the ValidatingWebhookConfiguration"))?;
-    Ok(WebhookProcess { child, port })
+    Ok(WebhookProcess {
+        child,
+        port,
+        metrics_port: metrics,
+    })
 }
 
 async fn walk_through_the_guide(

@@ -662,3 +662,30 @@ async fn health_readiness_and_metrics() {
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(text.contains("shutting down"), "{text}");
 }
+
+#[tokio::test]
+async fn a_jump_over_a_minor_version_or_to_a_pre_release_is_allowed_with_a_warning() {
+    let s = state();
+    let r = post(&s, &update("j-1", "0.4.0", healthy("0.4.0"), "0.6.0")).await;
+    assert_allowed(&r);
+    assert_eq!(
+        r["warnings"],
+        json!([
+            "spec.version goes from 0.4.0 to 0.6.0, skipping 0.5: upgrades are tested one minor version at a time; consider upgrading to 0.5 first"
+        ]),
+        "{r}"
+    );
+    let r = post(&s, &update("j-2", "0.4.0", healthy("0.4.0"), "0.5.0-rc1")).await;
+    assert_allowed(&r);
+    assert_eq!(
+        r["warnings"],
+        json!([
+            "spec.version 0.5.0-rc1 is a pre-release of 0.5.0 (\"-rc1\"): check that its images are a build you mean to run"
+        ]),
+        "{r}"
+    );
+    // One minor version at a time: no warning.
+    let r = post(&s, &update("j-3", "0.4.0", healthy("0.4.0"), "0.5.0")).await;
+    assert_allowed(&r);
+    assert!(r.get("warnings").is_none(), "{r}");
+}

@@ -426,6 +426,11 @@ impl Webhook {
         Webhook { process, dir }
     }
 
+    /// Where it serves `/metrics`.
+    pub fn metrics_addr(&self) -> std::net::SocketAddr {
+        std::net::SocketAddr::from(([127, 0, 0, 1], self.process.metrics_port))
+    }
+
     pub async fn stop(mut self) {
         let _ = self.process.child.kill().await;
     }
