@@ -301,7 +301,7 @@ async fn plan_cmd(
     let raw = target.cluster(name).await?;
     let cluster = decode(&raw, name)?;
     let pods = target.pods(name).await?;
-    let report = plan::report(&raw, &cluster, &pods, to, Timestamp::now());
+    let report = plan::report(&cluster, &pods, to, Timestamp::now());
     let mut stdout = std::io::stdout().lock();
     match output {
         Some(Output::Json) => {

@@ -12,10 +12,9 @@ use pravega_crds::contract::{BookieJvmVariables, ImageContract, contract};
 use pravega_crds::duration::{format_duration, parse_duration};
 use pravega_crds::names::{WorkloadKind, component_of};
 use pravega_crds::types::DEFAULT_UPGRADE_TIMEOUT;
-use pravega_crds::{Component, Decision, PravegaCluster, validate_update};
+use pravega_crds::{Component, Decision, PravegaCluster, SafetyCheck, validate_update};
 use pravega_operator::planner::{self, Observation};
 use serde::Serialize;
-use serde_json::Value;
 
 use crate::render::{Style, human_duration, table};
 use crate::status::title;
@@ -243,8 +242,8 @@ pub fn startup_time(pods: &[Pod]) -> Option<(f64, usize)> {
     Some((samples.iter().sum::<f64>() / n as f64, n))
 }
 
-/// The checks that gate each step, the optional ones read from the raw spec.
-fn gates(raw: &Value, cluster: &PravegaCluster) -> Vec<String> {
+/// The checks that gate each step.
+fn gates(cluster: &PravegaCluster) -> Vec<String> {
     let timeout = parse_duration(&cluster.spec.upgrade.timeout)
         .or_else(|_| parse_duration(DEFAULT_UPGRADE_TIMEOUT))
         .map(format_duration)
@@ -256,47 +255,39 @@ fn gates(raw: &Value, cluster: &PravegaCluster) -> Vec<String> {
         format!("progress within spec.upgrade.timeout ({timeout}), else the upgrade stops with UpgradeFailed"),
         "spec.upgrade.paused is false (kubectl pravega pause holds the upgrade before the next pod)".to_owned(),
     ];
-    let upgrade = raw.pointer("/spec/upgrade");
-    if let Some(soak) = upgrade
-        .and_then(|u| u.get("podStabilization"))
-        .and_then(Value::as_str)
-    {
+    let upgrade = &cluster.spec.upgrade;
+    if let Some(soak) = &upgrade.pod_stabilization {
         out.push(format!(
-            "soak time: each replacement stays Ready for {soak} (spec.upgrade.podStabilization)"
+            "soak time: each replacement stays Ready for {soak} before the next restart (spec.upgrade.podStabilization)"
         ));
     }
-    if let Some(n) = upgrade
-        .and_then(|u| u.get("pauseAfterPods"))
-        .and_then(Value::as_i64)
-    {
+    if let Some(n) = upgrade.pause_after_pods {
         out.push(format!(
-            "canary hold after {n} pod(s) (spec.upgrade.pauseAfterPods)"
+            "canary hold after {n} replaced pod(s) (spec.upgrade.pauseAfterPods)"
         ));
     }
-    if let Some(checks) = upgrade
-        .and_then(|u| u.get("safetyChecks"))
-        .and_then(Value::as_array)
-    {
-        for check in checks {
-            let name = check
-                .as_str()
-                .or_else(|| check.get("name").and_then(Value::as_str));
-            if let Some(name) = name {
-                out.push(format!("safety check: {name} (spec.upgrade.safetyChecks)"));
+    for check in upgrade.checks() {
+        let what = match check {
+            SafetyCheck::MembersStable => "before any restart, every other member is Ready",
+            SafetyCheck::NoUnderReplicatedLedgers => {
+                "before a bookie restart, BookKeeper lists no under-replicated ledgers (images 0.5+)"
             }
-        }
+            SafetyCheck::BookiesWritable => {
+                "before a bookie restart, every bookie is read-write (images 0.5+)"
+            }
+            SafetyCheck::PravegaHealthy => {
+                "before a Controller or Segment Store restart, the others report ready on Pravega's health API (images 0.10+)"
+            }
+        };
+        out.push(format!(
+            "safety check {check}: {what} (spec.upgrade.safetyChecks)"
+        ));
     }
     out
 }
 
-/// Builds the plan for moving the cluster (`raw`, decoded as `cluster`, with its `pods`) to `to`.
-pub fn report(
-    raw: &Value,
-    cluster: &PravegaCluster,
-    pods: &[Pod],
-    to: &str,
-    now: Timestamp,
-) -> PlanReport {
+/// Builds the plan for moving `cluster` (with its `pods`) to `to`.
+pub fn report(cluster: &PravegaCluster, pods: &[Pod], to: &str, now: Timestamp) -> PlanReport {
     let status = cluster.status.as_ref();
     let from = status
         .and_then(|s| s.current_version.clone())
@@ -338,6 +329,7 @@ pub fn report(
         segmentstore: None,
         pods,
         now,
+        checks: None,
     };
     out.replacements = planner::replacement_order(&observation, to)
         .into_iter()
@@ -367,7 +359,7 @@ pub fn report(
         })
         .filter(|c| c.image_from != c.image_to || !c.contract.is_empty())
         .collect();
-    out.gates = gates(raw, cluster);
+    out.gates = gates(cluster);
     let members: Vec<Pod> = pods
         .iter()
         .filter(|p| {

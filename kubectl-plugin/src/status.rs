@@ -222,6 +222,7 @@ pub fn report(
         segmentstore: None,
         pods,
         now,
+        checks: None,
     };
     let progress: Vec<ComponentProgress> = planner::progress(&observation, &progress_version);
     let components: Vec<ComponentLine> = Component::UPGRADE_ORDER

@@ -253,7 +253,7 @@ fn the_estimate_follows_the_observed_pace() {
 fn plan_lists_the_pods_in_upgrade_order_with_changes_checks_and_an_estimate() {
     let raw = cluster_json("0.4.0", idle_status("0.4.0"));
     let pods = pods("0.4.0", "0.5.0", 0);
-    let p = plan::report(&raw, &decode(&raw), &pods, "0.5.0", now(0));
+    let p = plan::report(&decode(&raw), &pods, "0.5.0", now(0));
     assert!(p.verdict.allowed);
     assert!(p.verdict.warnings.is_empty());
     let order: Vec<&str> = p.replacements.iter().map(|s| s.pod.as_str()).collect();
@@ -308,13 +308,7 @@ fn plan_lists_the_pods_in_upgrade_order_with_changes_checks_and_an_estimate() {
 #[test]
 fn plan_of_a_downgrade_carries_the_webhooks_message_and_nothing_else() {
     let raw = cluster_json("0.4.0", idle_status("0.4.0"));
-    let p = plan::report(
-        &raw,
-        &decode(&raw),
-        &pods("0.4.0", "0.4.0", 0),
-        "0.3.0",
-        now(0),
-    );
+    let p = plan::report(&decode(&raw), &pods("0.4.0", "0.4.0", 0), "0.3.0", now(0));
     assert!(!p.verdict.allowed);
     assert_eq!(p.verdict.reason.as_deref(), Some("Downgrade"));
     assert_eq!(
@@ -338,7 +332,7 @@ fn plan_warns_about_a_jump_over_a_minor_version_and_lists_optional_checks() {
                                     "pauseAfterPods": 1});
     // The typed spec does not know these fields (yet): they are read from the raw object.
     let typed = decode(&cluster_json("0.4.0", idle_status("0.4.0")));
-    let p = plan::report(&raw, &typed, &pods("0.4.0", "0.4.0", 0), "0.6.0", now(0));
+    let p = plan::report(&typed, &pods("0.4.0", "0.4.0", 0), "0.6.0", now(0));
     assert!(p.verdict.allowed);
     assert_eq!(
         p.verdict.warnings,
