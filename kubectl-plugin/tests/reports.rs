@@ -328,10 +328,9 @@ fn plan_of_a_downgrade_carries_the_webhooks_message_and_nothing_else() {
 #[test]
 fn plan_warns_about_a_jump_over_a_minor_version_and_lists_optional_checks() {
     let mut raw = cluster_json("0.4.0", idle_status("0.4.0"));
-    raw["spec"]["upgrade"] = json!({"safetyChecks": ["bookkeeper-ledgers", {"name": "pravega-health"}],
-                                    "pauseAfterPods": 1});
-    // The typed spec does not know these fields (yet): they are read from the raw object.
-    let typed = decode(&cluster_json("0.4.0", idle_status("0.4.0")));
+    raw["spec"]["upgrade"] = json!({"safetyChecks": ["NoUnderReplicatedLedgers", "PravegaHealthy"],
+                                    "pauseAfterPods": 1, "podStabilization": "30s"});
+    let typed = decode(&raw);
     let p = plan::report(&typed, &pods("0.4.0", "0.4.0", 0), "0.6.0", now(0));
     assert!(p.verdict.allowed);
     assert_eq!(
@@ -340,18 +339,44 @@ fn plan_warns_about_a_jump_over_a_minor_version_and_lists_optional_checks() {
             "spec.version goes from 0.4.0 to 0.6.0, skipping 0.5: upgrades are tested one minor version at a time; consider upgrading to 0.5 first"
         ]
     );
+    let checks: Vec<&str> = p
+        .gates
+        .iter()
+        .filter(|g| g.starts_with("safety check "))
+        .map(String::as_str)
+        .collect();
+    assert_eq!(checks.len(), 2, "{checks:?}");
     assert!(
-        p.gates
-            .contains(&"safety check: bookkeeper-ledgers (spec.upgrade.safetyChecks)".to_owned())
+        checks[0].starts_with("safety check NoUnderReplicatedLedgers: before a bookie restart")
     );
     assert!(
-        p.gates
-            .contains(&"safety check: pravega-health (spec.upgrade.safetyChecks)".to_owned())
+        checks[1].starts_with(
+            "safety check PravegaHealthy: before a Controller or Segment Store restart"
+        )
     );
     assert!(
         p.gates
             .iter()
-            .any(|g| g.starts_with("canary hold after 1 pod"))
+            .any(|g| g.starts_with("canary hold after 1 replaced pod"))
+    );
+    assert!(
+        p.gates
+            .iter()
+            .any(|g| g.starts_with("soak time: each replacement stays Ready for 30s"))
+    );
+    // Unset, every check is in force.
+    let all = plan::report(
+        &decode(&cluster_json("0.4.0", idle_status("0.4.0"))),
+        &pods("0.4.0", "0.4.0", 0),
+        "0.5.0",
+        now(0),
+    );
+    assert_eq!(
+        all.gates
+            .iter()
+            .filter(|g| g.starts_with("safety check "))
+            .count(),
+        4
     );
     let text = plan::render(&p, Style::plain());
     assert!(
