@@ -6,12 +6,11 @@
 //! workloads, ConfigMaps, Services, PodDisruptionBudgets and pods all come from the caches that
 //! the watches behind the `Controller` keep. The price of a cache is staleness: right after the
 //! operator wrote a status, applied a workload or deleted a pod, the cache may still show the
-//! object as it was. So each write is remembered ([`Expectations`], the way ECK does it) and a
+//! object as it was. So each write is remembered ([`PendingWrites`], the way ECK does it) and a
 //! reconcile of that cluster waits (the watch event that brings the write also triggers the
 //! next reconcile) until the cache shows every remembered write, or the expectation expires.
+//! The writes are kept in the cluster's [`crate::record::ClusterRecord`].
 
-use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
@@ -98,7 +97,7 @@ where
         .map(|k| (*k).clone())
 }
 
-/// A write the cache must show before the next decision.
+/// A write the cache must show before the next decision ([`PendingWrites`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Write {
     /// An object was created or changed: the cache must show this resourceVersion or a later
@@ -161,56 +160,35 @@ pub fn unseen(writes: &[Write], cache: &impl CacheView) -> Option<String> {
     })
 }
 
-#[derive(Debug)]
-struct Pending {
-    writes: Vec<Write>,
-    since: Instant,
-}
-
-/// The writes of each cluster (`namespace/name`) that its cache may not show yet.
+/// A cluster's writes that its caches may not show yet.
 #[derive(Debug, Default)]
-pub struct Expectations {
-    pending: Mutex<HashMap<String, Pending>>,
+pub struct PendingWrites {
+    writes: Vec<Write>,
+    since: Option<Instant>,
 }
 
-impl Expectations {
-    /// Remembers `write` for `cluster`.
-    pub fn expect(&self, cluster: &str, write: Write) {
-        let mut map = self
-            .pending
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let entry = map.entry(cluster.to_owned()).or_insert_with(|| Pending {
-            writes: Vec::new(),
-            since: Instant::now(),
-        });
-        entry.writes.retain(|w| !same_target(w, &write));
-        entry.writes.push(write);
-        entry.since = Instant::now();
+impl PendingWrites {
+    /// Remembers `write` (replacing an earlier one to the same object or pod).
+    pub fn expect(&mut self, write: Write) {
+        self.writes.retain(|w| !same_target(w, &write));
+        self.writes.push(write);
+        self.since = Some(Instant::now());
     }
 
-    /// What `cluster`'s cache does not show yet (`None` when it is up to date, or the writes
-    /// expired; they are then forgotten).
-    pub fn unmet(&self, cluster: &str, cache: &impl CacheView) -> Option<String> {
-        let mut map = self
-            .pending
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let pending = map.get(cluster)?;
-        let missing = unseen(&pending.writes, cache);
-        if missing.is_none() || pending.since.elapsed() >= EXPECTATION_TTL {
-            map.remove(cluster);
+    /// What the caches do not show yet (`None` when they are up to date, or the writes expired;
+    /// they are then forgotten).
+    pub fn unmet(&mut self, cache: &impl CacheView) -> Option<String> {
+        if self.writes.is_empty() {
+            return None;
+        }
+        let missing = unseen(&self.writes, cache);
+        let expired = self.since.is_none_or(|t| t.elapsed() >= EXPECTATION_TTL);
+        if missing.is_none() || expired {
+            self.writes.clear();
+            self.since = None;
             return None;
         }
         missing
-    }
-
-    /// Forgets `cluster` (deleted).
-    pub fn forget(&self, cluster: &str) {
-        self.pending
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(cluster);
     }
 }
 
@@ -274,6 +252,8 @@ impl CacheView for NamespaceView<'_> {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+
     use super::*;
 
     #[derive(Default)]
@@ -348,21 +328,18 @@ mod tests {
     }
 
     #[test]
-    fn expectations_are_kept_per_cluster_and_forgotten_when_met() {
-        let e = Expectations::default();
+    fn pending_writes_are_forgotten_once_met() {
+        let mut pending = PendingWrites::default();
         let mut cache = Fake::default();
-        e.expect("ns/a", object("StatefulSet/a-bookie", "5"));
-        e.expect("ns/a", object("StatefulSet/a-bookie", "7"));
-        assert!(e.unmet("ns/b", &cache).is_none());
+        assert!(pending.unmet(&cache).is_none());
+        pending.expect(object("StatefulSet/a-bookie", "5"));
+        pending.expect(object("StatefulSet/a-bookie", "7"));
         cache.rvs.insert("StatefulSet/a-bookie".into(), "6".into());
         // The later write to the same object replaced the earlier one.
-        assert!(e.unmet("ns/a", &cache).is_some());
+        assert!(pending.unmet(&cache).is_some());
         cache.rvs.insert("StatefulSet/a-bookie".into(), "7".into());
-        assert!(e.unmet("ns/a", &cache).is_none());
+        assert!(pending.unmet(&cache).is_none());
         cache.rvs.insert("StatefulSet/a-bookie".into(), "1".into());
-        assert!(
-            e.unmet("ns/a", &cache).is_none(),
-            "met writes are forgotten"
-        );
+        assert!(pending.unmet(&cache).is_none(), "met writes are forgotten");
     }
 }

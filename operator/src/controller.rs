@@ -26,18 +26,20 @@ use pravega_crds::spec_rules::{
 };
 use pravega_crds::version::{parse_version, precedence};
 use pravega_crds::{
-    ConditionStatus, ConditionType, Decision, DenyReason, PravegaCluster, PravegaClusterStatus,
-    event_actions, event_reasons, reasons,
+    ConditionType, Decision, DenyReason, PravegaCluster, PravegaClusterStatus, event_actions,
+    event_reasons, reasons,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::RwLock;
 use tracing::{debug, info, warn};
 
-use crate::cache::{Caches, Expectations, NamespaceView, Write, cached};
+use crate::cache::{Caches, NamespaceView, Write, cached};
+use crate::error_condition::{self, Finding, Shown};
 use crate::metrics::Metrics;
 use crate::planner::{self, Observation};
 use crate::probe;
+use crate::record::{ClusterKey, Records};
 use crate::resources::{self, BuildError};
 use crate::status;
 
@@ -152,15 +154,10 @@ pub struct Context {
     pub diagnostics: Arc<RwLock<Diagnostics>>,
     /// Who publishes the Events about PravegaClusters.
     pub reporter: Reporter,
-    /// Consecutive failures per cluster (`namespace/name`), for the retry backoff.
-    pub failures: std::sync::Mutex<std::collections::HashMap<String, u32>>,
-    /// The last failure reported as an Event per cluster, so that retries of the same failure
-    /// publish no new Event.
-    pub reported_failures: std::sync::Mutex<std::collections::HashMap<String, String>>,
     /// The watch caches every read comes from.
     pub caches: Caches,
-    /// This operator's writes that the caches may not show yet, per cluster.
-    pub expectations: Expectations,
+    /// What the operator remembers about each cluster between reconciles.
+    pub records: Records,
 }
 
 /// What happened to one applied object.
@@ -322,11 +319,11 @@ impl Context {
     /// `observed` already matches it.
     async fn apply<K: Owned>(
         &self,
-        cluster: &str,
-        ns: &str,
+        cluster: &ClusterKey,
         mut desired: K,
         observed: Option<&K>,
     ) -> Result<Outcome, Error> {
+        let ns = cluster.namespace.as_str();
         stamp(&mut desired)?;
         if observed.is_some_and(|o| is_converged(&desired, o)) {
             return Ok(Outcome::Unchanged);
@@ -344,13 +341,12 @@ impl Context {
             .map_err(Error::kube(format!("applying {kind} {ns}/{name}")))?;
         self.metrics.count_write("apply", &kind);
         if let Some(rv) = applied.resource_version() {
-            self.expectations.expect(
-                cluster,
-                Write::Object {
+            self.records.with(cluster, |r| {
+                r.pending.expect(Write::Object {
                     key: format!("{kind}/{name}"),
                     resource_version: rv,
-                },
-            );
+                })
+            });
         }
         Ok(if observed.is_some() {
             Outcome::Updated
@@ -362,30 +358,31 @@ impl Context {
     /// Applies `desired` unless its cached twin already matches it.
     async fn apply_cached<K: Owned>(
         &self,
-        cluster: &str,
-        ns: &str,
+        cluster: &ClusterKey,
         desired: K,
     ) -> Result<Outcome, Error> {
-        let observed = cached(K::store(&self.caches), ns, &desired.name_any());
-        self.apply(cluster, ns, desired, observed.as_ref()).await
+        let observed = cached(
+            K::store(&self.caches),
+            &cluster.namespace,
+            &desired.name_any(),
+        );
+        self.apply(cluster, desired, observed.as_ref()).await
     }
 
     /// Applies a workload and reports creation and scaling as Events.
     async fn apply_workload<K: Owned>(
         &self,
         cluster: &PravegaCluster,
-        ns: &str,
+        key: &ClusterKey,
         desired: K,
         observed: Option<&K>,
     ) -> Result<(), Error> {
+        let ns = key.namespace.as_str();
         let name = desired.name_any();
         let kind = K::kind(&());
         let related = Some(desired.object_ref(&()));
         let (from, to) = (observed.and_then(Owned::replicas), desired.replicas());
-        match self
-            .apply(&cluster_key(cluster), ns, desired, observed)
-            .await?
-        {
+        match self.apply(key, desired, observed).await? {
             Outcome::Created => {
                 info!("created {kind} {ns}/{name}");
                 self.publish(
@@ -421,11 +418,11 @@ impl Context {
     /// differs from `before`.
     async fn write_status(
         &self,
-        ns: &str,
-        name: &str,
+        key: &ClusterKey,
         before: &PravegaClusterStatus,
         after: &PravegaClusterStatus,
     ) -> Result<bool, Error> {
+        let (ns, name) = (key.namespace.as_str(), key.name.as_str());
         let to_json = |s: &PravegaClusterStatus| {
             serde_json::to_value(s).map_err(|source| Error::Serialize {
                 what: format!("status of PravegaCluster {ns}/{name}"),
@@ -448,15 +445,26 @@ impl Context {
             )))?;
         self.metrics.count_write("patch_status", "PravegaCluster");
         if let Some(rv) = written.resource_version() {
-            self.expectations.expect(
-                &format!("{ns}/{name}"),
-                Write::Object {
+            self.records.with(key, |r| {
+                r.pending.expect(Write::Object {
                     key: format!("PravegaCluster/{name}"),
                     resource_version: rv,
-                },
-            );
+                })
+            });
         }
         Ok(true)
+    }
+}
+
+/// Times a reconcile, however it ends (`pravega_operator_reconcile_duration_seconds`).
+struct Timer<'m> {
+    metrics: &'m Metrics,
+    started: Instant,
+}
+
+impl Drop for Timer<'_> {
+    fn drop(&mut self) {
+        self.metrics.observe_duration(self.started.elapsed());
     }
 }
 
@@ -466,48 +474,40 @@ pub async fn reconcile(
     cluster: Arc<PravegaCluster>,
     ctx: Arc<Context>,
 ) -> Result<ControllerAction, Error> {
-    let started = Instant::now();
+    let _timer = Timer {
+        metrics: &ctx.metrics,
+        started: Instant::now(),
+    };
     ctx.metrics.reconciliations.inc();
     ctx.diagnostics.write().await.last_reconcile = Some(Timestamp::now());
-    let ns = cluster.namespace().unwrap_or_default();
-    let name = cluster.name_any();
-    info!("Reconciling PravegaCluster {ns}/{name}");
+    let key = ClusterKey::of(&cluster);
+    info!("Reconciling PravegaCluster {key}");
     if !ctx.caches.wait_until_ready().await {
         return Ok(ControllerAction::await_change());
     }
     // Decide on what the caches show only once they show this operator's own last writes (a
     // status written a moment ago, a deleted pod): the watch event that brings them triggers
     // the next reconcile.
-    let key = format!("{ns}/{name}");
     let view = NamespaceView {
         caches: &ctx.caches,
-        namespace: &ns,
+        namespace: &key.namespace,
     };
-    if let Some(what) = ctx.expectations.unmet(&key, &view) {
+    if let Some(what) = ctx.records.with(&key, |r| r.pending.unmet(&view)) {
         debug!("PravegaCluster {key}: waiting for the cache to show {what}");
-        ctx.metrics.observe_duration(started.elapsed());
         return Ok(ControllerAction::requeue(Duration::from_secs(1)));
     }
-    let Some(cluster) = cached(&ctx.caches.clusters, &ns, &name) else {
-        ctx.metrics.remove_cluster(&ns, &name);
-        ctx.expectations.forget(&key);
+    let Some(cluster) = cached(&ctx.caches.clusters, &key.namespace, &key.name) else {
+        ctx.metrics.remove_cluster(&key.namespace, &key.name);
+        ctx.records.forget(&key);
         return Ok(ControllerAction::await_change());
     };
-    let result = reconcile_cluster(&cluster, &ctx, &ns, &name).await;
-    ctx.metrics.observe_duration(started.elapsed());
+    let result = reconcile_cluster(&cluster, &ctx, &key).await;
     match &result {
-        Ok(_) => {
-            let key = cluster_key(&cluster);
-            ctx.failures
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .remove(&key);
-            ctx.reported_failures
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .remove(&key);
-        }
-        Err(e) => report_failure(&cluster, &ctx, &ns, &name, e).await,
+        Ok(_) => ctx.records.with(&key, |r| {
+            r.failures = 0;
+            r.reported_failure = None;
+        }),
+        Err(e) => report_failure(&cluster, &ctx, &key, e).await,
     }
     result
 }
@@ -520,16 +520,10 @@ pub fn error_policy(
     ctx: Arc<Context>,
 ) -> ControllerAction {
     ctx.metrics.count_failure(error.kind());
-    let key = cluster_key(&cluster);
-    let failures = {
-        let mut map = ctx
-            .failures
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let n = map.entry(key).or_insert(0);
-        *n = n.saturating_add(1);
-        *n
-    };
+    let failures = ctx.records.with(&ClusterKey::of(&cluster), |r| {
+        r.failures = r.failures.saturating_add(1);
+        r.failures
+    });
     let delay = backoff_delay(failures);
     warn!(cluster = %cluster.name_any(), error = %error, failures, "reconcile failed; retrying in {delay:?}");
     ControllerAction::requeue(delay)
@@ -544,51 +538,20 @@ pub fn backoff_delay(failures: u32) -> Duration {
 /// Longest delay between retries of a failing cluster.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(300);
 
-fn cluster_key(cluster: &PravegaCluster) -> String {
-    format!(
-        "{}/{}",
-        cluster.namespace().unwrap_or_default(),
-        cluster.name_any()
-    )
-}
-
-async fn report_failure(
-    cluster: &PravegaCluster,
-    ctx: &Context,
-    ns: &str,
-    name: &str,
-    error: &Error,
-) {
+/// Reports a failed reconcile: `Error` `ReconcileFailed` (never over a failure of a version
+/// change), one Warning Event per distinct failure, the metrics.
+async fn report_failure(cluster: &PravegaCluster, ctx: &Context, key: &ClusterKey, error: &Error) {
     let before = cluster.status.clone().unwrap_or_default();
     let mut after = before.clone();
-    // Never hide an upgrade failure (or a refused spec) behind a transient API error: those carry
-    // the state a person acts on.
-    let other_error = after
-        .condition(ConditionType::Error)
-        .is_some_and(|c| c.is_true() && c.reason() != reasons::RECONCILE_FAILED);
-    if !other_error {
-        after.set_condition(
-            ConditionType::Error,
-            ConditionStatus::True,
-            reasons::RECONCILE_FAILED,
-            &error.to_string(),
-            &Time(Timestamp::now()),
-        );
-    }
-    status::set_ready(&mut after, &cluster.spec.version, &Time(Timestamp::now()));
-    ctx.metrics.set_cluster(ns, name, &cluster.spec, &after);
-    // One Event per distinct failure, not one per retry.
+    let now = Time(Timestamp::now());
     let message = error.to_string();
-    let repeated = {
-        let mut reported = ctx
-            .reported_failures
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        reported
-            .insert(cluster_key(cluster), message.clone())
-            .as_ref()
-            == Some(&message)
-    };
+    error_condition::record(&mut after, Finding::ReconcileFailed(&message), &now);
+    status::set_ready(&mut after, &cluster.spec.version, &now);
+    ctx.metrics
+        .set_cluster(&key.namespace, &key.name, &cluster.spec, &after);
+    let repeated = ctx.records.with(key, |r| {
+        r.reported_failure.replace(message.clone()).as_ref() == Some(&message)
+    });
     if !repeated {
         ctx.publish(
             cluster,
@@ -600,7 +563,7 @@ async fn report_failure(
         )
         .await;
     }
-    if let Err(e) = ctx.write_status(ns, name, &before, &after).await {
+    if let Err(e) = ctx.write_status(key, &before, &after).await {
         warn!(error = %e, "recording the reconcile failure in the status failed");
     }
 }
@@ -615,8 +578,9 @@ struct Snapshot {
 
 /// The cluster's three workloads (absent ones are `None`) and its pods (instance label), from
 /// the caches.
-fn read_workloads(ctx: &Context, ns: &str, name: &str) -> Snapshot {
+fn read_workloads(ctx: &Context, key: &ClusterKey) -> Snapshot {
     let caches = &ctx.caches;
+    let (ns, name) = (key.namespace.as_str(), key.name.as_str());
     Snapshot {
         bookkeeper: cached(
             &caches.stateful_sets,
@@ -756,110 +720,120 @@ async fn record_volume_version(
     Ok(())
 }
 
+/// One reconcile, as a pipeline: read (the caches) → decide (the spec rules, then the
+/// planner with its safety checks) → apply (objects, pod deletions) → report (status, Events,
+/// metrics).
 async fn reconcile_cluster(
     cluster: &PravegaCluster,
     ctx: &Context,
-    ns: &str,
-    name: &str,
+    key: &ClusterKey,
 ) -> Result<ControllerAction, Error> {
     if cluster.metadata.deletion_timestamp.is_some() {
         // Owned objects go with the cluster (garbage collection); PVCs stay.
-        ctx.metrics.remove_cluster(ns, name);
+        ctx.metrics.remove_cluster(&key.namespace, &key.name);
         return Ok(ControllerAction::await_change());
     }
-    let key = format!("{ns}/{name}");
     let now = Timestamp::now();
-    let now_time = Time(now);
-    let before = cluster.status.clone().unwrap_or_default();
+    let snapshot = read_workloads(ctx, key);
+    if let Some(refused) = refused(ctx, cluster, key, &snapshot).await? {
+        report_refusal(ctx, cluster, key, &refused, &Time(now)).await?;
+        return Ok(ControllerAction::await_change());
+    }
+    ctx.records.with(key, |r| r.reported_refusal = None);
+    let plan = decide(ctx, cluster, &snapshot, now).await;
+    apply(ctx, cluster, key, &snapshot, &plan).await?;
+    report(ctx, cluster, key, &plan, &Time(now)).await
+}
 
-    let snapshot = read_workloads(ctx, ns, name);
+/// Why the operator changes nothing for this spec: the `Error` reason and the message.
+struct Refused {
+    reason: &'static str,
+    detail: &'static str,
+    message: String,
+}
 
-    // A spec the shared rules refuse (when no webhook stopped it) changes nothing; nor does a
-    // new cluster whose volumes hold data of a newer version.
-    let refused = match refusal(cluster, snapshot.segmentstore.as_ref()) {
-        Some((reason, message)) => Some((reasons::INVALID_SPEC, reason.as_str(), message)),
-        None => newer_data(
-            ctx,
-            cluster,
-            ns,
-            snapshot.bookkeeper.is_some() || snapshot.segmentstore.is_some(),
-        )
+/// Decide, part 1: a spec the shared rules refuse (when no webhook stopped it) changes nothing;
+/// nor does a new cluster whose volumes hold data of a newer version.
+async fn refused(
+    ctx: &Context,
+    cluster: &PravegaCluster,
+    key: &ClusterKey,
+    snapshot: &Snapshot,
+) -> Result<Option<Refused>, Error> {
+    if let Some((reason, message)) = refusal(cluster, snapshot.segmentstore.as_ref()) {
+        return Ok(Some(Refused {
+            reason: reasons::INVALID_SPEC,
+            detail: reason.as_str(),
+            message,
+        }));
+    }
+    let workloads_exist = snapshot.bookkeeper.is_some() || snapshot.segmentstore.is_some();
+    Ok(newer_data(ctx, cluster, &key.namespace, workloads_exist)
         .await?
-        .map(|message| {
-            (
-                reasons::DATA_FROM_NEWER_VERSION,
-                reasons::DATA_FROM_NEWER_VERSION,
-                message,
-            )
+        .map(|message| Refused {
+            reason: reasons::DATA_FROM_NEWER_VERSION,
+            detail: reasons::DATA_FROM_NEWER_VERSION,
+            message,
+        }))
+}
+
+/// Report, for a refused spec: the `Error` condition (or, while an upgrade failure shows there,
+/// an Event only), once per distinct refusal.
+async fn report_refusal(
+    ctx: &Context,
+    cluster: &PravegaCluster,
+    key: &ClusterKey,
+    refused: &Refused,
+    now: &Time,
+) -> Result<(), Error> {
+    let before = cluster.status.clone().unwrap_or_default();
+    let mut after = before.clone();
+    let finding = Finding::Refused {
+        reason: refused.reason,
+        message: &refused.message,
+    };
+    let changed = match error_condition::record(&mut after, finding, now) {
+        Shown::Condition { changed } => changed,
+        Shown::EventOnly => ctx.records.with(key, |r| {
+            r.reported_refusal.replace(refused.message.clone()).as_ref() != Some(&refused.message)
         }),
     };
-    if let Some((error_reason, reason, message)) = refused {
-        let mut after = before.clone();
-        // An upgrade or rollback failure stays the Error a person sees (the planner needs it to
-        // allow the rollback); the refusal is then reported by an Event only.
-        let keeps_failure = after.condition(ConditionType::Error).is_some_and(|c| {
-            c.is_true()
-                && c.reason() != reasons::INVALID_SPEC
-                && c.reason() != reasons::DATA_FROM_NEWER_VERSION
-                && c.reason() != reasons::RECONCILE_FAILED
-        });
-        let changed = if keeps_failure {
-            let mut reported = ctx
-                .reported_failures
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            reported
-                .insert(format!("spec:{ns}/{name}"), message.clone())
-                .as_ref()
-                != Some(&message)
-        } else {
-            after.set_condition(
-                ConditionType::Error,
-                ConditionStatus::True,
-                error_reason,
-                &message,
-                &now_time,
-            )
-        };
-        after.observed_generation = cluster.metadata.generation;
-        if changed {
-            warn!("refusing the spec of PravegaCluster {ns}/{name} ({reason}): {message}");
-            ctx.publish(
-                cluster,
-                EventType::Warning,
-                error_reason,
-                event_actions::VALIDATE,
-                message,
-                None,
-            )
-            .await;
-        }
-        status::set_ready(&mut after, &cluster.spec.version, &now_time);
-        ctx.write_status(ns, name, &before, &after).await?;
-        ctx.metrics.set_cluster(ns, name, &cluster.spec, &after);
-        return Ok(ControllerAction::await_change());
-    }
-
-    ctx.reported_failures
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .remove(&format!("spec:{ns}/{name}"));
-
-    let mut member_status = status::member_status(cluster, &snapshot.pods, &now_time);
-    // The spec passed the rules: an earlier refusal of ours no longer holds (the planner sets
-    // its own InvalidSpec again if the version change is still refused).
-    if member_status.has_error_reason(reasons::INVALID_SPEC)
-        || member_status.has_error_reason(reasons::DATA_FROM_NEWER_VERSION)
-    {
-        member_status.set_condition(
-            ConditionType::Error,
-            ConditionStatus::False,
-            "",
-            "",
-            &now_time,
+    after.observed_generation = cluster.metadata.generation;
+    if changed {
+        warn!(
+            "refusing the spec of PravegaCluster {key} ({}): {}",
+            refused.detail, refused.message
         );
+        ctx.publish(
+            cluster,
+            EventType::Warning,
+            refused.reason,
+            event_actions::VALIDATE,
+            refused.message.clone(),
+            None,
+        )
+        .await;
     }
+    status::set_ready(&mut after, &cluster.spec.version, now);
+    ctx.write_status(key, &before, &after).await?;
+    ctx.metrics
+        .set_cluster(&key.namespace, &key.name, &cluster.spec, &after);
+    Ok(())
+}
 
+/// Decide, part 2: the member status from the pods, then the planner; when its next restart
+/// waits for safety checks, the prober runs them and the planner decides again on what they
+/// found.
+async fn decide(
+    ctx: &Context,
+    cluster: &PravegaCluster,
+    snapshot: &Snapshot,
+    now: Timestamp,
+) -> planner::Plan {
+    let mut member_status = status::member_status(cluster, &snapshot.pods, &Time(now));
+    // The spec passed the rules: nothing of the reconcile's own stands (the planner sets its
+    // own InvalidSpec again if a version change is still refused).
+    error_condition::record(&mut member_status, Finding::Clear, &Time(now));
     let mut observation = Observation {
         cluster,
         bookkeeper: snapshot.bookkeeper.as_ref(),
@@ -869,47 +843,67 @@ async fn reconcile_cluster(
         now,
         checks: None,
     };
-    let mut plan = planner::plan(&observation, member_status.clone());
-    // The next restart waits for safety checks: run them, then decide with what they found.
-    let facts;
-    if let Some(request) = &plan.probe {
-        facts = probe::run(request, cluster, &snapshot.pods).await;
-        ctx.metrics.count_checks(&facts);
-        observation.checks = Some(&facts);
-        plan = planner::plan(&observation, member_status);
-    }
+    let plan = planner::plan(&observation, member_status.clone());
+    let Some(request) = &plan.probe else {
+        return plan;
+    };
+    let facts = probe::run(request, cluster, &snapshot.pods).await;
+    ctx.metrics.count_checks(&facts);
+    observation.checks = Some(&facts);
+    planner::plan(&observation, member_status)
+}
+
+/// Apply: the desired objects (each only when it differs from its cached twin), then the
+/// planned pod deletions.
+async fn apply(
+    ctx: &Context,
+    cluster: &PravegaCluster,
+    key: &ClusterKey,
+    snapshot: &Snapshot,
+    plan: &planner::Plan,
+) -> Result<(), Error> {
     for line in &plan.logs {
         info!("{line}");
     }
     for line in &plan.warnings {
         warn!("{line}");
     }
-
     let desired = resources::desired_objects(cluster, |c| plan.versions.get(c).to_owned())?;
     for cm in desired.config_maps {
-        ctx.apply_cached(&key, ns, cm).await?;
+        ctx.apply_cached(key, cm).await?;
     }
     for svc in desired.services {
-        ctx.apply_cached(&key, ns, svc).await?;
+        ctx.apply_cached(key, svc).await?;
     }
     for sts in desired.stateful_sets {
         let observed = match names::component_of(sts.labels()) {
             Some(Component::Bookkeeper) => snapshot.bookkeeper.as_ref(),
             _ => snapshot.segmentstore.as_ref(),
         };
-        ctx.apply_workload(cluster, ns, sts, observed).await?;
+        ctx.apply_workload(cluster, key, sts, observed).await?;
     }
     for deploy in desired.deployments {
-        ctx.apply_workload(cluster, ns, deploy, snapshot.controller.as_ref())
+        ctx.apply_workload(cluster, key, deploy, snapshot.controller.as_ref())
             .await?;
     }
     for pdb in desired.pod_disruption_budgets {
-        ctx.apply_cached(&key, ns, pdb).await?;
+        ctx.apply_cached(key, pdb).await?;
     }
-
     for action in &plan.actions {
-        execute(ctx, &key, action).await?;
+        execute(ctx, key, action).await?;
     }
+    Ok(())
+}
+
+/// Report: the planned Events, the volumes' version, the status (written only when it changed)
+/// and the metrics; and when to look again.
+async fn report(
+    ctx: &Context,
+    cluster: &PravegaCluster,
+    key: &ClusterKey,
+    plan: &planner::Plan,
+    now: &Time,
+) -> Result<ControllerAction, Error> {
     for event in &plan.events {
         let type_ = if event.warning {
             EventType::Warning
@@ -926,17 +920,8 @@ async fn reconcile_cluster(
         )
         .await;
     }
-
+    let before = cluster.status.clone().unwrap_or_default();
     let mut after = plan.status.clone();
-    if after.has_error_reason(reasons::RECONCILE_FAILED) {
-        after.set_condition(
-            ConditionType::Error,
-            ConditionStatus::False,
-            "",
-            "",
-            &now_time,
-        );
-    }
     // Once the cluster runs a version, the volumes remember it (only when it changed: a
     // converged cluster costs no read).
     if let Some(version) = after.current_version.clone()
@@ -945,14 +930,14 @@ async fn reconcile_cluster(
         && !after.is_condition_true(ConditionType::Upgrading)
         && !after.is_condition_true(ConditionType::RollbackInProgress)
     {
-        record_volume_version(ctx, cluster, ns, &version).await?;
+        record_volume_version(ctx, cluster, &key.namespace, &version).await?;
         after.volumes_version = Some(version);
     }
-    status::set_ready(&mut after, &cluster.spec.version, &now_time);
+    status::set_ready(&mut after, &cluster.spec.version, now);
     status::keep_unchanged_condition_times(&before, &mut after);
-    ctx.write_status(ns, name, &before, &after).await?;
-
-    ctx.metrics.set_cluster(ns, name, &cluster.spec, &after);
+    ctx.write_status(key, &before, &after).await?;
+    ctx.metrics
+        .set_cluster(&key.namespace, &key.name, &cluster.spec, &after);
     Ok(ControllerAction::requeue(
         plan.requeue_after
             .unwrap_or(RESYNC_INTERVAL)
@@ -960,7 +945,11 @@ async fn reconcile_cluster(
     ))
 }
 
-async fn execute(ctx: &Context, cluster: &str, action: &planner::Action) -> Result<(), Error> {
+async fn execute(
+    ctx: &Context,
+    cluster: &ClusterKey,
+    action: &planner::Action,
+) -> Result<(), Error> {
     match action {
         planner::Action::DeletePod {
             component,
@@ -981,13 +970,12 @@ async fn execute(ctx: &Context, cluster: &str, action: &planner::Action) -> Resu
             match api.delete(name, &params).await {
                 Ok(_) => {
                     ctx.metrics.count_write("delete", "Pod");
-                    ctx.expectations.expect(
-                        cluster,
-                        Write::PodDeleted {
+                    ctx.records.with(cluster, |r| {
+                        r.pending.expect(Write::PodDeleted {
                             name: name.clone(),
                             uid: uid.clone(),
-                        },
-                    );
+                        })
+                    });
                     info!(%component, "deleted pod {namespace}/{name}: {reason}");
                     Ok(())
                 }

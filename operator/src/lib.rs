@@ -7,7 +7,10 @@
 //!   before each restart).
 //! - [`probe`]: runs the safety checks the planner asks for against the members' HTTP APIs.
 //! - [`cache`]: the watch caches the reconcile reads from, and the expectations of its writes.
-//! - [`controller`]: the reconcile loop (read, plan, apply, write status).
+//! - [`controller`]: the reconcile loop, as a pipeline: read (caches) → decide (rules,
+//!   planner, probes) → apply → report (status, Events, metrics).
+//! - [`error_condition`]: the one owner of the reconcile's own `Error` reasons.
+//! - [`record`]: what the operator remembers about each cluster between reconciles.
 //! - [`leader`]: leader election with a Lease.
 //! - [`run()`]: the whole operator (endpoints, leader election, controller).
 //! - [`rbac`]: the permissions the operator uses.
@@ -15,12 +18,14 @@
 pub mod cache;
 pub mod compat;
 pub mod controller;
+pub mod error_condition;
 pub mod leader;
 pub mod metrics;
 pub mod planner;
 pub mod pods;
 pub mod probe;
 pub mod rbac;
+pub mod record;
 pub mod resources;
 pub mod run;
 pub mod server;

@@ -285,10 +285,8 @@ async fn lead_and_reconcile(
             controller: MANAGER.to_owned(),
             instance: Some(identity),
         },
-        failures: Default::default(),
-        reported_failures: Default::default(),
         caches: caches.clone(),
-        expectations: Default::default(),
+        records: Default::default(),
     });
 
     let controller = Controller::for_stream(cluster_events, clusters)

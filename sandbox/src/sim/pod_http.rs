@@ -26,6 +26,7 @@ use http::{Method, StatusCode};
 use http_body_util::Full;
 use hyper::body::Bytes;
 use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, ListParams};
 use kube::{Client, ResourceExt};
 use pravega_crds::names::{LABEL_INSTANCE, LABEL_NAME};
 use serde_json::{Value, json};
@@ -326,14 +327,27 @@ impl PodNet {
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(
                         move |req: http::Request<hyper::body::Incoming>| {
-                            let answer = match net.upgrade() {
-                                Some(net) => {
-                                    let query = crate::server::parse_query(req.uri().query());
-                                    net.answer(&uid, port, req.method(), req.uri().path(), &query)
-                                }
-                                None => Answer::text(StatusCode::SERVICE_UNAVAILABLE, ""),
-                            };
-                            std::future::ready(Ok::<_, Infallible>(answer.into_response()))
+                            let (net, uid) = (net.clone(), uid.clone());
+                            async move {
+                                let answer = match net.upgrade() {
+                                    Some(net) => {
+                                        // Answer from the annotations as the API server has
+                                        // them now, not as the kubelet last saw them: a client
+                                        // woken by an annotation change sees that change.
+                                        net.refresh_faults(&uid).await;
+                                        let query = crate::server::parse_query(req.uri().query());
+                                        net.answer(
+                                            &uid,
+                                            port,
+                                            req.method(),
+                                            req.uri().path(),
+                                            &query,
+                                        )
+                                    }
+                                    None => Answer::text(StatusCode::SERVICE_UNAVAILABLE, ""),
+                                };
+                                Ok::<_, Infallible>(answer.into_response())
+                            }
                         },
                     );
                     let conn = hyper::server::conn::http1::Builder::new()
@@ -398,6 +412,31 @@ impl PodNet {
             .collect();
         for t in tasks {
             let _ = t.await;
+        }
+    }
+
+    /// Reads the fault annotations of pod `uid`'s cluster from the API server (one LIST of
+    /// its pods), so that an answer reflects every change the API server has committed.
+    async fn refresh_faults(&self, uid: &str) {
+        let Some((namespace, name, instance)) =
+            self.lock().pods.get(uid).map(|p| p.cluster.clone())
+        else {
+            return;
+        };
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), &namespace);
+        let mut params = ListParams::default();
+        if !name.is_empty() && !instance.is_empty() {
+            params = params.labels(&format!("{LABEL_NAME}={name},{LABEL_INSTANCE}={instance}"));
+        }
+        let Ok(list) = api.list(&params).await else {
+            return;
+        };
+        let mut st = self.lock();
+        for pod in &list.items {
+            let Some(p) = pod.uid().and_then(|u| st.pods.get_mut(&u)) else {
+                continue;
+            };
+            p.faults = faults(pod.annotations()).0;
         }
     }
 
