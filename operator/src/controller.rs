@@ -36,6 +36,7 @@ use tracing::{debug, info, warn};
 
 use crate::cache::{Caches, NamespaceView, Write, cached};
 use crate::error_condition::{self, Finding, Shown};
+use crate::leader::Leadership;
 use crate::metrics::Metrics;
 use crate::planner::{self, Observation};
 use crate::probe;
@@ -66,6 +67,9 @@ pub enum Error {
     /// The desired objects could not be built.
     #[error("building the desired objects: {0}")]
     Build(#[from] BuildError),
+    /// This replica may no longer lead: it writes nothing.
+    #[error("not writing: {0}")]
+    NotLeader(String),
     /// An object could not be serialized.
     #[error("serializing {what}: {source}")]
     Serialize {
@@ -103,13 +107,14 @@ pub fn event_note(note: String) -> String {
 
 impl Error {
     /// Every value [`Error::kind`] returns (the metrics start each at zero).
-    pub const KINDS: [&'static str; 7] = [
+    pub const KINDS: [&'static str; 8] = [
         "Conflict",
         "Forbidden",
         "Invalid",
         "Api",
         "Client",
         "Build",
+        "NotLeader",
         "Serialize",
     ];
 
@@ -124,6 +129,7 @@ impl Error {
                 _ => "Client",
             },
             Error::Build(_) => "Build",
+            Error::NotLeader(_) => "NotLeader",
             Error::Serialize { .. } => "Serialize",
         }
     }
@@ -158,6 +164,8 @@ pub struct Context {
     pub caches: Caches,
     /// What the operator remembers about each cluster between reconciles.
     pub records: Records,
+    /// Whether this replica may write now (checked before every write).
+    pub leadership: Arc<Leadership>,
 }
 
 /// What happened to one applied object.
@@ -289,6 +297,11 @@ pub fn is_converged<K: Owned>(desired: &K, observed: &K) -> bool {
 }
 
 impl Context {
+    /// `Err` when this replica must not write (see [`Leadership`]).
+    fn may_write(&self) -> Result<(), Error> {
+        self.leadership.check().map_err(Error::NotLeader)
+    }
+
     /// Publishes an Event about `cluster`, optionally related to another object. Every call
     /// creates a new Event: a `Recorder`'s own aggregation keys on reason and action only and
     /// would show the first note for later, different ones (e.g. two different scalings), so
@@ -309,6 +322,10 @@ impl Context {
             action: action.to_owned(),
             secondary: related,
         };
+        if let Err(e) = self.may_write() {
+            warn!(error = %e, reason, "not publishing an Event");
+            return;
+        }
         let recorder = Recorder::new(self.client.clone(), self.reporter.clone());
         if let Err(e) = recorder.publish(&event, &cluster.object_ref(&())).await {
             warn!(error = %e, reason, "publishing an Event failed");
@@ -328,6 +345,7 @@ impl Context {
         if observed.is_some_and(|o| is_converged(&desired, o)) {
             return Ok(Outcome::Unchanged);
         }
+        self.may_write()?;
         let name = desired.name_any();
         let kind = K::kind(&());
         let api: Api<K> = Api::namespaced(self.client.clone(), ns);
@@ -432,6 +450,7 @@ impl Context {
         let Some(diff) = status::merge_patch(&to_json(before)?, &to_json(after)?) else {
             return Ok(false);
         };
+        self.may_write()?;
         let api: Api<PravegaCluster> = Api::namespaced(self.client.clone(), ns);
         let written = api
             .patch_status(
@@ -704,6 +723,7 @@ async fn record_volume_version(
         if recorded.is_some_and(|r| !precedence(&this, &r).is_gt()) {
             continue;
         }
+        ctx.may_write()?;
         api.patch(
             &claim,
             &PatchParams::default(),
@@ -959,6 +979,7 @@ async fn execute(
             resource_version,
             reason,
         } => {
+            ctx.may_write()?;
             let api: Api<Pod> = Api::namespaced(ctx.client.clone(), namespace);
             let params = DeleteParams {
                 preconditions: Some(Preconditions {

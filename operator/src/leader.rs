@@ -27,6 +27,74 @@ pub const RENEW_INTERVAL: Duration = Duration::from_secs(2);
 /// stops before a standby may take over.
 pub const RENEW_DEADLINE: Duration = Duration::from_secs(10);
 
+/// This replica's belief that it may write, checked before every write. It may while it holds
+/// the Lease and renewed it within [`RENEW_DEADLINE`], measured on the monotonic clock, which
+/// keeps running while the process is frozen (SIGSTOP, a stalled VM). A replica frozen for
+/// longer than that never acts on its stale belief: its writes are refused until a renewal
+/// succeeds, and that renewal finds the Lease taken over and stops the replica.
+#[derive(Debug)]
+pub struct Leadership {
+    elected: bool,
+    renewed: std::sync::Mutex<Option<Instant>>,
+}
+
+impl Leadership {
+    /// Without leader election: every write goes.
+    pub fn unelected() -> Self {
+        Self {
+            elected: false,
+            renewed: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// Holding the Lease, renewed just now.
+    pub fn elected() -> Self {
+        Self {
+            elected: true,
+            renewed: std::sync::Mutex::new(Some(Instant::now())),
+        }
+    }
+
+    fn slot(&self) -> std::sync::MutexGuard<'_, Option<Instant>> {
+        self.renewed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The Lease was renewed now.
+    pub fn renewed(&self) {
+        self.renewed_at(Instant::now());
+    }
+
+    /// The Lease was renewed at `at`.
+    pub fn renewed_at(&self, at: Instant) {
+        *self.slot() = Some(at);
+    }
+
+    /// The Lease is lost.
+    pub fn lost(&self) {
+        *self.slot() = None;
+    }
+
+    /// `Err` with why, when this replica must not write now.
+    pub fn check(&self) -> Result<(), String> {
+        if !self.elected {
+            return Ok(());
+        }
+        match *self.slot() {
+            Some(at) if at.elapsed() < RENEW_DEADLINE => Ok(()),
+            Some(at) => Err(format!(
+                "this replica last renewed the leader lease {LEASE_NAME} {:.1}s ago (more than {}s): it may no longer lead",
+                at.elapsed().as_secs_f64(),
+                RENEW_DEADLINE.as_secs()
+            )),
+            None => Err(format!(
+                "this replica no longer holds the leader lease {LEASE_NAME}"
+            )),
+        }
+    }
+}
+
 /// What to do with the Lease as it was read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LeaseDecision {
@@ -224,7 +292,11 @@ impl LeaderElector {
 
     /// Renews the Lease every [`RENEW_INTERVAL`] until it is lost (returned as an error) or
     /// `stop` fires (returns `Ok`).
-    pub async fn hold(&mut self, stop: &mut watch::Receiver<bool>) -> Result<(), LeaderError> {
+    pub async fn hold(
+        &mut self,
+        stop: &mut watch::Receiver<bool>,
+        leadership: &Leadership,
+    ) -> Result<(), LeaderError> {
         let mut last_renewed = Instant::now();
         loop {
             tokio::select! {
@@ -232,12 +304,19 @@ impl LeaderElector {
                 _ = stop.wait_for(|stop| *stop) => return Ok(()),
             }
             match self.try_acquire_or_renew().await {
-                Ok(Attempt::Leader) => last_renewed = Instant::now(),
-                Ok(Attempt::Standby(holder)) => return Err(LeaderError::Lost(holder)),
+                Ok(Attempt::Leader) => {
+                    last_renewed = Instant::now();
+                    leadership.renewed();
+                }
+                Ok(Attempt::Standby(holder)) => {
+                    leadership.lost();
+                    return Err(LeaderError::Lost(holder));
+                }
                 Err(e) => {
                     let since = last_renewed.elapsed();
                     warn!(lease = LEASE_NAME, error = %e, "renewing the leader lease failed");
                     if since >= RENEW_DEADLINE {
+                        leadership.lost();
                         return Err(LeaderError::RenewFailed(since, e.to_string()));
                     }
                 }
@@ -301,6 +380,20 @@ pub fn identity() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stale_belief_in_leading_refuses_writes() {
+        assert!(Leadership::unelected().check().is_ok());
+        let l = Leadership::elected();
+        assert!(l.check().is_ok());
+        *l.slot() = Instant::now().checked_sub(RENEW_DEADLINE);
+        let e = l.check().unwrap_err();
+        assert!(e.contains("it may no longer lead"), "{e}");
+        l.renewed();
+        assert!(l.check().is_ok());
+        l.lost();
+        assert!(l.check().unwrap_err().contains("no longer holds"));
+    }
 
     fn lease(holder: Option<&str>, renewed: Timestamp, transitions: i32) -> Lease {
         Lease {

@@ -22,7 +22,7 @@ use tracing::{debug, info, warn};
 
 use crate::cache::Caches;
 use crate::controller::{self, Context, Diagnostics};
-use crate::leader::{self, LeaderElector, LeaderError};
+use crate::leader::{self, LeaderElector, LeaderError, Leadership};
 use crate::metrics::Metrics;
 use crate::server::{self, Phase, ServerState};
 
@@ -239,13 +239,19 @@ async fn lead_and_reconcile(
     }
     metrics.leader.set(1);
     state.set_phase(Phase::Syncing);
+    let leadership = Arc::new(if elector.is_some() {
+        Leadership::elected()
+    } else {
+        Leadership::unelected()
+    });
 
     // Keep the lease while reconciling; losing it stops everything.
     let holder = elector.map(|mut e| {
         let mut stop = stop_rx.clone();
         let stop_tx = stop_tx.clone();
+        let leadership = leadership.clone();
         tokio::spawn(async move {
-            let held = e.hold(&mut stop).await;
+            let held = e.hold(&mut stop, &leadership).await;
             if let Err(err) = &held {
                 warn!(error = %err, "stopping: this replica is no longer the leader");
                 stop_tx.send_replace(true);
@@ -287,6 +293,7 @@ async fn lead_and_reconcile(
         },
         caches: caches.clone(),
         records: Default::default(),
+        leadership,
     });
 
     let controller = Controller::for_stream(cluster_events, clusters)

@@ -130,3 +130,132 @@ async fn a_leader_that_loses_its_lease_stops_and_exits_non_zero() {
     assert!(op.log().contains("no longer the leader"), "{}", op.log());
     env.shutdown().await;
 }
+
+/// A leader frozen (SIGSTOP) for longer than its lease while an upgrade runs: the standby takes
+/// over and finishes the upgrade; when the frozen one resumes it writes nothing on its stale
+/// belief that it leads (it last renewed too long ago), finds the Lease taken and exits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_frozen_leader_writes_nothing_on_its_stale_belief_after_a_takeover() {
+    let env = Env::start().await;
+    env.apply_yaml(support::TIER2_CLAIM).await;
+    let mut a = start_elected(&env).await;
+    eventually("a leads", WAIT, || async {
+        if a.metric(LEADER).await == 1.0 {
+            Ok(())
+        } else {
+            Err("not yet".to_owned())
+        }
+    })
+    .await;
+    let b = start_elected(&env).await;
+    let sample = workspace_file("deploy/sample/pravegacluster.yaml");
+    env.kubectl_ok(&["apply", "-f", sample.to_str().unwrap()])
+        .await;
+    let settled = |version: &'static str| {
+        let env = &env;
+        async move {
+            eventually(
+                &format!("example at {version}, 7/7"),
+                Duration::from_secs(90),
+                || async {
+                    let row = env.cluster_row("example").await.ok_or("no row")?;
+                    if col(&row, "VERSION") == version
+                        && col(&row, "DESIRED VERSION").is_empty()
+                        && col(&row, "READY MEMBERS") == "7"
+                    {
+                        Ok(())
+                    } else {
+                        Err(format!("{row:?}"))
+                    }
+                },
+            )
+            .await
+        }
+    };
+    settled("0.4.0").await;
+
+    // Freeze the leader, then start an upgrade: only the standby can carry it out, once the
+    // frozen leader's lease has expired.
+    let pid = a.child.id().expect("pid").to_string();
+    let signal = |sig: &str| {
+        let status = std::process::Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill {sig} {pid}");
+    };
+    signal("-STOP");
+    env.kubectl_ok(&[
+        "patch",
+        "PravegaCluster",
+        "example",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"version":"0.5.0"}}"#,
+    ])
+    .await;
+    eventually("b takes over", Duration::from_secs(40), || async {
+        if b.metric(LEADER).await == 1.0 {
+            Ok(())
+        } else {
+            Err("standing by".to_owned())
+        }
+    })
+    .await;
+    let holder = env
+        .kubectl_ok(&[
+            "get",
+            "lease",
+            "pravega-operator-leader",
+            "-o",
+            "jsonpath={.spec.holderIdentity}",
+        ])
+        .await;
+    let lines_before_resume = a.log().lines().count();
+    signal("-CONT");
+    let status = tokio::time::timeout(Duration::from_secs(20), a.child.wait())
+        .await
+        .expect("the resumed replica exits after finding the lease taken")
+        .expect("wait");
+    assert_eq!(status.code(), Some(1), "{}", a.log());
+    let after: Vec<String> = a
+        .log()
+        .lines()
+        .skip(lines_before_resume)
+        .map(str::to_owned)
+        .collect();
+    for line in &after {
+        for wrote in [
+            "deleted pod",
+            "created ",
+            "updated ",
+            "scaled ",
+            "recording version",
+        ] {
+            assert!(
+                !line.contains(wrote),
+                "the resumed replica wrote ({wrote:?}): {line}\n{}",
+                after.join("\n")
+            );
+        }
+    }
+    assert!(
+        after.iter().any(|l| l.contains("no longer the leader")),
+        "{}",
+        after.join("\n")
+    );
+    // The new leader finishes the upgrade.
+    settled("0.5.0").await;
+    let still = env
+        .kubectl_ok(&[
+            "get",
+            "lease",
+            "pravega-operator-leader",
+            "-o",
+            "jsonpath={.spec.holderIdentity}",
+        ])
+        .await;
+    assert_eq!(still, holder);
+    drop(b);
+    env.shutdown().await;
+}
