@@ -49,7 +49,7 @@ async fn stored(env: &Env) -> String {
 fn assert_webhook_unreachable(what: &str, ok: bool, out: &str, err: &str) {
     assert!(!ok, "{what} went through without the webhook: {out}");
     let expected = format!(
-        "Error from server (InternalError): Internal error occurred: failed calling webhook \"{WEBHOOK_NAME}\": failed to call webhook: Post \"https://127.0.0.1:"
+        "Error from server (InternalError): Internal error occurred: failed calling webhook \"{WEBHOOK_NAME}\": failed to call webhook: Post \"https://pravega-webhook.pravega-system.svc:443/validate?timeout=5s\": dial tcp 127.0.0.1:"
     );
     assert!(
         err.contains(&expected) && err.contains("connect: connection refused"),

@@ -217,7 +217,12 @@ fn cel_request(
 
 struct Call {
     name: String,
+    /// The URL as the API server names it in errors: for a `service` reference
+    /// `https://<name>.<namespace>.svc:<port><path>?timeout=<n>s`, whatever address it resolves to.
     url: String,
+    /// Where the sandbox sends the review: `url`, or for a `service` reference the local address
+    /// it is mapped to.
+    target: String,
     ca: Vec<u8>,
     timeout: Duration,
     fail_closed: bool,
@@ -337,7 +342,7 @@ fn error_chain(e: &(dyn std::error::Error + 'static), addr: &str) -> String {
 
 async fn post(call: &Call, body: Vec<u8>) -> Result<Value, String> {
     let uri: http::Uri = call
-        .url
+        .target
         .parse()
         .map_err(|e: http::uri::InvalidUri| e.to_string())?;
     let addr = format!(
@@ -522,8 +527,8 @@ pub async fn admit(
                 .and_then(Value::as_str)
                 .and_then(crate::util::base64_decode)
                 .unwrap_or_default();
-            let base = if let Some(u) = cc.get("url").and_then(Value::as_str) {
-                u.to_string()
+            let (base, shown) = if let Some(u) = cc.get("url").and_then(Value::as_str) {
+                (u.to_string(), u.to_string())
             } else if let Some(svc) = cc.get("service") {
                 let sns = svc
                     .get("namespace")
@@ -547,8 +552,11 @@ pub async fn admit(
                     .unwrap_or_else(|e| e.into_inner())
                     .get(&(sns.clone(), sname.clone(), port))
                     .copied();
+                // The API server's client is made for `https://<name>.<namespace>.svc:<port>` and
+                // dials the address the Service resolves to.
+                let shown = format!("https://{sname}.{sns}.svc:{port}{path}");
                 match mapped {
-                    Some(addr) => format!("https://{addr}{path}"),
+                    Some(addr) => (format!("https://{addr}{path}"), shown),
                     None => {
                         let url =
                             format!("https://{sname}.{sns}.svc:{port}{path}?timeout={timeout}s");
@@ -568,10 +576,14 @@ pub async fn admit(
             } else {
                 continue;
             };
-            let sep = if base.contains('?') { '&' } else { '?' };
+            let with_timeout = |url: &str| {
+                let sep = if url.contains('?') { '&' } else { '?' };
+                format!("{url}{sep}timeout={timeout}s")
+            };
             calls.push(Call {
                 name: wname,
-                url: format!("{base}{sep}timeout={timeout}s"),
+                url: with_timeout(&shown),
+                target: with_timeout(&base),
                 ca,
                 timeout: Duration::from_secs(timeout),
                 fail_closed,

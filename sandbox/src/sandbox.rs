@@ -153,7 +153,8 @@ impl Sandbox {
     }
 
     /// Maps a webhook `clientConfig.service` reference (`namespace`/`name`:`port`) to a local
-    /// address: the sandbox then calls `https://<addr><service.path>`.
+    /// address: the sandbox then calls `https://<addr><service.path>`, and names the webhook's URL
+    /// in errors as the API server does, `https://<name>.<namespace>.svc:<port><service.path>`.
     pub fn map_service(&self, namespace: &str, name: &str, port: u16, addr: SocketAddr) {
         self.core
             .services
