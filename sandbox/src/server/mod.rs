@@ -8,6 +8,7 @@ mod watch;
 
 use crate::api::Core;
 use crate::error::ApiError;
+use crate::fault::{FaultKind, InjectedFault};
 use crate::resources::ResourceInfo;
 use crate::table::{Include, table};
 use crate::util::meta_str;
@@ -27,11 +28,15 @@ use resource::resource_request;
 pub struct Ctx {
     /// The API core.
     pub core: Arc<Core>,
-    /// The accepted bearer token.
+    /// The accepted bearer token (the kubeconfig's).
     pub token: String,
+    /// The control plane's bearer token: its requests are never faulted.
+    pub control_plane_token: String,
+    /// The faults injected into the answers to other clients.
+    pub faults: crate::fault::Faults,
     /// `host:port` advertised in `/api`.
     pub server_addr: String,
-    /// Write requests answered, for [`crate::Sandbox::audit`].
+    /// Write requests answered and injected faults, for [`crate::Sandbox::audit`].
     pub audit: crate::audit::AuditLog,
 }
 
@@ -163,14 +168,14 @@ async fn handle(ctx: Arc<Ctx>, req: Request<Incoming>) -> Response<Body> {
         path.as_str(),
         "/healthz" | "/livez" | "/readyz" | "/version"
     );
-    let authorized = req
+    let bearer = req
         .headers()
         .get(http::header::AUTHORIZATION)
         .and_then(|h| h.to_str().ok())
-        .is_some_and(|h| {
-            h.strip_prefix("Bearer ")
-                .is_some_and(|t| t.trim() == ctx.token)
-        });
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .map(str::trim);
+    let control_plane = bearer == Some(ctx.control_plane_token.as_str());
+    let authorized = control_plane || bearer == Some(ctx.token.as_str());
     if !public && !authorized {
         return error_response(&ApiError::unauthorized());
     }
@@ -181,12 +186,55 @@ async fn handle(ctx: Arc<Ctx>, req: Request<Incoming>) -> Response<Body> {
         .unwrap_or_default()
         .to_owned();
     let (verb, resource) = classify(&method, &path, req.uri().query());
-    let resp = route(&ctx, req).await;
+    // Only requests on resources are faulted: discovery, OpenAPI, health and metrics never.
+    let faultable = !control_plane && !resource.is_empty() && ctx.faults.is_enabled();
+    let resp = if faultable {
+        route_with_faults(&ctx, req, verb, &path).await
+    } else {
+        route(&ctx, req).await
+    };
     ctx.core
         .metrics
         .request(verb, &resource, resp.status().as_u16());
+    if let Some(fault) = resp.extensions().get::<InjectedFault>() {
+        ctx.core.metrics.fault(fault.code);
+        tracing::info!(%user_agent, "injected fault: {} {verb} {path}", fault.code);
+    }
     ctx.audit.record(&method, &path, &user_agent, &resp);
     tracing::debug!(%method, %path, status = resp.status().as_u16(), "request");
+    resp
+}
+
+/// Serves a request of a faultable client: after the added latency, a watch is served with
+/// the watch faults, another request answered with an injected error or served.
+async fn route_with_faults(
+    ctx: &Arc<Ctx>,
+    mut req: Request<Incoming>,
+    verb: &str,
+    path: &str,
+) -> Response<Body> {
+    let latency = ctx.faults.latency();
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    if verb == "watch" {
+        if let Some(w) = ctx.faults.watch() {
+            req.extensions_mut().insert(w);
+        }
+        return route(ctx, req).await;
+    }
+    let named_write = matches!(verb, "update" | "patch" | "delete");
+    let Some(kind) = ctx.faults.pick_error(named_write) else {
+        return route(ctx, req).await;
+    };
+    let (group, resource, _, name, _) = crate::audit::parse_path(path);
+    let e = kind.to_error(&group, &resource, name.as_deref().unwrap_or_default());
+    let mut resp = error_response(&e);
+    if kind == FaultKind::TooManyRequests {
+        resp.headers_mut()
+            .insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    resp.extensions_mut().insert(InjectedFault { code: e.code });
     resp
 }
 

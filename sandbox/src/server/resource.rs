@@ -8,6 +8,7 @@ use super::{
 };
 use crate::api::{DeleteOpts, FieldValidation, Outcome, WriteOpts};
 use crate::error::ApiError;
+use crate::fault::WatchFaults;
 use crate::resources::ResourceInfo;
 use crate::util::meta_str;
 use axum::body::Body;
@@ -125,6 +126,7 @@ pub(super) async fn resource_request(
     }
     let q = parse_query(req.uri().query());
     let as_ = accept_as(&req);
+    let watch_faults = req.extensions().get::<WatchFaults>().copied();
     let method = req.method().clone();
     let ns_str = ns.clone().unwrap_or_default();
     if info.namespaced && name.is_some() && ns.is_none() {
@@ -150,7 +152,7 @@ pub(super) async fn resource_request(
                         format!("{fs},{extra}")
                     },
                 );
-                return watch(ctx, &info, ns, &q2, as_);
+                return watch(ctx, &info, ns, &q2, as_, watch_faults);
             }
             match core.get(&info, &ns_str, &name) {
                 Ok(o) => json_response(200, &render_one(&info, as_, &q, o), &[]),
@@ -159,7 +161,7 @@ pub(super) async fn resource_request(
         }
         (Method::GET, None) => {
             if q.get("watch").is_some_and(|w| w == "true" || w == "1") {
-                watch(ctx, &info, ns, &q, as_)
+                watch(ctx, &info, ns, &q, as_, watch_faults)
             } else {
                 list(ctx, &info, ns.as_deref(), &q, as_)
             }

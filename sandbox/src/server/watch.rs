@@ -4,6 +4,7 @@ use super::list::{Filter, storage_matches};
 use super::{As, Ctx, error_response, render_one};
 use crate::convert::to_external;
 use crate::error::ApiError;
+use crate::fault::{InjectedFault, WatchFaults};
 use crate::resources::ResourceInfo;
 use crate::store::{EventType, Since};
 use axum::body::{Body, Bytes};
@@ -40,6 +41,7 @@ pub(super) fn watch(
     ns: Option<String>,
     q: &HashMap<String, String>,
     as_: As,
+    faults: Option<WatchFaults>,
 ) -> Response<Body> {
     let filter = match Filter::from_query(info, q) {
         Ok(f) => f,
@@ -70,6 +72,19 @@ pub(super) fn watch(
     {
         return error_response(&ApiError::invalid("meta.k8s.io", "ListOptions", "", &[("resourceVersionMatch".into(), "Forbidden: sendInitialEvents requires setting resourceVersionMatch to NotOlderThan".into())]));
     }
+    // An injected fault: a resume from a version that is no longer the latest is answered
+    // as when the watch cache has moved on.
+    if faults.is_some()
+        && let Some(rv) = requested_rv
+    {
+        let current = ctx.core.lock().rv;
+        if rv < current && ctx.faults.expire_resume() {
+            let mut resp = stream_response(Body::from(expired_line(rv, current)));
+            resp.extensions_mut().insert(InjectedFault { code: 410 });
+            return resp;
+        }
+    }
+    let dropped_at = faults.map(|f| tokio::time::Instant::now() + f.drop_after);
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(256);
     let core = ctx.core.clone();
     let info = info.clone();
@@ -173,17 +188,18 @@ pub(super) fn watch(
                     return;
                 }
             }
-            let sleep = async {
-                match deadline {
-                    Some(d) => tokio::time::sleep_until(d).await,
-                    None => std::future::pending::<()>().await,
-                }
-            };
+            let sleep = until(deadline);
+            let dropped = until(dropped_at);
             tokio::select! {
                 r = changed.changed() => if r.is_err() { return },
                 _ = closer.changed() => return,
                 _ = tx.closed() => return,
                 _ = core.shutdown.cancelled() => return,
+                _ = dropped => {
+                    core.metrics.dropped_watches.inc();
+                    tracing::info!(resource = %info.plural, "injected fault: watch closed");
+                    return;
+                }
                 _ = sleep => {
                     if bookmarks {
                         let bm = json!({"kind": info.kind, "apiVersion": info.api_version(), "metadata": {"resourceVersion": last.to_string()}});
@@ -197,7 +213,20 @@ pub(super) fn watch(
     let stream = futures::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|b| (Ok::<_, Infallible>(b), rx))
     });
-    let mut resp = Response::new(Body::from_stream(stream));
+    stream_response(Body::from_stream(stream))
+}
+
+/// Sleeps until `at`, or forever.
+async fn until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending::<()>().await,
+    }
+}
+
+/// A watch response with `body` as its stream.
+fn stream_response(body: Body) -> Response<Body> {
+    let mut resp = Response::new(body);
     resp.headers_mut().insert(
         http::header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
