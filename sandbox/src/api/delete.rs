@@ -52,31 +52,25 @@ impl Core {
             st.objects.get(&k).cloned()
         }
         .ok_or_else(|| ApiError::not_found(&external_info.group, &external_info.plural, name))?;
-        if let Some(uid) = &opts.uid
-            && Some(uid.as_str()) != meta_str(&old, "uid")
-        {
-            return Err(ApiError::conflict(
-                &external_info.group,
-                &external_info.plural,
-                name,
-                &format!(
-                    "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
-                    meta_str(&old, "uid").unwrap_or_default()
-                ),
-            ));
-        }
-        if let Some(rv) = &opts.resource_version
-            && Some(rv.as_str()) != meta_str(&old, "resourceVersion")
-        {
-            return Err(ApiError::conflict(
-                &external_info.group,
-                &external_info.plural,
-                name,
-                &format!(
-                    "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
-                    meta_str(&old, "resourceVersion").unwrap_or_default()
-                ),
-            ));
+        let preconditions = [
+            ("UID", "uid", &opts.uid),
+            ("ResourceVersion", "resourceVersion", &opts.resource_version),
+        ];
+        for (label, field, wanted) in preconditions {
+            let actual = meta_str(&old, field);
+            if let Some(wanted) = wanted
+                && Some(wanted.as_str()) != actual
+            {
+                return Err(ApiError::conflict(
+                    &external_info.group,
+                    &external_info.plural,
+                    name,
+                    &format!(
+                        "Precondition failed: {label} in precondition: {wanted}, {label} in object meta: {}",
+                        actual.unwrap_or_default()
+                    ),
+                ));
+            }
         }
         if info.plural == "namespaces" && ["default", "kube-system", "kube-public"].contains(&name)
         {

@@ -474,3 +474,48 @@ async fn crd_versions_are_validated() {
             .any(|(g, vs)| g == "demo.pravega.io" && vs == &["v1alpha1", "v1beta1"])
     );
 }
+
+#[tokio::test]
+async fn delete_preconditions_are_worded_as_the_api_server_words_them() {
+    let core = Core::new(100);
+    let cms = info(&core, "", "configmaps");
+    let made = create(
+        &core,
+        "configmaps",
+        "default",
+        json!({"metadata": {"name": "a"}}),
+    )
+    .await;
+    let rv = meta_str(&made, "resourceVersion").expect("rv").to_string();
+    let uid = meta_str(&made, "uid").expect("uid").to_string();
+    let cases = [
+        (
+            DeleteOpts {
+                uid: Some("other".into()),
+                ..DeleteOpts::default()
+            },
+            format!("Precondition failed: UID in precondition: other, UID in object meta: {uid}"),
+        ),
+        (
+            DeleteOpts {
+                resource_version: Some("1".into()),
+                ..DeleteOpts::default()
+            },
+            format!(
+                "Precondition failed: ResourceVersion in precondition: 1, ResourceVersion in object meta: {rv}"
+            ),
+        ),
+    ];
+    for (opts, why) in cases {
+        let err = core
+            .delete(&cms, "default", "a", &opts)
+            .await
+            .expect_err("precondition fails");
+        assert_eq!(err.code, 409);
+        assert_eq!(
+            err.message,
+            format!("Operation cannot be fulfilled on configmaps \"a\": {why}")
+        );
+    }
+    assert!(exists(&core, "configmaps", "default", "a"));
+}
