@@ -408,21 +408,71 @@ mod bytes_alias {
     pub use axum::body::Bytes;
 }
 
+/// The operation of a write, as an `AdmissionReview` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    /// A create (POST, or a server-side apply that creates).
+    Create,
+    /// An update (PUT, PATCH, apply, and the `status` subresource).
+    Update,
+    /// A delete of one object.
+    Delete,
+}
+
+impl Operation {
+    /// `CREATE`, `UPDATE` or `DELETE`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operation::Create => "CREATE",
+            Operation::Update => "UPDATE",
+            Operation::Delete => "DELETE",
+        }
+    }
+}
+
+/// A write for the validating webhooks to review.
+#[derive(Debug, Clone, Copy)]
+pub struct AdmissionRequest<'a> {
+    /// The resource as requested (the version of the request).
+    pub info: &'a ResourceInfo,
+    /// What the write does.
+    pub operation: Operation,
+    /// The subresource written (`status`), if any.
+    pub subresource: Option<&'a str>,
+    /// The object as it would be stored; for a delete, the object deleted.
+    pub object: &'a Value,
+    /// The object before the write (updates and deletes).
+    pub old_object: Option<&'a Value>,
+    /// The namespace of the request (empty for cluster-scoped resources).
+    pub namespace: &'a str,
+    /// The object's name.
+    pub name: &'a str,
+    /// `dryRun=All`: webhooks with side effects refuse it.
+    pub dry_run: bool,
+}
+
+/// A write the webhooks let through.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Admitted {
+    /// The webhooks' warnings, for `Warning:` headers.
+    pub warnings: Vec<String>,
+}
+
 /// Runs the matching validating webhooks; returns their warnings or the denial.
-#[allow(clippy::too_many_arguments)]
-pub async fn admit(
-    core: &Arc<Core>,
-    info: &ResourceInfo,
-    op: &str,
-    sub: Option<&str>,
-    obj: &Value,
-    old: Option<&Value>,
-    ns: &str,
-    name: &str,
-    dry_run: bool,
-) -> Result<Vec<String>, ApiError> {
+pub async fn admit(core: &Arc<Core>, request: &AdmissionRequest<'_>) -> Result<Admitted, ApiError> {
+    let AdmissionRequest {
+        info,
+        operation,
+        subresource: sub,
+        object: obj,
+        old_object: old,
+        namespace: ns,
+        name,
+        dry_run,
+    } = *request;
+    let op = operation.as_str();
     if info.group == "admissionregistration.k8s.io" {
-        return Ok(Vec::new());
+        return Ok(Admitted::default());
     }
     let (configs, ns_labels) = {
         let st = core.lock();
@@ -706,7 +756,7 @@ pub async fn admit(
             return Err(e);
         }
     }
-    Ok(warnings)
+    Ok(Admitted { warnings })
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! An audit log of the write requests the API server answered (verb, resource, namespace, name,
-//! delete preconditions, response code, user agent), read with [`crate::Sandbox::audit`].
+//! delete preconditions, response code, user agent), and of every request answered with an
+//! injected fault (reads and watches too), read with [`crate::Sandbox::audit`].
 //!
 //! Tests use it to prove properties that watches cannot show, e.g. that no pod was deleted twice:
 //! a second DELETE of a pod that is already terminating changes nothing a watch would see.
@@ -9,6 +10,8 @@ use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use http::{Method, Response};
+
+use crate::fault::InjectedFault;
 
 /// How many entries the log keeps (the oldest are dropped first).
 const CAPACITY: usize = 100_000;
@@ -24,7 +27,8 @@ pub struct DeleteDetails {
     pub grace_period_seconds: Option<i64>,
 }
 
-/// One write request (POST, PUT, PATCH or DELETE) and its answer.
+/// One write request (POST, PUT, PATCH or DELETE), or one request answered with an injected
+/// fault, and its answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditEntry {
     /// When the answer was ready.
@@ -43,8 +47,12 @@ pub struct AuditEntry {
     pub subresource: Option<String>,
     /// Preconditions and grace period, for a DELETE of a named object that was parsed.
     pub delete: Option<DeleteDetails>,
-    /// HTTP status code of the answer.
+    /// HTTP status code of the answer (for a watch resume answered with an injected `410 Gone`
+    /// `ERROR` event: 410).
     pub code: u16,
+    /// Whether the answer was a fault injected by the sandbox (see
+    /// [`crate::FaultOptions`]) rather than the outcome of the request: nothing was changed.
+    pub injected_fault: bool,
     /// The client's `User-Agent` header (empty when absent).
     pub user_agent: String,
 }
@@ -56,12 +64,15 @@ pub struct AuditLog {
 }
 
 impl AuditLog {
-    /// Records a write request and its answer; other methods are ignored.
+    /// Records a write request or an injected fault, and its answer; other requests are
+    /// ignored.
     pub fn record<B>(&self, method: &Method, path: &str, user_agent: &str, resp: &Response<B>) {
-        if !matches!(
+        let fault = resp.extensions().get::<InjectedFault>();
+        let write = matches!(
             *method,
             Method::POST | Method::PUT | Method::PATCH | Method::DELETE
-        ) {
+        );
+        if !write && fault.is_none() {
             return;
         }
         let (group, resource, namespace, name, subresource) = parse_path(path);
@@ -74,7 +85,8 @@ impl AuditLog {
             name,
             subresource,
             delete: resp.extensions().get::<DeleteDetails>().cloned(),
-            code: resp.status().as_u16(),
+            code: fault.map_or_else(|| resp.status().as_u16(), |f| f.code),
+            injected_fault: fault.is_some(),
             user_agent: user_agent.to_owned(),
         };
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
@@ -105,7 +117,7 @@ type PathParts = (
 
 /// Splits `/api/v1/...` or `/apis/<group>/<version>/...` into group, resource, namespace, name
 /// and subresource.
-fn parse_path(path: &str) -> PathParts {
+pub(crate) fn parse_path(path: &str) -> PathParts {
     let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     let (group, rest): (&str, &[&str]) = match segs.as_slice() {
         ["api", _version, rest @ ..] => ("", rest),
@@ -200,5 +212,28 @@ mod tests {
             entries[0].delete.as_ref().and_then(|d| d.uid.as_deref()),
             Some("u1")
         );
+        assert!(!entries[0].injected_fault);
+    }
+
+    #[test]
+    fn injected_faults_are_recorded_for_every_verb() {
+        let log = AuditLog::default();
+        let mut resp = Response::builder().status(503).body(()).unwrap();
+        resp.extensions_mut().insert(InjectedFault { code: 503 });
+        log.record(
+            &Method::GET,
+            "/api/v1/namespaces/default/pods",
+            "kubectl",
+            &resp,
+        );
+        let mut resp = Response::builder().status(200).body(()).unwrap();
+        resp.extensions_mut().insert(InjectedFault { code: 410 });
+        log.record(&Method::GET, "/api/v1/pods", "kubectl", &resp);
+        let entries = log.entries();
+        assert_eq!(entries.len(), 2);
+        assert!(entries.iter().all(|e| e.injected_fault && e.verb == "GET"));
+        assert_eq!(entries[0].code, 503);
+        assert_eq!(entries[0].resource, "pods");
+        assert_eq!(entries[1].code, 410);
     }
 }

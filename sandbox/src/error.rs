@@ -28,6 +28,9 @@ pub enum Error {
         /// The cause.
         source: std::io::Error,
     },
+    /// The options cannot be used.
+    #[error("invalid sandbox options: {0}")]
+    InvalidOptions(String),
     /// Building a kube client from the kubeconfig failed.
     #[error("building a client from the kubeconfig: {0}")]
     Client(String),

@@ -19,10 +19,13 @@
 //!
 //! - [`SandboxOptions`]: `addr` (default `127.0.0.1:0`), `kubeconfig` (`None`: a file in a temp
 //!   dir owned by the sandbox), `watch_history` (size of the watch-event window; older
-//!   `resourceVersion`s get `410 Gone`).
+//!   `resourceVersion`s get `410 Gone`), `faults` ([`FaultOptions`]: errors, latency and
+//!   dropped watches injected into the answers to clients other than the simulation).
 //! - [`Sandbox`]: `start`, `kubeconfig_path`, `url`, `addr`, `token`, `ca_pem`, `client`,
+//!   `control_plane_client` (for the simulation: never faulted),
 //!   `map_service`, `close_watches` (ends every open watch, as an API server restart would),
-//!   `audit` (the write requests answered), `shutdown` (also on `Drop`).
+//!   `audit` (the write requests answered and the injected faults), `shutdown` (also on
+//!   `Drop`).
 //! - [`ApiError`]: a failed request as the `Status` the API server returns.
 //!
 //! See the crate's README for what the API server supports and every simplification.
@@ -36,6 +39,7 @@ mod defaults;
 pub mod demo;
 mod discovery;
 mod error;
+pub mod fault;
 mod metrics;
 mod openapi;
 mod patch;
@@ -54,4 +58,5 @@ mod util;
 
 pub use audit::{AuditEntry, DeleteDetails};
 pub use error::{ApiError, Error};
+pub use fault::FaultOptions;
 pub use sandbox::{Sandbox, SandboxOptions};

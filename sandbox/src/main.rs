@@ -1,7 +1,7 @@
 //! `pravega-sandbox`: a local, simulated Kubernetes control plane.
 
 use clap::{Parser, Subcommand};
-use pravega_sandbox::{Sandbox, SandboxOptions};
+use pravega_sandbox::{FaultOptions, Sandbox, SandboxOptions};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -75,10 +75,36 @@ struct ServeArgs {
     /// Simulated pods whose image matches this regular expression fail to pull.
     #[arg(long, value_parser = parse_regex)]
     fail_image: Option<regex::Regex>,
+    /// Answer this fraction (0.0 to 1.0) of resource requests other than watches with an
+    /// error instead of serving them: 500, 503 or 429 (Retry-After: 1), and 409 Conflict for
+    /// updates, patches and deletes. The simulated controllers and kubelets are never faulted.
+    #[arg(long, value_name = "RATE", default_value_t = 0.0, value_parser = parse_rate)]
+    fault_error_rate: f64,
+    /// Add this latency to every request (e.g. `20ms`).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    fault_latency: Option<Duration>,
+    /// Close every watch stream after this long (e.g. `3s`); one in eight of the resumes from
+    /// a resourceVersion that is no longer the latest then gets 410 Gone.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    fault_watch_drop: Option<Duration>,
+    /// Seed of the faults' random choices, for reproducible runs.
+    #[arg(long, value_name = "N")]
+    fault_seed: Option<u64>,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
     pravega_crds::duration::parse_duration(s).map_err(|e| e.to_string())
+}
+
+fn parse_rate(s: &str) -> Result<f64, String> {
+    let rate: f64 = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number from 0.0 to 1.0"))?;
+    if (0.0..=1.0).contains(&rate) {
+        Ok(rate)
+    } else {
+        Err(format!("{s} is not a number from 0.0 to 1.0"))
+    }
 }
 
 fn parse_regex(s: &str) -> Result<regex::Regex, String> {
@@ -102,14 +128,25 @@ fn init_logging(json: bool, quiet: bool) {
 }
 
 async fn serve(args: ServeArgs) -> Result<(), String> {
+    let faults = FaultOptions {
+        error_rate: args.fault_error_rate,
+        latency: args.fault_latency.unwrap_or_default(),
+        watch_drop: args.fault_watch_drop,
+        seed: args.fault_seed,
+    };
     let sandbox = Sandbox::start(SandboxOptions {
         addr: args.addr,
         kubeconfig: args.kubeconfig,
+        faults,
         ..SandboxOptions::default()
     })
     .await
     .map_err(|e| e.to_string())?;
-    let client = sandbox.client().await.map_err(|e| e.to_string())?;
+    // The simulation is the control plane: never faulted.
+    let client = sandbox
+        .control_plane_client()
+        .await
+        .map_err(|e| e.to_string())?;
     let sim = pravega_sandbox::sim::Simulation::start(
         client,
         pravega_sandbox::sim::SimOptions {

@@ -17,6 +17,13 @@ pub struct RequestLabels {
     pub code: String,
 }
 
+/// Labels of `sandbox_injected_faults_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FaultLabels {
+    /// The status code injected (`410` for a watch resume answered `Gone`).
+    pub code: String,
+}
+
 /// Labels of `apiserver_admission_webhook_request_total`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct WebhookLabels {
@@ -35,6 +42,10 @@ pub struct Metrics {
     pub watches: Gauge,
     /// Admission webhook calls.
     pub webhook_calls: Family<WebhookLabels, Counter>,
+    /// Errors injected in place of answers (`SandboxOptions::faults`).
+    pub injected_faults: Family<FaultLabels, Counter>,
+    /// Watch streams closed by an injected fault.
+    pub dropped_watches: Counter,
 }
 
 impl Default for Metrics {
@@ -43,6 +54,8 @@ impl Default for Metrics {
         let requests = Family::<RequestLabels, Counter>::default();
         let watches = Gauge::default();
         let webhook_calls = Family::<WebhookLabels, Counter>::default();
+        let injected_faults = Family::<FaultLabels, Counter>::default();
+        let dropped_watches = Counter::default();
         registry.register(
             "apiserver_request",
             "Requests served by the sandbox API server",
@@ -58,11 +71,23 @@ impl Default for Metrics {
             "Calls to validating admission webhooks",
             webhook_calls.clone(),
         );
+        registry.register(
+            "sandbox_injected_faults",
+            "Errors injected in place of answers, by status code",
+            injected_faults.clone(),
+        );
+        registry.register(
+            "sandbox_injected_watch_drops",
+            "Watch streams closed by an injected fault",
+            dropped_watches.clone(),
+        );
         Metrics {
             registry,
             requests,
             watches,
             webhook_calls,
+            injected_faults,
+            dropped_watches,
         }
     }
 }
@@ -83,6 +108,15 @@ impl Metrics {
             .get_or_create(&RequestLabels {
                 verb: verb.to_string(),
                 resource: resource.to_string(),
+                code: code.to_string(),
+            })
+            .inc();
+    }
+
+    /// Counts one injected fault.
+    pub fn fault(&self, code: u16) {
+        self.injected_faults
+            .get_or_create(&FaultLabels {
                 code: code.to_string(),
             })
             .inc();
@@ -109,6 +143,8 @@ mod tests {
         m.request("get", "pods", 200);
         m.request("get", "pods", 200);
         m.webhook("w", "denied");
+        m.fault(503);
+        m.dropped_watches.inc();
         let text = m.encode();
         assert!(
             text.contains("apiserver_request_total{verb=\"get\",resource=\"pods\",code=\"200\"} 2"),
@@ -118,6 +154,14 @@ mod tests {
             text.contains(
                 "apiserver_admission_webhook_request_total{name=\"w\",result=\"denied\"} 1"
             ),
+            "{text}"
+        );
+        assert!(
+            text.contains("sandbox_injected_faults_total{code=\"503\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("sandbox_injected_watch_drops_total 1"),
             "{text}"
         );
     }

@@ -17,6 +17,9 @@ pub struct SandboxOptions {
     pub kubeconfig: Option<PathBuf>,
     /// How many recent changes watches can resume from (older versions get `410 Gone`).
     pub watch_history: usize,
+    /// Errors, latency and dropped watches injected into the answers to every client but the
+    /// control plane's ([`Sandbox::control_plane_client`]). None by default.
+    pub faults: crate::FaultOptions,
 }
 
 impl Default for SandboxOptions {
@@ -25,6 +28,7 @@ impl Default for SandboxOptions {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             kubeconfig: None,
             watch_history: 10_000,
+            faults: crate::FaultOptions::default(),
         }
     }
 }
@@ -37,6 +41,7 @@ pub struct Sandbox {
     kubeconfig: PathBuf,
     ca_pem: String,
     token: String,
+    control_plane_token: String,
     audit: crate::audit::AuditLog,
     _tempdir: Option<tempfile::TempDir>,
     task: Option<tokio::task::JoinHandle<()>>,
@@ -55,6 +60,7 @@ impl Sandbox {
     /// Generates a CA and serving certificate, binds the listener, writes the kubeconfig and
     /// starts serving. Must be called within a Tokio runtime.
     pub async fn start(opts: SandboxOptions) -> Result<Sandbox, Error> {
+        opts.faults.validate().map_err(Error::InvalidOptions)?;
         let creds = crate::tls::generate()?;
         let tls = crate::tls::server_config(&creds)?;
         let listener = tokio::net::TcpListener::bind(opts.addr)
@@ -94,9 +100,15 @@ impl Sandbox {
             source,
         })?;
         let core = Core::new(opts.watch_history);
+        let control_plane_token = crate::tls::new_token();
+        if opts.faults.is_enabled() {
+            tracing::info!(faults = ?opts.faults, "injecting faults into the answers to clients other than the control plane");
+        }
         let ctx = Arc::new(Ctx {
             core: core.clone(),
             token: creds.token.clone(),
+            control_plane_token: control_plane_token.clone(),
+            faults: crate::fault::Faults::new(opts.faults),
             server_addr: addr.to_string(),
             audit: crate::audit::AuditLog::default(),
         });
@@ -111,6 +123,7 @@ impl Sandbox {
             kubeconfig,
             ca_pem: creds.ca_pem,
             token: creds.token,
+            control_plane_token,
             _tempdir: tempdir,
             task: Some(task),
         })
@@ -152,6 +165,21 @@ impl Sandbox {
         kube::Client::try_from(cfg).map_err(|e| Error::Client(e.to_string()))
     }
 
+    /// A kube client that authenticates as the control plane (the simulated controllers and
+    /// kubelets): its requests are never faulted ([`SandboxOptions::faults`]), as a real API
+    /// server's priority and fairness never throttles `system:masters`. Otherwise the same as
+    /// [`Sandbox::client`].
+    pub async fn control_plane_client(&self) -> Result<kube::Client, Error> {
+        let text = crate::tls::kubeconfig_yaml(&self.url, &self.ca_pem, &self.control_plane_token);
+        let kc =
+            kube::config::Kubeconfig::from_yaml(&text).map_err(|e| Error::Client(e.to_string()))?;
+        let cfg =
+            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+                .await
+                .map_err(|e| Error::Client(e.to_string()))?;
+        kube::Client::try_from(cfg).map_err(|e| Error::Client(e.to_string()))
+    }
+
     /// Maps a webhook `clientConfig.service` reference (`namespace`/`name`:`port`) to a local
     /// address: the sandbox then calls `https://<addr><service.path>`, and names the webhook's URL
     /// in errors as the API server does, `https://<name>.<namespace>.svc:<port><service.path>`.
@@ -169,7 +197,8 @@ impl Sandbox {
         self.core.close_watches();
     }
 
-    /// Every write request (POST, PUT, PATCH, DELETE) answered so far, oldest first.
+    /// Every write request (POST, PUT, PATCH, DELETE) answered so far, and every request
+    /// answered with an injected fault, oldest first.
     pub fn audit(&self) -> Vec<crate::audit::AuditEntry> {
         self.audit.entries()
     }

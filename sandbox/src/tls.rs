@@ -47,11 +47,7 @@ pub fn generate() -> Result<Credentials, Error> {
     dn.push(DnType::CommonName, "pravega-sandbox-apiserver");
     params.distinguished_name = dn;
     let cert = params.signed_by(&key, &issuer).map_err(cert_err)?;
-    let token = format!(
-        "{:016x}{:016x}",
-        crate::util::random_u64(),
-        crate::util::random_u64()
-    );
+    let token = new_token();
     Ok(Credentials {
         ca_pem: ca_cert.pem(),
         cert_pem: cert.pem(),
@@ -79,6 +75,15 @@ pub fn server_config(creds: &Credentials) -> Result<Arc<rustls::ServerConfig>, E
         .map_err(|e| tls_err(e.to_string()))?;
     cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(cfg))
+}
+
+/// A fresh random bearer token.
+pub fn new_token() -> String {
+    format!(
+        "{:016x}{:016x}",
+        crate::util::random_u64(),
+        crate::util::random_u64()
+    )
 }
 
 /// The kubeconfig text for a server URL, CA and token (context `pravega-sandbox`).

@@ -99,3 +99,82 @@ fn serve_rejects_a_bad_duration() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--ready-delay"));
 }
+
+#[test]
+fn serve_rejects_an_error_rate_out_of_range() {
+    let out = Command::new(env!("CARGO_BIN_EXE_pravega-sandbox"))
+        .args(["serve", "--fault-error-rate", "1.5"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--fault-error-rate") && err.contains("from 0.0 to 1.0"),
+        "{err}"
+    );
+}
+
+#[test]
+fn serve_faults_kubectl_but_not_the_simulation() {
+    let dir = tempfile::tempdir().unwrap();
+    let kc = dir.path().join("kubeconfig");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pravega-sandbox"))
+        .args([
+            "serve",
+            "--kubeconfig",
+            kc.to_str().unwrap(),
+            "--fault-error-rate",
+            "1",
+            "--fault-latency",
+            "20ms",
+            "--fault-seed",
+            "5",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    for line in lines.by_ref() {
+        if line.unwrap().contains("export KUBECONFIG=") {
+            break;
+        }
+    }
+    let kubectl = |args: &[&str]| {
+        Command::new("kubectl")
+            .args(args)
+            .env("KUBECONFIG", &kc)
+            .env("KUBECACHEDIR", dir.path().join("kubectl-cache"))
+            .output()
+            .unwrap()
+    };
+    // Every request on a resource is faulted (a 429 kubectl retries, then gets another fault).
+    let out = kubectl(&["get", "configmaps", "-A"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("Error from server ("), "{err}");
+    // Metrics are not a resource: never faulted. The simulation registered its nodes
+    // (create, then status patches) through the faults.
+    let out = kubectl(&["get", "--raw", "/metrics"]);
+    let metrics = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        metrics
+            .contains("apiserver_request_total{verb=\"create\",resource=\"nodes\",code=\"201\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("sandbox_injected_faults_total{code="),
+        "{metrics}"
+    );
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        log.contains("injected fault: ") && log.contains(" list /api/v1/configmaps"),
+        "{log}"
+    );
+}

@@ -28,10 +28,17 @@ pub struct Env {
 
 impl Env {
     pub async fn start() -> Env {
-        let sandbox = Sandbox::start(SandboxOptions::default())
+        Env::start_with(SandboxOptions::default()).await
+    }
+
+    /// A sandbox started with `options` (e.g. faults); the simulation is its control plane,
+    /// never faulted, and `client` too.
+    pub async fn start_with(options: SandboxOptions) -> Env {
+        let sandbox = Sandbox::start(options).await.expect("sandbox starts");
+        let client = sandbox
+            .control_plane_client()
             .await
-            .expect("sandbox starts");
-        let client = sandbox.client().await.expect("sandbox client");
+            .expect("sandbox client");
         let sim = Simulation::start(client.clone(), SimOptions::default())
             .await
             .expect("simulation starts");
@@ -41,7 +48,7 @@ impl Env {
             client,
         };
         let crd = workspace_file("crds/pravegacluster.yaml");
-        env.kubectl_ok(&["apply", "-f", crd.to_str().expect("utf-8 path")])
+        env.kubectl_retry(&["apply", "-f", crd.to_str().expect("utf-8 path")])
             .await;
         env
     }
@@ -73,6 +80,33 @@ impl Env {
         out
     }
 
+    /// Runs kubectl until it succeeds, retrying while it fails with an error of a faulty API
+    /// server (`InternalError`, `ServiceUnavailable`, `TooManyRequests`, `Conflict`: see
+    /// `SandboxOptions::faults`); returns stdout.
+    pub async fn kubectl_retry(&self, args: &[&str]) -> String {
+        let mut attempts = 0;
+        loop {
+            let (ok, out, err) = self.kubectl(args).await;
+            if ok {
+                return out;
+            }
+            attempts += 1;
+            let transient = [
+                "(InternalError)",
+                "(ServiceUnavailable)",
+                "(TooManyRequests)",
+                "(Conflict)",
+                "the object has been modified",
+            ]
+            .iter()
+            .any(|e| err.contains(e));
+            assert!(
+                transient && attempts < 20,
+                "kubectl {args:?} failed ({attempts} attempts): {err}{out}"
+            );
+        }
+    }
+
     /// Applies YAML text with `kubectl apply -f -`.
     pub async fn apply_yaml(&self, yaml: &str) {
         let mut child = Command::new("kubectl")
@@ -96,7 +130,7 @@ impl Env {
 
     /// The images of the pods of cluster `example`, space-separated, as kubectl prints them.
     pub async fn member_images(&self) -> String {
-        self.kubectl_ok(&[
+        self.kubectl_retry(&[
             "get",
             "pods",
             "-l",

@@ -79,7 +79,7 @@ mod logs;
 mod pod_http;
 mod pod_ips;
 mod replicaset;
-mod rng;
+pub(crate) mod rng;
 mod statefulset;
 mod util;
 

@@ -1,0 +1,493 @@
+//! Create, update and patch (including server-side apply).
+
+use super::delete::finalizers;
+use super::{Core, Outcome, PendingWrite, Stored, WriteOpts, key};
+use crate::admission::{AdmissionRequest, Operation};
+use crate::convert::{to_external, to_internal, to_storage};
+use crate::error::ApiError;
+use crate::resources::{ResourceInfo, crd_resources};
+use crate::store::{ObjKey, State};
+use crate::util::{meta_mut, meta_str, now_rfc3339};
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+/// What `generation` follows: everything outside `metadata` (and the type: a custom resource
+/// read through another version differs only in `apiVersion`), and outside `status` when the
+/// resource has a status subresource.
+fn spec_part(v: &Value, has_status: bool) -> Value {
+    let mut m = v.as_object().cloned().unwrap_or_default();
+    for k in ["metadata", "apiVersion", "kind"] {
+        m.remove(k);
+    }
+    if has_status {
+        m.remove("status");
+    }
+    Value::Object(m)
+}
+
+fn without_rv(v: &Value) -> Value {
+    let mut v = v.clone();
+    if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+        m.remove("resourceVersion");
+        m.remove("managedFields");
+    }
+    v
+}
+
+impl Core {
+    /// POST: creates an object.
+    pub async fn create(
+        self: &Arc<Self>,
+        info: &ResourceInfo,
+        ns: &str,
+        body: Value,
+        opts: &WriteOpts,
+    ) -> Result<Outcome, ApiError> {
+        let mut obj = to_internal(info, body);
+        let external_info = info;
+        let info = &self.internal_info(info);
+        Self::check_identity(info, ns, &mut obj)?;
+        let meta = meta_mut(&mut obj);
+        if meta
+            .get("resourceVersion")
+            .and_then(Value::as_str)
+            .is_some_and(|s| !s.is_empty())
+        {
+            return Err(ApiError::bad_request(
+                "resourceVersion should not be set on objects to be created",
+            ));
+        }
+        let mut name = meta
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        if name.is_empty() {
+            let gen_name = meta
+                .get("generateName")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            if gen_name.is_empty() {
+                return Err(ApiError::invalid(
+                    &info.group,
+                    &info.kind,
+                    "",
+                    &[(
+                        "metadata.name".into(),
+                        "Required value: name or generateName is required".into(),
+                    )],
+                ));
+            }
+            name = format!("{gen_name}{}", crate::util::name_suffix());
+            meta.insert("name".into(), json!(name));
+        }
+        let valid = if info.plural == "namespaces" || info.plural == "services" {
+            crate::util::is_dns_label(&name)
+        } else {
+            crate::util::is_dns_subdomain(&name) || info.plural == "events" && !name.is_empty()
+        };
+        if !valid {
+            return Err(ApiError::invalid(
+                &info.group,
+                &info.kind,
+                &name,
+                &[(
+                    "metadata.name".into(),
+                    format!(
+                        "Invalid value: \"{name}\": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character"
+                    ),
+                )],
+            ));
+        }
+        meta.insert("uid".into(), json!(crate::util::new_uid()));
+        meta.insert("creationTimestamp".into(), json!(now_rfc3339()));
+        for k in [
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "managedFields",
+            "resourceVersion",
+        ] {
+            meta.remove(k);
+        }
+        if info.has_generation() {
+            meta.insert("generation".into(), json!(1));
+        } else {
+            meta.remove("generation");
+        }
+        if info.status
+            && let Some(m) = obj.as_object_mut()
+        {
+            m.remove("status");
+        }
+        if let Some(st) = crate::defaults::initial_status(&info.plural, &info.group) {
+            obj["status"] = st;
+        }
+        let mut warnings = Vec::new();
+        self.prepare(info, &mut obj, None, opts, &mut warnings)?;
+        let obj = to_storage(info, obj);
+        let k = key(info, ns, &name);
+        {
+            let st = self.lock();
+            self.check_namespace(&st, info, ns, &name)?;
+            if st.objects.contains_key(&k) {
+                return Err(ApiError::already_exists(
+                    &external_info.group,
+                    &external_info.plural,
+                    &name,
+                ));
+            }
+        }
+        let ext = to_external(external_info, &obj);
+        let write = PendingWrite {
+            review: AdmissionRequest {
+                info: external_info,
+                operation: Operation::Create,
+                subresource: None,
+                object: &ext,
+                old_object: None,
+                namespace: ns,
+                name: &name,
+                dry_run: opts.dry_run,
+            },
+            code: 201,
+            warnings,
+        };
+        self.commit(write, |core, st| {
+            core.check_namespace(st, info, ns, &name)?;
+            if st.objects.contains_key(&k) {
+                return Err(ApiError::already_exists(
+                    &external_info.group,
+                    &external_info.plural,
+                    &name,
+                ));
+            }
+            if info.group == "apiextensions.k8s.io"
+                && let Ok(res) = crd_resources(&obj)
+            {
+                st.registry.serve_crd(&name, res);
+            }
+            Ok(Stored::now(st.insert(k, obj)))
+        })
+        .await
+    }
+
+    fn check_namespace(
+        &self,
+        st: &State,
+        info: &ResourceInfo,
+        ns: &str,
+        name: &str,
+    ) -> Result<(), ApiError> {
+        if !info.namespaced {
+            return Ok(());
+        }
+        let nk = ObjKey {
+            group: String::new(),
+            resource: "namespaces".into(),
+            namespace: String::new(),
+            name: ns.into(),
+        };
+        match st.objects.get(&nk) {
+            None => Err(ApiError::not_found("", "namespaces", ns)),
+            Some(n) if meta_str(n, "deletionTimestamp").is_some() => {
+                Err(ApiError::forbidden(format!(
+                    "{} \"{}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
+                    crate::error::qualified(&info.group, &info.plural),
+                    name,
+                )))
+            }
+            Some(_) => Ok(()),
+        }
+    }
+
+    /// Computes the object to store for an update of `old` with `new` (main resource or status).
+    fn merge_update(info: &ResourceInfo, old: &Value, new: Value, sub: Option<&str>) -> Value {
+        let mut next = if sub == Some("status") {
+            let mut n = old.clone();
+            match new.get("status") {
+                Some(s) => n["status"] = s.clone(),
+                None => {
+                    if let Some(m) = n.as_object_mut() {
+                        m.remove("status");
+                    }
+                }
+            }
+            n
+        } else {
+            let mut n = new;
+            if info.status {
+                match old.get("status") {
+                    Some(s) => n["status"] = s.clone(),
+                    None => {
+                        if let Some(m) = n.as_object_mut() {
+                            m.remove("status");
+                        }
+                    }
+                }
+            }
+            n
+        };
+        let old_meta = old.get("metadata").cloned().unwrap_or(json!({}));
+        let meta = meta_mut(&mut next);
+        for k in [
+            "uid",
+            "creationTimestamp",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "namespace",
+            "name",
+            "generation",
+        ] {
+            match old_meta.get(k) {
+                Some(v) => {
+                    meta.insert(k.into(), v.clone());
+                }
+                None => {
+                    meta.remove(k);
+                }
+            }
+        }
+        meta.remove("managedFields");
+        if info.has_generation() && spec_part(old, info.status) != spec_part(&next, info.status) {
+            let g = old_meta
+                .get("generation")
+                .and_then(Value::as_i64)
+                .unwrap_or(0)
+                + 1;
+            meta_mut(&mut next).insert("generation".into(), json!(g));
+        }
+        next
+    }
+
+    /// PUT (and the final step of PATCH): replaces an object, with optimistic concurrency.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn update(
+        self: &Arc<Self>,
+        info: &ResourceInfo,
+        ns: &str,
+        name: &str,
+        sub: Option<&str>,
+        body: Value,
+        opts: &WriteOpts,
+    ) -> Result<Outcome, ApiError> {
+        let external_info = info;
+        let info = &self.internal_info(info);
+        let mut obj = to_internal(external_info, body);
+        Self::check_identity(info, ns, &mut obj)?;
+        let body_name = meta_str(&obj, "name").unwrap_or_default().to_string();
+        if body_name != name {
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({body_name}) does not match the name on the URL ({name})"
+            )));
+        }
+        let k = key(info, ns, name);
+        let old = {
+            let st = self.lock();
+            st.objects.get(&k).cloned().ok_or_else(|| {
+                ApiError::not_found(&external_info.group, &external_info.plural, name)
+            })?
+        };
+        let client_rv = meta_str(&obj, "resourceVersion")
+            .unwrap_or_default()
+            .to_string();
+        if !client_rv.is_empty() && Some(client_rv.as_str()) != meta_str(&old, "resourceVersion") {
+            return Err(ApiError::stale(
+                &external_info.group,
+                &external_info.plural,
+                name,
+            ));
+        }
+        let mut next = Self::merge_update(info, &old, obj, sub);
+        let mut warnings = Vec::new();
+        self.prepare(info, &mut next, Some(&old), opts, &mut warnings)?;
+        let next = to_storage(info, next);
+        if without_rv(&next) == without_rv(&old) {
+            return Ok(Outcome {
+                code: 200,
+                object: to_external(external_info, &old),
+                warnings,
+            });
+        }
+        let ext_new = to_external(external_info, &next);
+        let ext_old = to_external(external_info, &old);
+        let write = PendingWrite {
+            review: AdmissionRequest {
+                info: external_info,
+                operation: Operation::Update,
+                subresource: sub,
+                object: &ext_new,
+                old_object: Some(&ext_old),
+                namespace: ns,
+                name,
+                dry_run: opts.dry_run,
+            },
+            code: 200,
+            warnings,
+        };
+        self.commit(write, |core, st| {
+            match st.objects.get(&k) {
+                None => {
+                    return Err(ApiError::not_found(
+                        &external_info.group,
+                        &external_info.plural,
+                        name,
+                    ));
+                }
+                Some(c) if meta_str(c, "resourceVersion") != meta_str(&old, "resourceVersion") => {
+                    return Err(ApiError::stale(
+                        &external_info.group,
+                        &external_info.plural,
+                        name,
+                    ));
+                }
+                Some(_) => {}
+            }
+            if info.group == "apiextensions.k8s.io"
+                && let Ok(res) = crd_resources(&next)
+            {
+                st.registry.serve_crd(name, res);
+            }
+            let terminating = meta_str(&next, "deletionTimestamp").is_some();
+            let stored = st.replace(k.clone(), next);
+            if terminating && finalizers(&stored).is_empty() && core.removable_now(info, &stored) {
+                core.remove_cascade(st, &k);
+            }
+            Ok(Stored::now(stored))
+        })
+        .await
+    }
+
+    /// PATCH: applies a patch (or server-side apply) and stores the result.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn patch(
+        self: &Arc<Self>,
+        info: &ResourceInfo,
+        ns: &str,
+        name: &str,
+        sub: Option<&str>,
+        content_type: &str,
+        body: &[u8],
+        opts: &WriteOpts,
+    ) -> Result<Outcome, ApiError> {
+        let ct = content_type.split(';').next().unwrap_or_default().trim();
+        let apply = ct == "application/apply-patch+yaml" || ct == "application/apply-patch+cbor";
+        if apply && opts.field_manager.as_deref().is_none_or(str::is_empty) {
+            return Err(ApiError::bad_request(
+                "PATCH requests with apply content type require a fieldManager",
+            ));
+        }
+        let patch: Value = if apply {
+            serde_saphyr::from_slice::<Value>(body)
+                .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?
+        } else {
+            serde_json::from_slice(body)
+                .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?
+        };
+        let manager_key = format!(
+            "{}{}",
+            opts.field_manager.as_deref().unwrap_or_default(),
+            sub.map(|s| format!("/{s}")).unwrap_or_default()
+        );
+        // Resolved before taking the state lock: `internal_info` takes it too.
+        let internal = self.internal_info(info);
+        for attempt in 0..5 {
+            let current = {
+                let st = self.lock();
+                st.objects.get(&key(&internal, ns, name)).cloned()
+            };
+            let Some(current) = current else {
+                if apply {
+                    let mut obj = patch.clone();
+                    if sub.is_some() {
+                        return Err(ApiError::not_found(&info.group, &info.plural, name));
+                    }
+                    meta_mut(&mut obj).insert("name".into(), json!(name));
+                    let out = self.create(info, ns, obj, opts).await?;
+                    if !opts.dry_run {
+                        self.remember_applied(&out.object, &manager_key, &patch);
+                    }
+                    return Ok(out);
+                }
+                return Err(ApiError::not_found(&info.group, &info.plural, name));
+            };
+            let cur_rv = meta_str(&current, "resourceVersion")
+                .unwrap_or_default()
+                .to_string();
+            let mut target = to_external(info, &current);
+            match ct {
+                "application/json-patch+json" => crate::patch::json_patch(&mut target, &patch)
+                    .map_err(|e| ApiError::custom(422, "Invalid", e))?,
+                "application/merge-patch+json" => crate::patch::merge_patch(&mut target, &patch),
+                "application/strategic-merge-patch+json" => {
+                    if info.custom.is_some() {
+                        return Err(ApiError::unsupported_media(
+                            "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml",
+                        ));
+                    }
+                    crate::patch::strategic_merge(&mut target, &patch)
+                }
+                _ if apply => {
+                    if patch.get("apiVersion").and_then(Value::as_str)
+                        != Some(info.api_version().as_str())
+                        || patch.get("kind").and_then(Value::as_str) != Some(info.kind.as_str())
+                    {
+                        return Err(ApiError::bad_request(format!(
+                            "apiVersion and kind of the applied configuration must be {} and {}",
+                            info.api_version(),
+                            info.kind
+                        )));
+                    }
+                    let uid = meta_str(&current, "uid").unwrap_or_default().to_string();
+                    let previous = self
+                        .lock()
+                        .applied
+                        .get(&(uid, manager_key.clone()))
+                        .cloned();
+                    if let Some(previous) = previous {
+                        crate::patch::remove_unapplied(&mut target, &previous, &patch);
+                    }
+                    if info.custom.is_some() {
+                        crate::patch::merge_patch(&mut target, &patch)
+                    } else {
+                        crate::patch::strategic_merge(&mut target, &patch)
+                    }
+                }
+                other => {
+                    return Err(ApiError::unsupported_media(format!(
+                        "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json (got {other})"
+                    )));
+                }
+            }
+            // A patch that sets metadata.resourceVersion is a precondition; otherwise the
+            // patch applies to the current version.
+            let patched_rv = meta_str(&target, "resourceVersion")
+                .unwrap_or_default()
+                .to_string();
+            if patched_rv.is_empty() {
+                meta_mut(&mut target).insert("resourceVersion".into(), json!(cur_rv));
+            }
+            let explicit = patched_rv != cur_rv && !patched_rv.is_empty();
+            match self.update(info, ns, name, sub, target, opts).await {
+                Err(e) if e.code == 409 && e.reason == "Conflict" && !explicit && attempt < 4 => {
+                    continue;
+                }
+                Ok(out) => {
+                    if apply && !opts.dry_run {
+                        self.remember_applied(&out.object, &manager_key, &patch);
+                    }
+                    return Ok(out);
+                }
+                other => return other,
+            }
+        }
+        Err(ApiError::stale(&info.group, &info.plural, name))
+    }
+
+    fn remember_applied(&self, obj: &Value, manager: &str, applied: &Value) {
+        if let Some(uid) = meta_str(obj, "uid") {
+            self.lock()
+                .applied
+                .insert((uid.to_string(), manager.to_string()), applied.clone());
+        }
+    }
+}
