@@ -11,7 +11,7 @@ use k8s_openapi::api::apps::v1::{
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
@@ -19,7 +19,9 @@ use serde_json::json;
 use super::SimError;
 use super::events;
 use super::hash::{canonical_json, template_hash};
-use super::util::{controller_ref, is_controlled_by, is_status, live_object, now_time};
+use super::util::{
+    controller_ref, is_controlled_by, is_status, list_selected, live_object, now_time,
+};
 
 pub(crate) const POD_TEMPLATE_HASH: &str = "pod-template-hash";
 pub(crate) const REVISION_ANNOTATION: &str = "deployment.kubernetes.io/revision";
@@ -441,7 +443,7 @@ pub(crate) async fn reconcile(obj: Arc<Deployment>, ctx: Arc<Ctx>) -> Result<Act
 
     let rs_api: Api<ReplicaSet> = Api::namespaced(ctx.client.clone(), &ns);
     let mut owned: Vec<ReplicaSet> = rs_api
-        .list(&ListParams::default())
+        .list(&list_selected(Some(&spec.selector)))
         .await
         .map_err(|e| SimError::api(format!("list replicasets in {ns}"), e))?
         .items

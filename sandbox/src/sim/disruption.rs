@@ -9,14 +9,14 @@ use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use kube::api::{ListParams, Patch, PatchParams};
+use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
 
 use super::SimError;
 use super::deployment::resolve;
-use super::util::{is_pod_ready, is_terminating, now_time};
+use super::util::{is_pod_ready, is_terminating, list_selected, now_time};
 
 /// `(desiredHealthy, disruptionsAllowed)` for a budget over `expected` pods of
 /// which `healthy` are ready.
@@ -66,7 +66,7 @@ pub(crate) async fn reconcile(
     };
     let spec = pdb.spec.clone().unwrap_or_default();
     let pods: Vec<Pod> = Api::<Pod>::namespaced(ctx.client.clone(), &ns)
-        .list(&ListParams::default())
+        .list(&list_selected(spec.selector.as_ref()))
         .await
         .map_err(|e| SimError::api(format!("list pods in {ns}"), e))?
         .items

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetStatus};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::runtime::controller::Action;
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
@@ -15,7 +15,7 @@ use super::events;
 use super::rng::SplitMix64;
 use super::util::{
     Availability, availability, controller_ref, earliest, is_active, is_controlled_by,
-    is_pod_ready, is_status, live_object, now_time, pod_phase,
+    is_pod_ready, is_status, list_selected, live_object, now_time, pod_phase,
 };
 
 /// What deciding which pods to delete needs to know about a pod.
@@ -139,7 +139,7 @@ pub(crate) async fn reconcile(obj: Arc<ReplicaSet>, ctx: Arc<Ctx>) -> Result<Act
 
     let pods_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
     let pods: Vec<Pod> = pods_api
-        .list(&ListParams::default())
+        .list(&list_selected(rs.spec.as_ref().map(|s| &s.selector)))
         .await
         .map_err(|e| SimError::api(format!("list pods in {ns}"), e))?
         .items

@@ -13,7 +13,7 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::runtime::RawExtension;
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::runtime::controller::Action;
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
@@ -23,7 +23,7 @@ use super::events;
 use super::hash::template_hash;
 use super::util::{
     Availability, availability, controller_ref, is_controlled_by, is_running_and_ready, is_status,
-    is_terminating, live_object, now_time, pod_phase,
+    is_terminating, list_selected, live_object, now_time, pod_phase,
 };
 
 pub(crate) const REVISION_LABEL: &str = "controller-revision-hash";
@@ -372,7 +372,7 @@ pub(crate) async fn reconcile(obj: Arc<StatefulSet>, ctx: Arc<Ctx>) -> Result<Ac
     // Revisions.
     let revisions: Api<ControllerRevision> = Api::namespaced(ctx.client.clone(), &ns);
     let owned_revs: Vec<ControllerRevision> = revisions
-        .list(&ListParams::default())
+        .list(&list_selected(Some(&spec.selector)))
         .await
         .map_err(|e| SimError::api(format!("list controllerrevisions in {ns}"), e))?
         .items
@@ -445,7 +445,7 @@ pub(crate) async fn reconcile(obj: Arc<StatefulSet>, ctx: Arc<Ctx>) -> Result<Ac
     // Pods.
     let pods_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
     let pods: Vec<Pod> = pods_api
-        .list(&ListParams::default())
+        .list(&list_selected(Some(&spec.selector)))
         .await
         .map_err(|e| SimError::api(format!("list pods in {ns}"), e))?
         .items

@@ -143,3 +143,33 @@ where
         Some((o, uid))
     }))
 }
+
+/// List parameters that let the API server select the objects `selector` matches (its
+/// `matchLabels` and `matchExpressions`, in label-selector syntax), so that a controller reads
+/// its own objects, not every object of the namespace. No selector: every object.
+pub(crate) fn list_selected(
+    selector: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector>,
+) -> kube::api::ListParams {
+    let mut terms: Vec<String> = Vec::new();
+    if let Some(sel) = selector {
+        for (k, v) in sel.match_labels.iter().flatten() {
+            terms.push(format!("{k}={v}"));
+        }
+        for e in sel.match_expressions.iter().flatten() {
+            let values = e.values.clone().unwrap_or_default().join(",");
+            match e.operator.as_str() {
+                "In" => terms.push(format!("{} in ({values})", e.key)),
+                "NotIn" => terms.push(format!("{} notin ({values})", e.key)),
+                "Exists" => terms.push(e.key.clone()),
+                "DoesNotExist" => terms.push(format!("!{}", e.key)),
+                // Anything else is judged by the caller.
+                _ => {}
+            }
+        }
+    }
+    if terms.is_empty() {
+        kube::api::ListParams::default()
+    } else {
+        kube::api::ListParams::default().labels(&terms.join(","))
+    }
+}
