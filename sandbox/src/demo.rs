@@ -52,6 +52,8 @@ pub struct DemoOptions {
     pub operator_bin: Option<PathBuf>,
     /// The `pravega-webhook` binary (default: as for the operator).
     pub webhook_bin: Option<PathBuf>,
+    /// The `kubectl-pravega` plugin binary (default: as for the operator).
+    pub plugin_bin: Option<PathBuf>,
     /// How long a simulated pod takes to become Ready.
     pub ready_delay: Duration,
     /// Longest wait for any one step.
@@ -65,6 +67,7 @@ impl Default for DemoOptions {
         Self {
             operator_bin: None,
             webhook_bin: None,
+            plugin_bin: None,
             ready_delay: Duration::from_millis(400),
             step_timeout: Duration::from_secs(90),
             keep: false,
@@ -142,6 +145,7 @@ pub async fn run(opts: DemoOptions) -> Result<(), DemoError> {
     let started = Instant::now();
     let operator_bin = locate_binary("pravega-operator", opts.operator_bin.clone())?;
     let webhook_bin = locate_binary("pravega-webhook", opts.webhook_bin.clone())?;
+    let plugin_bin = locate_binary("kubectl-pravega", opts.plugin_bin.clone())?;
     let work = tempfile::Builder::new()
         .prefix("pravega-demo-")
         .tempdir()
@@ -172,7 +176,11 @@ pub async fn run(opts: DemoOptions) -> Result<(), DemoError> {
 
     let result = async {
         let mut processes = install(&mut story, &sandbox, &client, &operator_bin, &webhook_bin, &work_dir).await?;
-        let outcome = walk_through_the_guide(&mut story, &client, &sim, &opts).await;
+        let plugin = Plugin {
+            bin: &plugin_bin,
+            kubeconfig: sandbox.kubeconfig_path(),
+        };
+        let outcome = walk_through_the_guide(&mut story, &client, &sim, &opts, &plugin).await;
         if let Err(e) = &outcome {
             story.fail(e.to_string());
             story.say(format!("operator log: {}", work_dir.join("operator.log").display()));
@@ -376,11 +384,43 @@ pub async fn start_webhook(
     })
 }
 
+/// The `kubectl pravega` plugin, run against the sandbox.
+struct Plugin<'a> {
+    bin: &'a Path,
+    kubeconfig: &'a Path,
+}
+
+impl Plugin<'_> {
+    /// Runs `kubectl pravega ARGS` (the plugin binary kubectl would run) and returns its output.
+    async fn run(&self, args: &[&str], step: &str) -> Result<String, DemoError> {
+        let out = Command::new(self.bin)
+            .args(args)
+            .env("KUBECONFIG", self.kubeconfig)
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .output()
+            .await
+            .map_err(io(format!("running {}", self.bin.display())))?;
+        if !out.status.success() {
+            return Err(step_err(
+                step,
+                format!(
+                    "kubectl pravega {} failed: {}",
+                    args.join(" "),
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ),
+            ));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+}
+
 async fn walk_through_the_guide(
     story: &mut Story,
     client: &Client,
     sim: &Simulation,
     opts: &DemoOptions,
+    plugin: &Plugin<'_>,
 ) -> Result<(), DemoError> {
     let api: Api<PravegaCluster> = Api::namespaced(client.clone(), NAMESPACE);
     let timeout = opts.step_timeout;
@@ -465,6 +505,15 @@ async fn walk_through_the_guide(
     })
     .await?;
     story.row(&blocked_by(&pk).unwrap_or_default());
+    story.cmd("kubectl pravega status example");
+    let status = plugin.run(&["status", "example"], "safety check").await?;
+    story.block(status.trim_end());
+    if !status.contains("NoUnderReplicatedLedgers") {
+        return Err(step_err(
+            "safety check",
+            "kubectl pravega status does not name the blocking check",
+        ));
+    }
     story.ok("example-bookie-1 is not restarted while BookKeeper reports under-replicated ledgers");
     story.cmd("kubectl annotate pod example-bookie-2 sandbox.pravega.io/under-replicated-ledgers-");
     annotate_pod(client, "example-bookie-2", None).await?;
@@ -1093,12 +1142,19 @@ fn locate_binary(name: &'static str, explicit: Option<PathBuf>) -> Result<PathBu
             ),
         });
     }
-    eprintln!("building pravega-operator and pravega-webhook ...");
+    eprintln!("building pravega-operator, pravega-webhook and kubectl-pravega ...");
     let mut cmd = std::process::Command::new(cargo);
     cmd.arg("build")
         .arg("--manifest-path")
         .arg(&manifest)
-        .args(["-p", "pravega-operator", "-p", "pravega-webhook"]);
+        .args([
+            "-p",
+            "pravega-operator",
+            "-p",
+            "pravega-webhook",
+            "-p",
+            "kubectl-pravega",
+        ]);
     if release {
         cmd.arg("--release");
     }

@@ -38,6 +38,10 @@ struct DemoArgs {
     /// The pravega-webhook binary (default: next to this one; built with cargo if missing).
     #[arg(long, value_name = "PATH")]
     webhook_bin: Option<PathBuf>,
+    /// The kubectl-pravega plugin binary (default: next to this one; built with cargo if
+    /// missing).
+    #[arg(long, value_name = "PATH")]
+    plugin_bin: Option<PathBuf>,
     /// How long simulated pods take to become ready.
     #[arg(long, default_value = "400ms", value_parser = parse_duration)]
     ready_delay: Duration,
@@ -53,6 +57,7 @@ async fn demo(args: DemoArgs) -> Result<(), String> {
     pravega_sandbox::demo::run(pravega_sandbox::demo::DemoOptions {
         operator_bin: args.operator_bin,
         webhook_bin: args.webhook_bin,
+        plugin_bin: args.plugin_bin,
         ready_delay: args.ready_delay,
         step_timeout: args.step_timeout,
         keep: args.keep,

@@ -10,7 +10,7 @@ use crate::selector::{
 };
 use crate::store::ObjKey;
 use crate::table::table;
-use crate::util::{labels_of, meta_str};
+use crate::util::meta_str;
 use axum::body::Body;
 use http::Response;
 use serde_json::{Value, json};
@@ -45,7 +45,7 @@ impl Filter {
     }
 
     pub(super) fn matches(&self, o: &Value) -> bool {
-        self.labels.matches(&labels_of(o)) && fields_match(&self.fields, o)
+        self.labels.matches_object(o) && fields_match(&self.fields, o)
     }
 }
 
