@@ -60,7 +60,11 @@ impl LabelSelector {
             .get("metadata")
             .and_then(|m| m.get("labels"))
             .and_then(serde_json::Value::as_object);
-        let label = |k: &str| labels.and_then(|l| l.get(k)).and_then(serde_json::Value::as_str);
+        let label = |k: &str| {
+            labels
+                .and_then(|l| l.get(k))
+                .and_then(serde_json::Value::as_str)
+        };
         self.0.iter().all(|r| r.matches_with(label))
     }
 }
