@@ -187,6 +187,17 @@ pub struct Simulation {
 }
 
 /// Retry delay after a failed reconcile: short, the API server is local.
+/// How often the kubelets look at every pod again, as a real kubelet's periodic sync does
+/// (`syncFrequency`): a pod whose change was missed is still brought forward.
+const PERIODIC_SYNC: Duration = Duration::from_secs(10);
+
+fn periodic_sync() -> impl futures::Stream<Item = ()> + Send + 'static {
+    futures::stream::unfold((), |()| async {
+        tokio::time::sleep(PERIODIC_SYNC).await;
+        Some(((), ()))
+    })
+}
+
 fn retry(err: &SimError) -> Action {
     tracing::debug!(error = %err, "simulated controller will retry");
     Action::requeue(Duration::from_millis(200))
@@ -302,7 +313,7 @@ impl Simulation {
         {
             let c = cancel.clone();
             let controller = Controller::new(Api::<Pod>::all(client.clone()), wc())
-                .reconcile_all_on(resync_rx)
+                .reconcile_all_on(futures::stream::select(resync_rx, periodic_sync()))
                 .graceful_shutdown_on(async move { c.cancelled().await });
             let store = controller.store();
             let k = kubelet.clone();
