@@ -67,6 +67,12 @@ impl Target {
             .namespace
             .clone()
             .unwrap_or_else(|| config.default_namespace.clone());
+        let mut config = config;
+        // Audit logs tell the plugin's requests apart.
+        config.headers.push((
+            http::header::USER_AGENT,
+            http::HeaderValue::from_static(concat!("kubectl-pravega/", env!("CARGO_PKG_VERSION"))),
+        ));
         let client = Client::try_from(config).map_err(|e| Error::Config(e.to_string()))?;
         Ok(Target {
             client,

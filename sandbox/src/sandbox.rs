@@ -162,7 +162,7 @@ impl Sandbox {
             kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
                 .await
                 .map_err(|e| Error::Client(e.to_string()))?;
-        kube::Client::try_from(cfg).map_err(|e| Error::Client(e.to_string()))
+        client_of(cfg, "pravega-sandbox/")
     }
 
     /// A kube client that authenticates as the control plane (the simulated controllers and
@@ -177,7 +177,7 @@ impl Sandbox {
             kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
                 .await
                 .map_err(|e| Error::Client(e.to_string()))?;
-        kube::Client::try_from(cfg).map_err(|e| Error::Client(e.to_string()))
+        client_of(cfg, "pravega-sandbox-control-plane/")
     }
 
     /// Maps a webhook `clientConfig.service` reference (`namespace`/`name`:`port`) to a local
@@ -216,4 +216,13 @@ impl Drop for Sandbox {
     fn drop(&mut self) {
         self.core.shutdown.cancel();
     }
+}
+
+/// A client from `cfg` that names itself `<agent><version>` in its User-Agent, so that the audit
+/// log and access logs tell the sandbox's own requests apart.
+fn client_of(mut cfg: kube::Config, agent: &str) -> Result<kube::Client, Error> {
+    let value = format!("{agent}{}", env!("CARGO_PKG_VERSION"));
+    let header = http::HeaderValue::from_str(&value).map_err(|e| Error::Client(e.to_string()))?;
+    cfg.headers.push((http::header::USER_AGENT, header));
+    kube::Client::try_from(cfg).map_err(|e| Error::Client(e.to_string()))
 }
