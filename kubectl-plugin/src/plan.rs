@@ -221,16 +221,7 @@ pub fn startup_time(pods: &[Pod]) -> Option<(f64, usize)> {
         .iter()
         .filter_map(|p| {
             let created = p.metadata.creation_timestamp.as_ref()?.0;
-            let ready = p
-                .status
-                .as_ref()?
-                .conditions
-                .as_ref()?
-                .iter()
-                .find(|c| c.type_ == "Ready" && c.status == "True")?
-                .last_transition_time
-                .as_ref()?
-                .0;
+            let ready = pravega_operator::pods::ready_since(p)?;
             let ms = ready.as_millisecond() - created.as_millisecond();
             (ms >= 0).then(|| ms as f64 / 1000.0)
         })
