@@ -1,21 +1,20 @@
 //! End-to-end: the simulated kubelet plays the contracts of the real Pravega and BookKeeper
 //! images (and resolves environments as a kubelet does), seen with the real kubectl.
 
-mod common;
-
-use common::*;
 use pravega_sandbox::Sandbox;
 use pravega_sandbox::sim::Simulation;
+use pravega_sandbox::testing::blocking::*;
 use std::time::Duration;
 
 const NS: &str = "contracts";
 
 async fn start() -> (Sandbox, Simulation) {
-    sandbox_with_simulation(NS).await
+    Env::in_namespace(NS).await.into_parts()
 }
 
+/// Waits (30 s at most) until `f` gives a value.
 fn eventually<T>(what: &str, f: impl FnMut() -> Option<T>) -> T {
-    eventually_blocking(what, f)
+    pravega_sandbox::testing::blocking::eventually(what, Duration::from_secs(30), f)
 }
 
 fn jsonpath(sb: &Sandbox, ns: &str, object: &str, path: &str) -> String {
@@ -27,7 +26,7 @@ fn jsonpath(sb: &Sandbox, ns: &str, object: &str, path: &str) -> String {
 }
 
 fn wait_ready(sb: &Sandbox, ns: &str, pod: &str) {
-    ok(
+    kubectl_ok(
         sb,
         &[
             "-n",
@@ -50,7 +49,7 @@ fn is_ready(sb: &Sandbox, ns: &str, pod: &str) -> bool {
 }
 
 fn events(sb: &Sandbox, ns: &str, pod: &str, reason: &str) -> Vec<String> {
-    let out = ok(
+    let out = kubectl_ok(
         sb,
         &[
             "-n",
@@ -95,17 +94,17 @@ spec:
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn bookie_0_7_aborts_on_a_bkenv_value_with_spaces_and_0_6_does_not() {
     let (sb, sim) = start().await;
-    ok_stdin(&sb, &["apply", "-f", "-"], &bookie_set("bk7", "0.7.0"));
-    ok_stdin(&sb, &["apply", "-f", "-"], &bookie_set("bk6", "0.6.0"));
+    kubectl_stdin_ok(&sb, &["apply", "-f", "-"], &bookie_set("bk7", "0.7.0"));
+    kubectl_stdin_ok(&sb, &["apply", "-f", "-"], &bookie_set("bk6", "0.6.0"));
 
     // 0.7 (BookKeeper 4.9, `set -e`): the bookie exits 127 again and again.
     eventually("bk7-0 in CrashLoopBackOff", || {
-        let out = ok(&sb, &["-n", NS, "get", "pod", "bk7-0"]);
+        let out = kubectl_ok(&sb, &["-n", NS, "get", "pod", "bk7-0"]);
         let rows = table(&out);
         (rows.get(1)?.get(2)? == "CrashLoopBackOff").then_some(())
     });
     let described = eventually("the bkenv.sh error in describe", || {
-        let d = ok(&sb, &["-n", NS, "describe", "pod", "bk7-0"]);
+        let d = kubectl_ok(&sb, &["-n", NS, "describe", "pod", "bk7-0"]);
         d.contains("-Xmx1g: command not found").then_some(d)
     });
     assert!(
@@ -201,24 +200,24 @@ data:
 async fn segment_store_finds_bookies_only_under_its_jvm_cluster_name() {
     let (sb, sim) = start().await;
     // Bookies of cluster `example` here, and of the default cluster name elsewhere.
-    ok(&sb, &["create", "namespace", "elsewhere"]);
+    kubectl_ok(&sb, &["create", "namespace", "elsewhere"]);
     let bookie = |ns: &str, cluster: &str| {
         BOOKIE
             .replace("NAMESPACE", ns)
             .replace("CLUSTER_VALUE", cluster)
     };
-    ok_stdin(&sb, &["apply", "-f", "-"], &bookie(NS, "example"));
-    ok_stdin(
+    kubectl_stdin_ok(&sb, &["apply", "-f", "-"], &bookie(NS, "example"));
+    kubectl_stdin_ok(
         &sb,
         &["apply", "-f", "-"],
         &bookie("elsewhere", "pravega-cluster"),
     );
     wait_ready(&sb, NS, "bookie");
     wait_ready(&sb, "elsewhere", "bookie");
-    ok_stdin(&sb, &["apply", "-f", "-"], SEGMENT_STORE_CONFIG);
+    kubectl_stdin_ok(&sb, &["apply", "-f", "-"], SEGMENT_STORE_CONFIG);
 
     // CLUSTER_NAME is not what the Segment Store reads: it looks for pravega-cluster.
-    ok_stdin(
+    kubectl_stdin_ok(
         &sb,
         &["apply", "-f", "-"],
         &segment_store("ss-default", None),
@@ -230,16 +229,16 @@ async fn segment_store_finds_bookies_only_under_its_jvm_cluster_name() {
             .any(|m| m == expected)
             .then_some(())
     });
-    let described = ok(&sb, &["-n", NS, "describe", "pod", "ss-default"]);
+    let described = kubectl_ok(&sb, &["-n", NS, "describe", "pod", "ss-default"]);
     assert!(
         described.contains("Readiness probe failed: no bookies registered"),
         "{described}"
     );
-    let rows = table(&ok(&sb, &["-n", NS, "get", "pod", "ss-default"]));
+    let rows = table(&kubectl_ok(&sb, &["-n", NS, "get", "pod", "ss-default"]));
     assert_eq!(rows[1][1..3], ["0/1", "Running"], "{rows:?}");
 
     // With the cluster name as a JVM property it finds the bookie.
-    ok_stdin(
+    kubectl_stdin_ok(
         &sb,
         &["apply", "-f", "-"],
         &segment_store(
@@ -293,14 +292,14 @@ spec:
           key: password
 "#
     );
-    ok_stdin(&sb, &["apply", "-f", "-"], &pod);
+    kubectl_stdin_ok(&sb, &["apply", "-f", "-"], &pod);
     let waiting = "{.status.containerStatuses[0].state.waiting.reason}: {.status.containerStatuses[0].state.waiting.message}";
     eventually("CreateContainerConfigError for the ConfigMap", || {
         (jsonpath(&sb, NS, "pod/app", waiting)
             == "CreateContainerConfigError: configmap \"app-config\" not found")
             .then_some(())
     });
-    let rows = table(&ok(&sb, &["-n", NS, "get", "pod", "app"]));
+    let rows = table(&kubectl_ok(&sb, &["-n", NS, "get", "pod", "app"]));
     assert_eq!(rows[1][1..3], ["0/1", "CreateContainerConfigError"]);
     assert_eq!(jsonpath(&sb, NS, "pod/app", "{.status.phase}"), "Pending");
     let failed = events(&sb, NS, "app", "Failed");
@@ -312,7 +311,7 @@ spec:
     );
 
     // The kubelet retries: with the ConfigMap, the Secret is what is missing.
-    ok(
+    kubectl_ok(
         &sb,
         &[
             "-n",
@@ -328,7 +327,7 @@ spec:
             == "CreateContainerConfigError: secret \"app-secret\" not found")
             .then_some(())
     });
-    ok(
+    kubectl_ok(
         &sb,
         &[
             "-n",
@@ -341,7 +340,7 @@ spec:
         ],
     );
     wait_ready(&sb, NS, "app");
-    let rows = table(&ok(&sb, &["-n", NS, "get", "pod", "app"]));
+    let rows = table(&kubectl_ok(&sb, &["-n", NS, "get", "pod", "app"]));
     assert_eq!(rows[1][1..4], ["1/1", "Running", "0"]);
     sim.shutdown().await;
 }

@@ -2,10 +2,8 @@
 //! and the Pravega health API there, as the real images of each version would; annotations set
 //! with the real kubectl inject faults.
 
-mod common;
-
-use common::*;
 use pravega_sandbox::Sandbox;
+use pravega_sandbox::testing::blocking::*;
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
@@ -37,7 +35,7 @@ fn until(
     path: &str,
     want: impl Fn(u16, &str) -> bool,
 ) -> (u16, String) {
-    eventually_blocking(what, || match get(ip, port, path) {
+    eventually(what, WAIT, || match get(ip, port, path) {
         Ok((code, body)) if want(code, &body) => Some((code, body)),
         _ => None,
     })
@@ -48,8 +46,8 @@ fn refused(ip: &str, port: u16) -> bool {
 }
 
 fn pod_ip(sb: &Sandbox, ns: &str, pod: &str) -> String {
-    eventually_blocking(&format!("{pod} has an IP"), || {
-        let ip = ok(
+    eventually(&format!("{pod} has an IP"), WAIT, || {
+        let ip = kubectl_ok(
             sb,
             &[
                 "-n",
@@ -66,11 +64,11 @@ fn pod_ip(sb: &Sandbox, ns: &str, pod: &str) -> String {
 }
 
 fn wait_ready(sb: &Sandbox, ns: &str, selector: &str) {
-    eventually_blocking(&format!("pods {selector} exist"), || {
-        let out = ok(sb, &["-n", ns, "get", "pods", "-l", selector, "-o", "name"]);
+    eventually(&format!("pods {selector} exist"), WAIT, || {
+        let out = kubectl_ok(sb, &["-n", ns, "get", "pods", "-l", selector, "-o", "name"]);
         (!out.trim().is_empty()).then_some(())
     });
-    ok(
+    kubectl_ok(
         sb,
         &[
             "-n",
@@ -86,7 +84,7 @@ fn wait_ready(sb: &Sandbox, ns: &str, selector: &str) {
 }
 
 fn annotate(sb: &Sandbox, ns: &str, pod: &str, annotation: &str) {
-    ok(
+    kubectl_ok(
         sb,
         &["-n", ns, "annotate", "pod", pod, "--overwrite", annotation],
     );
@@ -123,6 +121,9 @@ spec:
     )
 }
 
+/// How long a pod waits for what it expects.
+const WAIT: Duration = Duration::from_secs(30);
+
 const URL: &str = "/api/v1/autorecovery/list_under_replicated_ledger";
 const RW: &str = "/api/v1/bookie/list_bookies?type=rw";
 const RO: &str = "/api/v1/bookie/list_bookies?type=ro";
@@ -138,12 +139,12 @@ fn id(pod: &str, ns: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn bookies_get_their_own_ips_and_answer_the_admin_api() {
     const NS: &str = "bookies";
-    let (sb, sim) = sandbox_with_simulation(NS).await;
-    ok_stdin(&sb, &["apply", "-f", "-"], &bookies(NS, "0.9.0", 2));
+    let (sb, sim) = Env::in_namespace(NS).await.into_parts();
+    kubectl_stdin_ok(&sb, &["apply", "-f", "-"], &bookies(NS, "0.9.0", 2));
     wait_ready(&sb, NS, "app.kubernetes.io/instance=example");
 
     // Distinct loopback addresses, shown by `kubectl get pod -o wide`.
-    let wide = ok(&sb, &["-n", NS, "get", "pods", "-o", "wide"]);
+    let wide = kubectl_ok(&sb, &["-n", NS, "get", "pods", "-o", "wide"]);
     let ips: Vec<String> = table(&wide)
         .iter()
         .skip(1)
@@ -208,7 +209,7 @@ async fn bookies_get_their_own_ips_and_answer_the_admin_api() {
         "{body}"
     );
     // Removed: none again.
-    ok(
+    kubectl_ok(
         &sb,
         &[
             "-n",
@@ -270,7 +271,9 @@ async fn bookies_get_their_own_ips_and_answer_the_admin_api() {
         "example-bookie-0",
         "sandbox.pravega.io/unreachable=true",
     );
-    eventually_blocking("bookie 0 unreachable", || refused(&b0, 8000).then_some(()));
+    eventually("bookie 0 unreachable", WAIT, || {
+        refused(&b0, 8000).then_some(())
+    });
     assert_eq!(get(&b1, 8000, "/heartbeat").unwrap().0, 200);
     annotate(
         &sb,
@@ -293,8 +296,8 @@ async fn bookies_get_their_own_ips_and_answer_the_admin_api() {
         "example-bookie-1",
         "sandbox.pravega.io/under-replicated-ledgers=abc",
     );
-    let warning = eventually_blocking("a warning event", || {
-        let out = ok(
+    let warning = eventually("a warning event", WAIT, || {
+        let out = kubectl_ok(
             &sb,
             &[
                 "-n",
@@ -315,11 +318,11 @@ async fn bookies_get_their_own_ips_and_answer_the_admin_api() {
     assert_eq!(get(&b1, 8000, URL).unwrap().0, 404);
 
     // A deleted pod's servers go with it.
-    ok(
+    kubectl_ok(
         &sb,
         &["-n", NS, "delete", "pod", "example-bookie-1", "--wait=true"],
     );
-    eventually_blocking("the deleted bookie's server stops", || {
+    eventually("the deleted bookie's server stops", WAIT, || {
         refused(&b1, 8000).then_some(())
     });
 
@@ -332,7 +335,7 @@ async fn bookies_get_their_own_ips_and_answer_the_admin_api() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn pravega_0_10_health_answers_true_then_false_when_unhealthy() {
     const NS: &str = "health";
-    let (sb, sim) = sandbox_with_simulation(NS).await;
+    let (sb, sim) = Env::in_namespace(NS).await.into_parts();
     let manifests = format!(
         r#"apiVersion: apps/v1
 kind: Deployment
@@ -380,9 +383,9 @@ spec:
           value: "-Xmx1g -Dpravegaservice.rest.listener.host=$(REST_HOST)"
 "#
     );
-    ok_stdin(&sb, &["apply", "-f", "-"], &manifests);
+    kubectl_stdin_ok(&sb, &["apply", "-f", "-"], &manifests);
     wait_ready(&sb, NS, "app=controller");
-    let pod = ok(
+    let pod = kubectl_ok(
         &sb,
         &[
             "-n",
@@ -444,7 +447,7 @@ spec:
         (200, "true".to_owned())
     );
     // Bound to localhost (the default): nothing on the pod's IP.
-    ok(
+    kubectl_ok(
         &sb,
         &[
             "-n",
@@ -456,9 +459,9 @@ spec:
         ],
     );
     pod_ip(&sb, NS, "store-1");
-    ok(&sb, &["-n", NS, "delete", "pod", "store-1", "--wait=true"]);
-    let s1 = eventually_blocking("store-1 again, running", || {
-        let phase = ok(
+    kubectl_ok(&sb, &["-n", NS, "delete", "pod", "store-1", "--wait=true"]);
+    let s1 = eventually("store-1 again, running", WAIT, || {
+        let phase = kubectl_ok(
             &sb,
             &[
                 "-n",
@@ -472,7 +475,7 @@ spec:
         );
         (phase == "Running").then(|| pod_ip(&sb, NS, "store-1"))
     });
-    let log = eventually_blocking("store-1's log", || {
+    let log = eventually("store-1's log", WAIT, || {
         let r = kubectl(&sb, &["-n", NS, "logs", "store-1"]);
         (r.ok && r.stdout.contains("localhost")).then_some(r.stdout)
     });
@@ -489,10 +492,10 @@ spec:
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_0_4_bookie_serves_nothing() {
     const NS: &str = "old";
-    let (sb, sim) = sandbox_with_simulation(NS).await;
+    let (sb, sim) = Env::in_namespace(NS).await.into_parts();
     // Pravega 0.4's bookie image ships BookKeeper 4.5, which has no HTTP server, whatever the
     // pod asks for.
-    ok_stdin(&sb, &["apply", "-f", "-"], &bookies(NS, "0.4.0", 1));
+    kubectl_stdin_ok(&sb, &["apply", "-f", "-"], &bookies(NS, "0.4.0", 1));
     wait_ready(&sb, NS, "app.kubernetes.io/instance=example");
     let ip = pod_ip(&sb, NS, "example-bookie-0");
     assert!(ip.starts_with("127.") && ip != "127.0.0.1", "{ip}");
