@@ -30,9 +30,8 @@ use futures::StreamExt;
 use kube::Api;
 use kube::api::{ListParams, Patch, PatchParams};
 use pravega_crds::PravegaCluster;
-use pravega_sandbox::sim::{SimOptions, Simulation};
-use pravega_sandbox::{Sandbox, SandboxOptions};
-use support_upgrade::{kubectl, workspace_binary};
+use pravega_sandbox::sim::SimOptions;
+use pravega_sandbox::testing::{Env, EnvOptions, Run, kubectl, workspace_binary, workspace_file};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
@@ -80,21 +79,24 @@ async fn main() -> Res<()> {
         operator.display()
     );
 
-    let sandbox = Sandbox::start(SandboxOptions::default()).await?;
-    let client = sandbox.client().await?;
-    let sim = Simulation::start(
-        client.clone(),
-        SimOptions {
+    let Env {
+        sandbox,
+        sim,
+        client,
+    } = Env::launch(EnvOptions {
+        sim: Some(SimOptions {
             ready_delay: READY_DELAY,
             termination_grace: Some(TERMINATION_GRACE),
             ..SimOptions::default()
-        },
-    )
-    .await?;
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        }),
+        ..EnvOptions::default()
+    })
+    .await;
     let kubeconfig = sandbox.kubeconfig_path().to_path_buf();
-    let crd = root.join("crds/pravegacluster.yaml");
-    let (ok, _, err) = kubectl(&kubeconfig, &["apply", "-f", &crd.to_string_lossy()]).await;
+    let crd = workspace_file("crds/pravegacluster.yaml");
+    let Run {
+        ok, stderr: err, ..
+    } = kubectl(&kubeconfig, &["apply", "-f", &crd.to_string_lossy()]).await;
     if !ok {
         return Err(format!("kubectl apply the CRD: {err}").into());
     }
@@ -112,7 +114,9 @@ async fn main() -> Res<()> {
     }
     std::fs::write(&manifest, yaml)?;
     let applied = Instant::now();
-    let (ok, _, err) = kubectl(&kubeconfig, &["apply", "-f", &manifest.to_string_lossy()]).await;
+    let Run {
+        ok, stderr: err, ..
+    } = kubectl(&kubeconfig, &["apply", "-f", &manifest.to_string_lossy()]).await;
     let _ = std::fs::remove_file(&manifest);
     if !ok {
         return Err(format!("kubectl apply the clusters: {err}").into());
@@ -212,7 +216,9 @@ async fn main() -> Res<()> {
     println!("operator peak RSS: {:.1} MiB", peak_rss_mib(pid)?);
 
     child.kill().await?;
-    sim.shutdown().await;
+    if let Some(sim) = sim {
+        sim.shutdown().await;
+    }
     sandbox.shutdown().await;
     Ok(())
 }

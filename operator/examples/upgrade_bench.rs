@@ -25,9 +25,9 @@ use kube::Api;
 use kube::api::{Patch, PatchParams};
 use pravega_crds::PravegaCluster;
 use pravega_crds::names::Component;
-use pravega_sandbox::sim::{SimOptions, Simulation};
-use pravega_sandbox::{Sandbox, SandboxOptions};
-use support_upgrade::{PodHistory, PodMonitor, histories, kubectl, percentile, workspace_binary};
+use pravega_sandbox::sim::SimOptions;
+use pravega_sandbox::testing::{Env, EnvOptions, Run, kubectl, workspace_binary, workspace_file};
+use support_upgrade::{PodHistory, PodMonitor, histories, percentile};
 use tokio::process::Command;
 
 const READY_DELAY: Duration = Duration::from_millis(300);
@@ -110,25 +110,28 @@ fn ms(d: Duration) -> f64 {
 }
 
 async fn one_run(operator: &std::path::Path) -> Result<RunFigures, Box<dyn Error>> {
-    let sandbox = Sandbox::start(SandboxOptions::default()).await?;
-    let client = sandbox.client().await?;
-    let sim = Simulation::start(
-        client.clone(),
-        SimOptions {
+    let Env {
+        sandbox,
+        sim,
+        client,
+    } = Env::launch(EnvOptions {
+        sim: Some(SimOptions {
             ready_delay: READY_DELAY,
             termination_grace: Some(TERMINATION_GRACE),
             ..SimOptions::default()
-        },
-    )
-    .await?;
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        }),
+        ..EnvOptions::default()
+    })
+    .await;
     let kubeconfig = sandbox.kubeconfig_path().to_path_buf();
     for file in [
         "crds/pravegacluster.yaml",
         "deploy/sample/pravegacluster.yaml",
     ] {
-        let path = root.join(file);
-        let (ok, _, err) = kubectl(&kubeconfig, &["apply", "-f", &path.to_string_lossy()]).await;
+        let path = workspace_file(file);
+        let Run {
+            ok, stderr: err, ..
+        } = kubectl(&kubeconfig, &["apply", "-f", &path.to_string_lossy()]).await;
         if !ok {
             return Err(format!("kubectl apply -f {file}: {err}").into());
         }
@@ -161,7 +164,9 @@ async fn one_run(operator: &std::path::Path) -> Result<RunFigures, Box<dyn Error
     let hist = histories(&pods.log());
     child.kill().await?;
     drop(pods);
-    sim.shutdown().await;
+    if let Some(sim) = sim {
+        sim.shutdown().await;
+    }
     sandbox.shutdown().await;
     figures(&hist, started)
 }

@@ -8,8 +8,7 @@ mod support_upgrade;
 
 use std::time::Duration;
 
-use support::{Env, Operator, col, eventually, wait_cluster, workspace_file};
-use support_upgrade::Webhook;
+use support::*;
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -19,10 +18,10 @@ async fn wait_row(env: &Env, version: &str, desired: &str) {
         ("DESIRED VERSION", desired),
         ("READY MEMBERS", "7"),
     ];
-    wait_cluster(env, "example", &want).await;
+    env.wait_cluster("example", &want).await;
 }
 
-async fn merge_patch(env: &Env, body: &str) -> (bool, String, String) {
+async fn merge_patch(env: &Env, body: &str) -> Run {
     env.kubectl(&[
         "patch",
         "PravegaCluster",
@@ -43,8 +42,8 @@ fn sample_at(version: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn values_that_would_break_later_are_refused_at_admission() {
     let env = Env::start().await;
-    let webhook = Webhook::start(&env.sandbox, &env.client).await;
-    let op = Operator::start(env.kubeconfig(), &[]).await;
+    let webhook = Webhook::start(&env.sandbox, &env.client, &webhook_bin()).await;
+    let op = Operator::start(OPERATOR, env.kubeconfig(), &[]).await;
     env.apply_yaml(&sample_at("0.5.0")).await;
     wait_row(&env, "0.5.0", "").await;
 
@@ -85,7 +84,11 @@ async fn values_that_would_break_later_are_refused_at_admission() {
             "the kind of tier 2 storage cannot change once the cluster exists",
         ),
     ] {
-        let (ok, out, err) = merge_patch(&env, &patch).await;
+        let Run {
+            ok,
+            stdout: out,
+            stderr: err,
+        } = merge_patch(&env, &patch).await;
         assert!(!ok, "{patch} was admitted: {out}");
         // Refused by the webhook, or (the version's length) by the schema itself.
         assert!(
@@ -95,7 +98,9 @@ async fn values_that_would_break_later_are_refused_at_admission() {
     }
 
     // Unbounded replicas are refused by the schema itself, with the API server's wording.
-    let (ok, _, err) = merge_patch(&env, r#"{"spec":{"bookkeeper":{"replicas":1000000}}}"#).await;
+    let Run {
+        ok, stderr: err, ..
+    } = merge_patch(&env, r#"{"spec":{"bookkeeper":{"replicas":1000000}}}"#).await;
     assert!(!ok);
     assert!(
         err.contains("spec.bookkeeper.replicas: Invalid value: 1000000: spec.bookkeeper.replicas in body should be less than or equal to 100"),
@@ -106,7 +111,9 @@ async fn values_that_would_break_later_are_refused_at_admission() {
     let manifest = sample_at("0.5.0").replace("name: example", &format!("name: {long}"));
     let path = std::env::temp_dir().join(format!("long-name-{}.yaml", std::process::id()));
     std::fs::write(&path, manifest).expect("write manifest");
-    let (ok, _, err) = env
+    let Run {
+        ok, stderr: err, ..
+    } = env
         .kubectl(&["apply", "-f", path.to_str().expect("utf-8 path")])
         .await;
     let _ = std::fs::remove_file(&path);
@@ -115,7 +122,7 @@ async fn values_that_would_break_later_are_refused_at_admission() {
         err.contains("a PravegaCluster name can have at most 31"),
         "{err}"
     );
-    let (_, names, _) = env.kubectl(&["get", "statefulsets", "-o", "name"]).await;
+    let Run { stdout: names, .. } = env.kubectl(&["get", "statefulsets", "-o", "name"]).await;
     assert!(!names.contains(&long), "{names}");
 
     // The cluster never noticed: still 0.5.0, 7 of 7.
@@ -128,13 +135,15 @@ async fn values_that_would_break_later_are_refused_at_admission() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_paused_upgrade_can_be_cancelled_with_the_webhook_in_place() {
     let env = Env::start().await;
-    let webhook = Webhook::start(&env.sandbox, &env.client).await;
-    let op = Operator::start(env.kubeconfig(), &[]).await;
+    let webhook = Webhook::start(&env.sandbox, &env.client, &webhook_bin()).await;
+    let op = Operator::start(OPERATOR, env.kubeconfig(), &[]).await;
     env.apply_yaml(&sample_at("0.5.0")).await;
     wait_row(&env, "0.5.0", "").await;
 
     // Start an upgrade and pause it at once.
-    let (ok, _, err) = merge_patch(&env, r#"{"spec":{"version":"0.6.0"}}"#).await;
+    let Run {
+        ok, stderr: err, ..
+    } = merge_patch(&env, r#"{"spec":{"version":"0.6.0"}}"#).await;
     assert!(ok, "{err}");
     eventually("the upgrade to 0.6.0 started", WAIT, || async {
         let row = env.cluster_row("example").await.ok_or("no row")?;
@@ -145,9 +154,11 @@ async fn a_paused_upgrade_can_be_cancelled_with_the_webhook_in_place() {
         }
     })
     .await;
-    let (ok, _, err) = merge_patch(&env, r#"{"spec":{"upgrade":{"paused":true}}}"#).await;
+    let Run {
+        ok, stderr: err, ..
+    } = merge_patch(&env, r#"{"spec":{"upgrade":{"paused":true}}}"#).await;
     assert!(ok, "{err}");
-    let (ok, _, _) = merge_patch(
+    let Run { ok, .. } = merge_patch(
         &env,
         r#"{"spec":{"version":"0.5.0","upgrade":{"paused":false}}}"#,
     )
@@ -157,7 +168,9 @@ async fn a_paused_upgrade_can_be_cancelled_with_the_webhook_in_place() {
         "a change mid-upgrade is refused unless the upgrade is paused"
     );
     // Paused, going back cancels it.
-    let (ok, _, err) = merge_patch(
+    let Run {
+        ok, stderr: err, ..
+    } = merge_patch(
         &env,
         r#"{"spec":{"version":"0.5.0","upgrade":{"paused":true}}}"#,
     )
@@ -183,7 +196,9 @@ async fn a_paused_upgrade_can_be_cancelled_with_the_webhook_in_place() {
         "the upgrade from 0.5.0 to 0.6.0 was cancelled (spec.version is 0.5.0 again)"
     );
     // Resumed: whatever had moved is rolled back, and the cluster is 0.5.0 again.
-    let (ok, _, err) = merge_patch(&env, r#"{"spec":{"upgrade":{"paused":false}}}"#).await;
+    let Run {
+        ok, stderr: err, ..
+    } = merge_patch(&env, r#"{"spec":{"upgrade":{"paused":false}}}"#).await;
     assert!(ok, "{err}");
     wait_row(&env, "0.5.0", "").await;
     let images = env.member_images().await;
@@ -196,7 +211,7 @@ async fn a_paused_upgrade_can_be_cancelled_with_the_webhook_in_place() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn without_the_webhook_the_operator_keeps_its_refusals_and_trusts_the_pods() {
     let env = Env::start().await;
-    let op = Operator::start(env.kubeconfig(), &[]).await;
+    let op = Operator::start(OPERATOR, env.kubeconfig(), &[]).await;
     env.apply_yaml(&sample_at("0.5.0")).await;
     wait_row(&env, "0.5.0", "").await;
 
@@ -214,7 +229,9 @@ async fn without_the_webhook_the_operator_keeps_its_refusals_and_trusts_the_pods
     wait_row(&env, "0.5.0", "").await;
 
     // A version change during an upgrade is refused, and stays refused after it ends.
-    let (ok, _, err) = merge_patch(&env, r#"{"spec":{"version":"0.6.0"}}"#).await;
+    let Run {
+        ok, stderr: err, ..
+    } = merge_patch(&env, r#"{"spec":{"version":"0.6.0"}}"#).await;
     assert!(ok, "{err}");
     eventually("upgrading to 0.6.0", WAIT, || async {
         let row = env.cluster_row("example").await.ok_or("no row")?;
@@ -225,7 +242,9 @@ async fn without_the_webhook_the_operator_keeps_its_refusals_and_trusts_the_pods
         }
     })
     .await;
-    let (ok, _, err) = merge_patch(&env, r#"{"spec":{"version":"0.7.0"}}"#).await;
+    let Run {
+        ok, stderr: err, ..
+    } = merge_patch(&env, r#"{"spec":{"version":"0.7.0"}}"#).await;
     assert!(ok, "{err}");
     wait_row(&env, "0.6.0", "").await;
     let error = env
@@ -245,7 +264,11 @@ async fn without_the_webhook_the_operator_keeps_its_refusals_and_trusts_the_pods
     tokio::time::sleep(Duration::from_secs(2)).await;
     wait_row(&env, "0.6.0", "").await;
     // The mismatch shows: `-o wide` has the Ready condition and the spec's version.
-    let (ok, out, err) = env
+    let Run {
+        ok,
+        stdout: out,
+        stderr: err,
+    } = env
         .kubectl(&["get", "pravegacluster", "example", "-o", "wide"])
         .await;
     assert!(ok, "{err}");

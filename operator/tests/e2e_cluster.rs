@@ -8,7 +8,7 @@ use std::time::Duration;
 use k8s_openapi::api::events::v1::Event;
 use kube::Api;
 use kube::api::ListParams;
-use support::{Env, Operator, col, eventually, workspace_file};
+use support::*;
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -80,7 +80,7 @@ fn described_condition(describe: &str, type_: &str) -> Option<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sample_cluster_comes_up_scales_and_costs_nothing_when_converged() {
     let env = Env::start().await;
-    let op = Operator::start(env.kubeconfig(), &[]).await;
+    let op = Operator::start(OPERATOR, env.kubeconfig(), &[]).await;
     let sample = workspace_file("deploy/sample/pravegacluster.yaml");
     env.kubectl_ok(&["apply", "-f", sample.to_str().unwrap()])
         .await;
@@ -274,7 +274,9 @@ async fn sample_cluster_comes_up_scales_and_costs_nothing_when_converged() {
     .await;
     wait_members(&env, "0.4.0", "7", "7").await;
     eventually("segment store 3 to go", WAIT, || async {
-        let (ok, out, _) = env
+        let Run {
+            ok, stdout: out, ..
+        } = env
             .kubectl(&["get", "pod", "example-pravega-segmentstore-3", "-o", "name"])
             .await;
         if ok { Err(out) } else { Ok(()) }
@@ -308,7 +310,7 @@ async fn sample_cluster_comes_up_scales_and_costs_nothing_when_converged() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_invalid_spec_is_refused_without_touching_workloads() {
     let env = Env::start().await;
-    let op = Operator::start(env.kubeconfig(), &["--namespace", "default"]).await;
+    let op = Operator::start(OPERATOR, env.kubeconfig(), &["--namespace", "default"]).await;
     env.apply_yaml(
         r#"
 apiVersion: pravega.pravega.io/v1beta1
@@ -423,7 +425,7 @@ spec:
 "#,
     )
     .await;
-    let op = Operator::start(env.kubeconfig(), &[]).await;
+    let op = Operator::start(OPERATOR, env.kubeconfig(), &[]).await;
     let sample = workspace_file("deploy/sample/pravegacluster.yaml");
     env.kubectl_ok(&["apply", "-f", sample.to_str().unwrap()])
         .await;
@@ -493,7 +495,7 @@ spec:
     )
     .await;
     env.apply_yaml(support::TIER2_CLAIM).await;
-    let op = Operator::start(env.kubeconfig(), &["--concurrency", "4"]).await;
+    let op = Operator::start(OPERATOR, env.kubeconfig(), &["--concurrency", "4"]).await;
     let cluster = |name: &str| {
         format!(
             "apiVersion: pravega.pravega.io/v1beta1\nkind: PravegaCluster\nmetadata:\n  name: {name}\nspec:\n  version: 0.4.0\n  zookeeperUri: zk:2181\n  bookkeeper:\n    replicas: 1\n  pravega:\n    controllerReplicas: 1\n    segmentStoreReplicas: 1\n"

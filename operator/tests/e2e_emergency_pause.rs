@@ -9,8 +9,8 @@ mod support_upgrade;
 
 use std::time::Duration;
 
-use support::{Env, TIER2_CLAIM, workspace_file};
-use support_upgrade::{WEBHOOK_NAME, Webhook};
+use support::*;
+use support_upgrade::WEBHOOK_NAME;
 
 /// Awaits `fut`, failing the test if it takes longer than 30 s (a hung request).
 async fn bounded<T>(what: &str, fut: impl std::future::Future<Output = T>) -> T {
@@ -19,7 +19,7 @@ async fn bounded<T>(what: &str, fut: impl std::future::Future<Output = T>) -> T 
         .unwrap_or_else(|_| panic!("{what} did not finish within 30s"))
 }
 
-async fn merge_patch(env: &Env, patch: &str) -> (bool, String, String) {
+async fn merge_patch(env: &Env, patch: &str) -> Run {
     bounded(
         &format!("kubectl patch {patch}"),
         env.kubectl(&[
@@ -60,7 +60,7 @@ fn assert_webhook_unreachable(what: &str, ok: bool, out: &str, err: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_emergency_pause_goes_through_while_the_webhook_is_down() {
     let env = Env::start().await;
-    let webhook = Webhook::start(&env.sandbox, &env.client).await;
+    let webhook = Webhook::start(&env.sandbox, &env.client, &webhook_bin()).await;
     let registered = env
         .kubectl_ok(&[
             "get",
@@ -81,7 +81,11 @@ async fn the_emergency_pause_goes_through_while_the_webhook_is_down() {
     webhook.stop().await;
 
     // A version change needs the webhook: refused, nothing stored.
-    let (ok, out, err) = bounded(
+    let Run {
+        ok,
+        stdout: out,
+        stderr: err,
+    } = bounded(
         "kubectl patch spec.version",
         env.kubectl(&[
             "patch",
@@ -96,7 +100,11 @@ async fn the_emergency_pause_goes_through_while_the_webhook_is_down() {
     assert_eq!(stored(&env).await, "0.4.0 paused=false");
 
     // The brake does not.
-    let (ok, out, err) = merge_patch(&env, r#"{"spec":{"upgrade":{"paused":true}}}"#).await;
+    let Run {
+        ok,
+        stdout: out,
+        stderr: err,
+    } = merge_patch(&env, r#"{"spec":{"upgrade":{"paused":true}}}"#).await;
     assert!(ok, "the pause was refused: {err}");
     assert_eq!(
         out.trim(),
@@ -105,13 +113,21 @@ async fn the_emergency_pause_goes_through_while_the_webhook_is_down() {
     assert_eq!(stored(&env).await, "0.4.0 paused=true");
 
     // Paused or not, a version change is judged; so is letting go of the brake.
-    let (ok, out, err) = merge_patch(
+    let Run {
+        ok,
+        stdout: out,
+        stderr: err,
+    } = merge_patch(
         &env,
         r#"{"spec":{"version":"0.5.0","upgrade":{"paused":true}}}"#,
     )
     .await;
     assert_webhook_unreachable("the paused version change", ok, &out, &err);
-    let (ok, out, err) = merge_patch(&env, r#"{"spec":{"upgrade":{"paused":false}}}"#).await;
+    let Run {
+        ok,
+        stdout: out,
+        stderr: err,
+    } = merge_patch(&env, r#"{"spec":{"upgrade":{"paused":false}}}"#).await;
     assert_webhook_unreachable("resuming", ok, &out, &err);
     assert_eq!(stored(&env).await, "0.4.0 paused=true");
 

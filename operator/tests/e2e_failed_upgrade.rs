@@ -9,7 +9,7 @@ use k8s_openapi::api::events::v1::Event;
 use kube::Api;
 use kube::api::ListParams;
 use pravega_sandbox::sim::FailureMode;
-use support::{Env, Operator, col, eventually, workspace_file};
+use support::*;
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -27,7 +27,7 @@ async fn error_condition(env: &Env) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_crash_looping_bookie_fails_the_upgrade_and_setting_the_version_back_rolls_back() {
     let env = Env::start().await;
-    let op = Operator::start(env.kubeconfig(), &["--log-json"]).await;
+    let op = Operator::start(OPERATOR, env.kubeconfig(), &["--log-json"]).await;
     let sample = workspace_file("deploy/sample/pravegacluster.yaml");
     env.kubectl_ok(&["apply", "-f", sample.to_str().unwrap()])
         .await;
@@ -128,7 +128,7 @@ async fn a_crash_looping_bookie_fails_the_upgrade_and_setting_the_version_back_r
     ])
     .await;
     eventually("bookie-1 and bookie-3 Ready at 0.4.0", WAIT, || async {
-        let (_, got, _) = env
+        let Run { stdout: got, .. } = env
             .kubectl(&[
                 "get",
                 "pods",
@@ -205,7 +205,7 @@ async fn a_crash_looping_bookie_fails_the_upgrade_and_setting_the_version_back_r
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_failed_rollback_has_a_way_out() {
     let env = Env::start().await;
-    let op = Operator::start(env.kubeconfig(), &[]).await;
+    let op = Operator::start(OPERATOR, env.kubeconfig(), &[]).await;
     let sample = std::fs::read_to_string(workspace_file("deploy/sample/pravegacluster.yaml"))
         .expect("sample")
         .replace("version: 0.4.0", "version: 0.5.0");

@@ -4,7 +4,7 @@ mod support;
 
 use std::time::Duration;
 
-use support::{Env, Operator, col, eventually, workspace_file};
+use support::*;
 
 const WAIT: Duration = Duration::from_secs(30);
 const LEADER: &str = "pravega_operator_leader";
@@ -13,6 +13,7 @@ const WRITES: &str = "pravega_operator_api_writes_total";
 
 async fn start_elected(env: &Env) -> Operator {
     Operator::start(
+        OPERATOR,
         env.kubeconfig(),
         &["--leader-elect", "--leader-election-namespace", "default"],
     )

@@ -7,7 +7,7 @@ mod support;
 
 use std::time::Duration;
 
-use support::{Env, Operator, TIER2_CLAIM, eventually, wait_cluster, workspace_file};
+use support::*;
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -109,7 +109,7 @@ async fn wait_members(env: &Env, name: &str, version: &str, members: &str) {
         ("DESIRED MEMBERS", members),
         ("READY MEMBERS", members),
     ];
-    wait_cluster(env, name, &want).await;
+    env.wait_cluster(name, &want).await;
 }
 
 /// `name=value` of every environment variable given to the first container of `pod`.
@@ -127,7 +127,7 @@ async fn pod_env(env: &Env, pod: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_upstream_0_4_manifest_applies_unchanged_and_becomes_ready() {
     let env = Env::start().await;
-    let op = Operator::start(env.kubeconfig(), &[]).await;
+    let op = Operator::start(OPERATOR, env.kubeconfig(), &[]).await;
     env.apply_yaml(TIER2_CLAIM).await;
     env.kubectl_ok(&["create", "serviceaccount", "bookie-sa"])
         .await;
@@ -267,7 +267,9 @@ async fn an_upstream_0_4_manifest_applies_unchanged_and_becomes_ready() {
     error("False").await;
 
     // And the API server refuses the StatefulSet changes it forbids, with its own words.
-    let (ok, _, err) = env
+    let Run {
+        ok, stderr: err, ..
+    } = env
         .kubectl(&[
             "patch",
             "statefulset",
@@ -289,7 +291,7 @@ async fn an_upstream_0_4_manifest_applies_unchanged_and_becomes_ready() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_guides_upgrade_from_0_6_to_0_7_crosses_the_bookie_options_change() {
     let env = Env::start().await;
-    let op = Operator::start(env.kubeconfig(), &[]).await;
+    let op = Operator::start(OPERATOR, env.kubeconfig(), &[]).await;
     env.apply_yaml(TIER2_CLAIM).await;
     let sample = std::fs::read_to_string(workspace_file("deploy/sample/pravegacluster.yaml"))
         .expect("sample")
@@ -343,7 +345,7 @@ async fn the_guides_upgrade_from_0_6_to_0_7_crosses_the_bookie_options_change() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_cluster_is_not_started_on_volumes_a_newer_version_wrote() {
     let env = Env::start().await;
-    let op = Operator::start(env.kubeconfig(), &[]).await;
+    let op = Operator::start(OPERATOR, env.kubeconfig(), &[]).await;
     env.apply_yaml(TIER2_CLAIM).await;
     let sample = std::fs::read_to_string(workspace_file("deploy/sample/pravegacluster.yaml"))
         .expect("sample");

@@ -7,7 +7,7 @@ mod support_upgrade;
 
 use std::time::Duration;
 
-use support::{Env, Operator, col, eventually, workspace_file};
+use support::*;
 use support_upgrade::PodMonitor;
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -15,7 +15,7 @@ const WAIT: Duration = Duration::from_secs(60);
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_change_of_settings_is_rolled_out_to_running_pods() {
     let env = Env::start().await;
-    let op = Operator::start(env.kubeconfig(), &[]).await;
+    let op = Operator::start(OPERATOR, env.kubeconfig(), &[]).await;
     let sample = std::fs::read_to_string(workspace_file("deploy/sample/pravegacluster.yaml"))
         .expect("sample")
         .replace("version: 0.4.0", "version: 0.5.0");
@@ -109,7 +109,7 @@ async fn a_change_of_settings_is_rolled_out_to_running_pods() {
         if reason == "Completed" {
             Ok(())
         } else {
-            let (_, out, _) = env
+            let Run { stdout: out, .. } = env
                 .kubectl(&["get", "pravegacluster", "example", "-o", "yaml"])
                 .await;
             Err(format!("{reason}: {out}"))

@@ -7,7 +7,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use support::{Env, Operator, TIER2_CLAIM, col, eventually, workspace_file};
+use support::*;
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -25,7 +25,7 @@ fn sample(version: &str, upgrade: &str) -> String {
 async fn start(version: &str, upgrade: &str) -> (Env, Operator) {
     let env = Env::start().await;
     env.apply_yaml(TIER2_CLAIM).await;
-    let op = Operator::start(env.kubeconfig(), &[]).await;
+    let op = Operator::start(OPERATOR, env.kubeconfig(), &[]).await;
     env.apply_yaml(&sample(version, upgrade)).await;
     wait_row(&env, version, "7").await;
     (env, op)
@@ -93,7 +93,7 @@ async fn pod(env: &Env, name: &str) -> String {
         r#"jsonpath={.metadata.labels.pravega\.pravega\.io/version} {.metadata.uid}"#,
     ])
     .await
-    .1
+    .stdout
 }
 
 async fn events(env: &Env) -> String {

@@ -4,14 +4,14 @@ mod support;
 
 use std::time::Duration;
 
-use support::{Env, Operator, col, eventually, workspace_file};
+use support::*;
 
 const WAIT: Duration = Duration::from_secs(60);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn changing_spec_version_upgrades_every_component_in_order() {
     let env = Env::start().await;
-    let op = Operator::start(env.kubeconfig(), &[]).await;
+    let op = Operator::start(OPERATOR, env.kubeconfig(), &[]).await;
     let sample = workspace_file("deploy/sample/pravegacluster.yaml");
     env.kubectl_ok(&["apply", "-f", sample.to_str().unwrap()])
         .await;

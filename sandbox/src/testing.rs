@@ -134,7 +134,8 @@ pub struct Run {
 }
 
 impl Run {
-    fn of(out: std::process::Output) -> Run {
+    /// The result of a finished process.
+    pub fn of(out: std::process::Output) -> Run {
         Run {
             ok: out.status.success(),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
