@@ -145,13 +145,8 @@ async fn a_paused_upgrade_can_be_cancelled_with_the_webhook_in_place() {
         ok, stderr: err, ..
     } = merge_patch(&env, r#"{"spec":{"version":"0.6.0"}}"#).await;
     assert!(ok, "{err}");
-    eventually("the upgrade to 0.6.0 started", WAIT, || async {
-        let row = env.cluster_row("example").await.ok_or("no row")?;
-        if col(&row, "DESIRED VERSION") == "0.6.0" {
-            Ok(())
-        } else {
-            Err(format!("{row:?}"))
-        }
+    env.wait_row("example", "the upgrade to 0.6.0 started", WAIT, |row| {
+        col(&row, "DESIRED VERSION") == "0.6.0"
     })
     .await;
     let Run {
@@ -233,13 +228,8 @@ async fn without_the_webhook_the_operator_keeps_its_refusals_and_trusts_the_pods
         ok, stderr: err, ..
     } = merge_patch(&env, r#"{"spec":{"version":"0.6.0"}}"#).await;
     assert!(ok, "{err}");
-    eventually("upgrading to 0.6.0", WAIT, || async {
-        let row = env.cluster_row("example").await.ok_or("no row")?;
-        if col(&row, "DESIRED VERSION") == "0.6.0" {
-            Ok(())
-        } else {
-            Err(format!("{row:?}"))
-        }
+    env.wait_row("example", "upgrading to 0.6.0", WAIT, |row| {
+        col(&row, "DESIRED VERSION") == "0.6.0"
     })
     .await;
     let Run {

@@ -81,9 +81,7 @@ fn described_condition(describe: &str, type_: &str) -> Option<String> {
 async fn sample_cluster_comes_up_scales_and_costs_nothing_when_converged() {
     let env = Env::start().await;
     let op = Operator::start(OPERATOR, env.kubeconfig(), &[]).await;
-    let sample = workspace_file("deploy/sample/pravegacluster.yaml");
-    env.kubectl_ok(&["apply", "-f", sample.to_str().unwrap()])
-        .await;
+    env.apply_file("deploy/sample/pravegacluster.yaml").await;
 
     // The guide's healthy cluster: 3 bookies, 1 controller, 3 segment stores.
     wait_members(&env, "0.4.0", "7", "7").await;
@@ -377,13 +375,8 @@ spec:
         r#"{"spec":{"version":"0.4.0"}}"#,
     ])
     .await;
-    eventually("the fixed cluster to come up", WAIT, || async {
-        let row = env.cluster_row("broken").await.ok_or("no row")?;
-        if col(&row, "VERSION") == "0.4.0" && col(&row, "READY MEMBERS") == "5" {
-            Ok(())
-        } else {
-            Err(format!("{row:?}"))
-        }
+    env.wait_row("broken", "the fixed cluster to come up", WAIT, |row| {
+        col(&row, "VERSION") == "0.4.0" && col(&row, "READY MEMBERS") == "5"
     })
     .await;
     let error = env
@@ -426,9 +419,7 @@ spec:
     )
     .await;
     let op = Operator::start(OPERATOR, env.kubeconfig(), &[]).await;
-    let sample = workspace_file("deploy/sample/pravegacluster.yaml");
-    env.kubectl_ok(&["apply", "-f", sample.to_str().unwrap()])
-        .await;
+    env.apply_file("deploy/sample/pravegacluster.yaml").await;
     let failed = eventually("ReconcileFailed", WAIT, || async {
         let c = error_condition(&env, "example").await;
         if c.starts_with("True ReconcileFailed") {

@@ -47,18 +47,17 @@ async fn start_env(ready_delay: Duration) -> Env {
 }
 
 async fn wait_settled(env: &Env, version: &str) {
-    eventually(&format!("example at {version}, 7/7"), WAIT, || async {
-        let row = env.cluster_row("example").await.ok_or("no row")?;
-        if col(&row, "VERSION") == version
-            && col(&row, "DESIRED VERSION").is_empty()
-            && col(&row, "READY MEMBERS") == "7"
-        {
-            Ok(())
-        } else {
-            Err(format!("{row:?}"))
-        }
-    })
-    .await
+    env.wait_row(
+        "example",
+        &format!("example at {version}, 7/7"),
+        WAIT,
+        |row| {
+            col(&row, "VERSION") == version
+                && col(&row, "DESIRED VERSION").is_empty()
+                && col(&row, "READY MEMBERS") == "7"
+        },
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -71,9 +70,7 @@ async fn an_upgrade_survives_twenty_operator_kills_without_deleting_a_pod_twice(
     let env = start_env(Duration::from_millis(800)).await;
     let pods = PodMonitor::start(env.client.clone(), "default", "example");
     let mut op = Operator::start(OPERATOR, env.kubeconfig(), &[]).await;
-    let sample = workspace_file("deploy/sample/pravegacluster.yaml");
-    env.kubectl_ok(&["apply", "-f", sample.to_str().unwrap()])
-        .await;
+    env.apply_file("deploy/sample/pravegacluster.yaml").await;
     wait_settled(&env, "0.4.0").await;
     pods.arm(3, 1, 3);
 

@@ -28,16 +28,9 @@ async fn error_condition(env: &Env) -> String {
 async fn a_crash_looping_bookie_fails_the_upgrade_and_setting_the_version_back_rolls_back() {
     let env = Env::start().await;
     let op = Operator::start(OPERATOR, env.kubeconfig(), &["--log-json"]).await;
-    let sample = workspace_file("deploy/sample/pravegacluster.yaml");
-    env.kubectl_ok(&["apply", "-f", sample.to_str().unwrap()])
-        .await;
-    eventually("0.4.0 with 7 ready members", WAIT, || async {
-        let row = env.cluster_row("example").await.ok_or("no row")?;
-        if col(&row, "VERSION") == "0.4.0" && col(&row, "READY MEMBERS") == "7" {
-            Ok(())
-        } else {
-            Err(format!("{row:?}"))
-        }
+    env.apply_file("deploy/sample/pravegacluster.yaml").await;
+    env.wait_row("example", "0.4.0 with 7 ready members", WAIT, |row| {
+        col(&row, "VERSION") == "0.4.0" && col(&row, "READY MEMBERS") == "7"
     })
     .await;
 
@@ -45,14 +38,11 @@ async fn a_crash_looping_bookie_fails_the_upgrade_and_setting_the_version_back_r
         regex::Regex::new(r":0\.5\.0$").unwrap(),
         FailureMode::CrashLoop,
     );
-    env.kubectl_ok(&[
-        "patch",
-        "PravegaCluster",
+    env.patch_cluster(
         "example",
-        "--type=json",
-        "-p",
+        "json",
         r#"[{"op": "replace", "path": "/spec/version", "value": "0.5.0"}]"#,
-    ])
+    )
     .await;
     let failed = eventually("the upgrade to fail", WAIT, || async {
         let c = error_condition(&env).await;
@@ -118,14 +108,11 @@ async fn a_crash_looping_bookie_fails_the_upgrade_and_setting_the_version_back_r
     .await;
     env.kubectl_ok(&["delete", "pod", "example-bookie-1", "--wait=false"])
         .await;
-    env.kubectl_ok(&[
-        "patch",
-        "PravegaCluster",
+    env.patch_cluster(
         "example",
-        "--type=merge",
-        "-p",
+        "merge",
         r#"{"spec":{"bookkeeper":{"replicas":4}}}"#,
-    ])
+    )
     .await;
     eventually("bookie-1 and bookie-3 Ready at 0.4.0", WAIT, || async {
         let Run { stdout: got, .. } = env
@@ -157,14 +144,11 @@ async fn a_crash_looping_bookie_fails_the_upgrade_and_setting_the_version_back_r
     assert_eq!(bookie0, "pravega/bookkeeper:0.5.0", "the failed pod stays");
 
     // Roll back: spec.version back to the version the cluster runs.
-    env.kubectl_ok(&[
-        "patch",
-        "PravegaCluster",
+    env.patch_cluster(
         "example",
-        "--type=json",
-        "-p",
+        "json",
         r#"[{"op": "replace", "path": "/spec/version", "value": "0.4.0"}]"#,
-    ])
+    )
     .await;
     eventually("the rollback to complete", WAIT, || async {
         let row = env.cluster_row("example").await.ok_or("no row")?;
@@ -238,15 +222,7 @@ async fn a_failed_rollback_has_a_way_out() {
     let patch = |body: String| {
         let env = &env;
         async move {
-            env.kubectl_ok(&[
-                "patch",
-                "PravegaCluster",
-                "example",
-                "--type=merge",
-                "-p",
-                &body,
-            ])
-            .await;
+            env.patch_cluster("example", "merge", &body).await;
         }
     };
     let set_version = |v: &str| patch(format!(r#"{{"spec":{{"version":"{v}"}}}}"#));
@@ -273,14 +249,12 @@ async fn a_failed_rollback_has_a_way_out() {
         wait_error("True RollbackFailed").await;
         sim.clear_failures();
         sim.fail_image(broken(), FailureMode::CrashLoop);
-        eventually("every member but bookie-0 Ready again", WAIT, || async {
-            let row = env.cluster_row("example").await.ok_or("no row")?;
-            if col(&row, "READY MEMBERS") == "6" {
-                Ok(())
-            } else {
-                Err(format!("{row:?}"))
-            }
-        })
+        env.wait_row(
+            "example",
+            "every member but bookie-0 Ready again",
+            WAIT,
+            |row| col(&row, "READY MEMBERS") == "6",
+        )
         .await;
     };
 

@@ -60,16 +60,9 @@ async fn only_the_leader_reconciles_and_a_standby_takes_over_without_writes() {
         .await;
     assert!(!holder.is_empty());
 
-    let sample = workspace_file("deploy/sample/pravegacluster.yaml");
-    env.kubectl_ok(&["apply", "-f", sample.to_str().unwrap()])
-        .await;
-    eventually("7 ready members", WAIT, || async {
-        let row = env.cluster_row("example").await.ok_or("no row")?;
-        if col(&row, "VERSION") == "0.4.0" && col(&row, "READY MEMBERS") == "7" {
-            Ok(())
-        } else {
-            Err(format!("{row:?}"))
-        }
+    env.apply_file("deploy/sample/pravegacluster.yaml").await;
+    env.wait_row("example", "7 ready members", WAIT, |row| {
+        col(&row, "VERSION") == "0.4.0" && col(&row, "READY MEMBERS") == "7"
     })
     .await;
     assert!(leader.metric(RECONCILES).await > 0.0);
@@ -149,9 +142,7 @@ async fn a_frozen_leader_writes_nothing_on_its_stale_belief_after_a_takeover() {
     })
     .await;
     let b = start_elected(&env).await;
-    let sample = workspace_file("deploy/sample/pravegacluster.yaml");
-    env.kubectl_ok(&["apply", "-f", sample.to_str().unwrap()])
-        .await;
+    env.apply_file("deploy/sample/pravegacluster.yaml").await;
     let settled = |version: &'static str| {
         let env = &env;
         async move {
@@ -186,15 +177,8 @@ async fn a_frozen_leader_writes_nothing_on_its_stale_belief_after_a_takeover() {
         assert!(status.success(), "kill {sig} {pid}");
     };
     signal("-STOP");
-    env.kubectl_ok(&[
-        "patch",
-        "PravegaCluster",
-        "example",
-        "--type=merge",
-        "-p",
-        r#"{"spec":{"version":"0.5.0"}}"#,
-    ])
-    .await;
+    env.patch_cluster("example", "merge", r#"{"spec":{"version":"0.5.0"}}"#)
+        .await;
     eventually("b takes over", Duration::from_secs(40), || async {
         if b.metric(LEADER).await == 1.0 {
             Ok(())

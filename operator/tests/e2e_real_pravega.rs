@@ -299,14 +299,11 @@ async fn the_guides_upgrade_from_0_6_to_0_7_crosses_the_bookie_options_change() 
     env.apply_yaml(&sample).await;
     wait_members(&env, "example", "0.6.0", "7").await;
 
-    env.kubectl_ok(&[
-        "patch",
-        "PravegaCluster",
+    env.patch_cluster(
         "example",
-        "--type=json",
-        "-p",
+        "json",
         r#"[{"op": "replace", "path": "/spec/version", "value": "0.7.0"}]"#,
-    ])
+    )
     .await;
     wait_members(&env, "example", "0.7.0", "7").await;
 

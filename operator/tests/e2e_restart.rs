@@ -73,14 +73,11 @@ async fn a_change_of_settings_is_rolled_out_to_running_pods() {
     })
     .await;
     monitor.arm(3, 1, 3);
-    env.kubectl_ok(&[
-        "patch",
-        "PravegaCluster",
+    env.patch_cluster(
         "example",
-        "--type=merge",
-        "-p",
+        "merge",
         r#"{"spec":{"bookkeeper":{"options":{"journalMaxGroupWaitMSec":"2"}}}}"#,
-    ])
+    )
     .await;
     let reason = env
         .kubectl_ok(&[

@@ -48,14 +48,11 @@ async fn wait_row(env: &Env, version: &str, ready: &str) {
 }
 
 async fn set_version(env: &Env, version: &str) {
-    env.kubectl_ok(&[
-        "patch",
-        "PravegaCluster",
+    env.patch_cluster(
         "example",
-        "--type=merge",
-        "-p",
+        "merge",
         &format!(r#"{{"spec":{{"version":"{version}"}}}}"#),
-    ])
+    )
     .await;
 }
 
@@ -214,14 +211,11 @@ async fn a_canary_holds_after_one_pod_then_an_unreachable_check_fails_the_upgrad
         ])
         .await;
     }
-    env.kubectl_ok(&[
-        "patch",
-        "PravegaCluster",
+    env.patch_cluster(
         "example",
-        "--type=json",
-        "-p",
+        "json",
         r#"[{"op":"remove","path":"/spec/upgrade/pauseAfterPods"}]"#,
-    ])
+    )
     .await;
     wait_blocker(&env, "SafetyCheckUnreachable").await;
     let error = eventually("UpgradeFailed", WAIT, || async {

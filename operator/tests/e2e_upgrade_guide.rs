@@ -79,9 +79,7 @@ async fn the_guides_upgrade_replaces_pods_in_order_and_the_webhook_refuses_chang
     let webhook = Webhook::start(&env.sandbox, &env.client, &webhook_bin()).await;
     let op = Operator::start(OPERATOR, env.kubeconfig(), &[]).await;
     let pods = PodMonitor::start(env.client.clone(), "default", "example");
-    let sample = workspace_file("deploy/sample/pravegacluster.yaml");
-    env.kubectl_ok(&["apply", "-f", sample.to_str().unwrap()])
-        .await;
+    env.apply_file("deploy/sample/pravegacluster.yaml").await;
     wait_settled(&env, "0.4.0").await;
     pods.arm(3, 1, 3);
 
@@ -258,9 +256,7 @@ async fn a_failing_bookkeeper_image_stops_the_upgrade_as_the_guide_describes_and
     let env = Env::start().await;
     let op = Operator::start(OPERATOR, env.kubeconfig(), &[]).await;
     let conditions = ClusterMonitor::start(env.client.clone(), "default", "example");
-    let sample = workspace_file("deploy/sample/pravegacluster.yaml");
-    env.kubectl_ok(&["apply", "-f", sample.to_str().unwrap()])
-        .await;
+    env.apply_file("deploy/sample/pravegacluster.yaml").await;
     wait_settled(&env, "0.4.0").await;
 
     // Only the BookKeeper image of 0.5.0 is broken.

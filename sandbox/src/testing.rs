@@ -515,6 +515,55 @@ impl Env {
         apply_yaml(self, yaml).await
     }
 
+    /// `kubectl apply -f FILE` of a workspace file (`rel` from the root); returns stdout.
+    pub async fn apply_file(&self, rel: &str) -> String {
+        let path = workspace_file(rel);
+        self.kubectl_ok(&["apply", "-f", path.to_str().expect("utf-8 path")])
+            .await
+    }
+
+    /// `kubectl patch PravegaCluster NAME --type=TYPE -p PATCH` (`json` or `merge`), expecting
+    /// success.
+    pub async fn patch_cluster(&self, name: &str, patch_type: &str, patch: &str) -> String {
+        self.kubectl_ok(&[
+            "patch",
+            "PravegaCluster",
+            name,
+            &format!("--type={patch_type}"),
+            "-p",
+            patch,
+        ])
+        .await
+    }
+
+    /// `kubectl get ARGS -o jsonpath=PATH`, expecting success.
+    pub async fn jsonpath(&self, args: &[&str], path: &str) -> String {
+        let out = format!("jsonpath={path}");
+        let mut all = vec!["get"];
+        all.extend_from_slice(args);
+        all.extend(["-o", out.as_str()]);
+        self.kubectl_ok(&all).await
+    }
+
+    /// Waits until the row of `kubectl get PravegaCluster NAME` passes `check`; returns it.
+    pub async fn wait_row(
+        &self,
+        name: &str,
+        what: &str,
+        timeout: Duration,
+        check: impl Fn(&[(String, String)]) -> bool,
+    ) -> Vec<(String, String)> {
+        eventually(what, timeout, || async {
+            let row = self.cluster_row(name).await.ok_or("no row")?;
+            if check(&row) {
+                Ok(row)
+            } else {
+                Err(format!("{row:?}"))
+            }
+        })
+        .await
+    }
+
     /// The images of the pods of cluster `example`, space-separated, as kubectl prints them.
     pub async fn member_images(&self) -> String {
         self.kubectl_retry(&[
@@ -549,13 +598,8 @@ impl Env {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
-        eventually(&what, Duration::from_secs(60), || async {
-            let row = self.cluster_row(name).await.ok_or("no row")?;
-            if want.iter().all(|(c, v)| col(&row, c) == *v) {
-                Ok(row)
-            } else {
-                Err(format!("{row:?}"))
-            }
+        self.wait_row(name, &what, Duration::from_secs(60), |row| {
+            want.iter().all(|(c, v)| col(row, c) == *v)
         })
         .await
     }
