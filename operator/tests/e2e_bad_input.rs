@@ -238,13 +238,7 @@ async fn without_the_webhook_the_operator_keeps_its_refusals_and_trusts_the_pods
     assert!(ok, "{err}");
     wait_row(&env, "0.6.0", "").await;
     let error = env
-        .kubectl_ok(&[
-            "get",
-            "pravegacluster",
-            "example",
-            "-o",
-            r#"jsonpath={.status.refusedVersion} {range .status.conditions[?(@.type=="Error")]}{.reason}: {.message}{end}"#,
-        ])
+        .jsonpath(&["pravegacluster", "example"], r#"{.status.refusedVersion} {range .status.conditions[?(@.type=="Error")]}{.reason}: {.message}{end}"#)
         .await;
     assert!(
         error.starts_with("0.7.0 InvalidSpec: spec.version 0.7.0 was refused while another version change was in flight"),

@@ -32,35 +32,29 @@ async fn wait_members(env: &Env, version: &str, desired: &str, ready: &str) {
 
 /// `status reason message` of the cluster's Error condition.
 async fn error_condition(env: &Env, cluster: &str) -> String {
-    env.kubectl_ok(&[
-        "get",
-        "pravegacluster",
-        cluster,
-        "-o",
-        r#"jsonpath={range .status.conditions[?(@.type=="Error")]}{.status} {.reason} {.message}{end}"#,
-    ])
+    env.jsonpath(
+        &["pravegacluster", cluster],
+        r#"{range .status.conditions[?(@.type=="Error")]}{.status} {.reason} {.message}{end}"#,
+    )
     .await
 }
 
 /// The resourceVersions of the cluster and everything it owns.
 async fn resource_versions(env: &Env) -> String {
-    env.kubectl_ok(&[
-        "get",
-        "statefulsets,deployments,services,configmaps,poddisruptionbudgets",
-        "-l",
-        "app.kubernetes.io/instance=example",
-        "-o",
-        "jsonpath={.items[*].metadata.resourceVersion}",
-    ])
+    env.jsonpath(
+        &[
+            "statefulsets,deployments,services,configmaps,poddisruptionbudgets",
+            "-l",
+            "app.kubernetes.io/instance=example",
+        ],
+        "{.items[*].metadata.resourceVersion}",
+    )
     .await
         + &env
-            .kubectl_ok(&[
-                "get",
-                "pravegacluster",
-                "example",
-                "-o",
-                "jsonpath={.metadata.generation} {.status}",
-            ])
+            .jsonpath(
+                &["pravegacluster", "example"],
+                "{.metadata.generation} {.status}",
+            )
             .await
 }
 
@@ -111,13 +105,7 @@ async fn sample_cluster_comes_up_scales_and_costs_nothing_when_converged() {
 
     // The workloads are as designed and owned by the cluster.
     let strategy = env
-        .kubectl_ok(&[
-            "get",
-            "statefulset",
-            "example-bookie",
-            "-o",
-            "jsonpath={.spec.updateStrategy.type} {.metadata.ownerReferences[0].kind} {.spec.template.spec.containers[0].image}",
-        ])
+        .jsonpath(&["statefulset", "example-bookie"], "{.spec.updateStrategy.type} {.metadata.ownerReferences[0].kind} {.spec.template.spec.containers[0].image}")
         .await;
     assert_eq!(strategy, "OnDelete PravegaCluster pravega/bookkeeper:0.4.0");
     let names = env
@@ -220,13 +208,7 @@ async fn sample_cluster_comes_up_scales_and_costs_nothing_when_converged() {
         .unwrap();
     wait_members(&env, "0.4.0", "7", "6").await;
     let unready = env
-        .kubectl_ok(&[
-            "get",
-            "pravegacluster",
-            "example",
-            "-o",
-            "jsonpath={.status.members.unready}",
-        ])
+        .jsonpath(&["pravegacluster", "example"], "{.status.members.unready}")
         .await;
     assert!(unready.contains("example-bookie-1"), "{unready}");
     env.sim
@@ -322,13 +304,7 @@ spec:
     .await;
     let condition = eventually("the InvalidSpec condition", WAIT, || async {
         let out = env
-            .kubectl_ok(&[
-                "get",
-                "pravegacluster",
-                "broken",
-                "-o",
-                r#"jsonpath={range .status.conditions[?(@.type=="Error")]}{.status} {.reason} {.message}{end}"#,
-            ])
+            .jsonpath(&["pravegacluster", "broken"], r#"{range .status.conditions[?(@.type=="Error")]}{.status} {.reason} {.message}{end}"#)
             .await;
         if out.starts_with("True InvalidSpec") {
             Ok(out)
@@ -380,13 +356,10 @@ spec:
     })
     .await;
     let error = env
-        .kubectl_ok(&[
-            "get",
-            "pravegacluster",
-            "broken",
-            "-o",
-            r#"jsonpath={range .status.conditions[?(@.type=="Error")]}{.status}{end}"#,
-        ])
+        .jsonpath(
+            &["pravegacluster", "broken"],
+            r#"{range .status.conditions[?(@.type=="Error")]}{.status}{end}"#,
+        )
         .await;
     assert_eq!(error, "False");
     assert_eq!(op.terminate().await, Some(0));
@@ -501,12 +474,10 @@ spec:
     env.apply_yaml(&yaml).await;
     eventually("50 clusters Ready", Duration::from_secs(240), || async {
         let out = env
-            .kubectl_ok(&[
-                "get",
-                "pravegacluster",
-                "-o",
-                r#"jsonpath={range .items[*]}{.metadata.name}={.status.currentVersion}{"\n"}{end}"#,
-            ])
+            .jsonpath(
+                &["pravegacluster"],
+                r#"{range .items[*]}{.metadata.name}={.status.currentVersion}{"\n"}{end}"#,
+            )
             .await;
         let ready = out.lines().filter(|l| l.ends_with("=0.4.0")).count();
         if ready == 50 {

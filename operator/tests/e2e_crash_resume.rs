@@ -116,13 +116,7 @@ async fn an_upgrade_survives_twenty_operator_kills_without_deleting_a_pod_twice(
     .await;
     pods.disarm();
     let history = env
-        .kubectl_ok(&[
-            "get",
-            "PravegaCluster",
-            "example",
-            "-o",
-            "jsonpath={.status.versionHistory}",
-        ])
+        .jsonpath(&["PravegaCluster", "example"], "{.status.versionHistory}")
         .await;
     assert_eq!(history, r#"["0.4.0","0.5.0"]"#, "{}", report("history"));
 

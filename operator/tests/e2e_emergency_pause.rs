@@ -35,13 +35,10 @@ async fn merge_patch(env: &Env, patch: &str) -> Run {
 }
 
 async fn stored(env: &Env) -> String {
-    env.kubectl_ok(&[
-        "get",
-        "PravegaCluster",
-        "example",
-        "-o",
-        "jsonpath={.spec.version} paused={.spec.upgrade.paused}",
-    ])
+    env.jsonpath(
+        &["PravegaCluster", "example"],
+        "{.spec.version} paused={.spec.upgrade.paused}",
+    )
     .await
 }
 
@@ -62,13 +59,10 @@ async fn the_emergency_pause_goes_through_while_the_webhook_is_down() {
     let env = Env::start().await;
     let webhook = Webhook::start(&env.sandbox, &env.client, &webhook_bin()).await;
     let registered = env
-        .kubectl_ok(&[
-            "get",
-            "validatingwebhookconfiguration",
-            "pravega-webhook",
-            "-o",
-            "jsonpath={.webhooks[0].failurePolicy} {.webhooks[0].matchConditions[*].name}",
-        ])
+        .jsonpath(
+            &["validatingwebhookconfiguration", "pravega-webhook"],
+            "{.webhooks[0].failurePolicy} {.webhooks[0].matchConditions[*].name}",
+        )
         .await;
     assert_eq!(registered, "Fail not-an-emergency-pause");
 

@@ -14,13 +14,10 @@ use support::*;
 const WAIT: Duration = Duration::from_secs(60);
 
 async fn error_condition(env: &Env) -> String {
-    env.kubectl_ok(&[
-        "get",
-        "PravegaCluster",
-        "example",
-        "-o",
-        r#"jsonpath={range .status.conditions[?(@.type=="Error")]}{.status} {.reason} {.message}{end}"#,
-    ])
+    env.jsonpath(
+        &["PravegaCluster", "example"],
+        r#"{range .status.conditions[?(@.type=="Error")]}{.status} {.reason} {.message}{end}"#,
+    )
     .await
 }
 
@@ -91,13 +88,10 @@ async fn a_crash_looping_bookie_fails_the_upgrade_and_setting_the_version_back_r
     // the failed one; so does a bookie added by a scale-up. The failed bookie-0 stays as it is.
     eventually("the bookie template back at 0.4.0", WAIT, || async {
         let t = env
-            .kubectl_ok(&[
-                "get",
-                "statefulset",
-                "example-bookie",
-                "-o",
-                "jsonpath={.spec.template.spec.containers[0].image}",
-            ])
+            .jsonpath(
+                &["statefulset", "example-bookie"],
+                "{.spec.template.spec.containers[0].image}",
+            )
             .await;
         if t == "pravega/bookkeeper:0.4.0" {
             Ok(())
@@ -133,13 +127,7 @@ async fn a_crash_looping_bookie_fails_the_upgrade_and_setting_the_version_back_r
     })
     .await;
     let bookie0 = env
-        .kubectl_ok(&[
-            "get",
-            "pod",
-            "example-bookie-0",
-            "-o",
-            "jsonpath={.spec.containers[0].image}",
-        ])
+        .jsonpath(&["pod", "example-bookie-0"], "{.spec.containers[0].image}")
         .await;
     assert_eq!(bookie0, "pravega/bookkeeper:0.5.0", "the failed pod stays");
 

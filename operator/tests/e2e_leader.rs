@@ -50,13 +50,10 @@ async fn only_the_leader_reconciles_and_a_standby_takes_over_without_writes() {
     }
     assert_eq!(standby.get("/readyz").await.1.trim(), "standby");
     let holder = env
-        .kubectl_ok(&[
-            "get",
-            "lease",
-            "pravega-operator-leader",
-            "-o",
-            "jsonpath={.spec.holderIdentity}",
-        ])
+        .jsonpath(
+            &["lease", "pravega-operator-leader"],
+            "{.spec.holderIdentity}",
+        )
         .await;
     assert!(!holder.is_empty());
 
@@ -188,13 +185,10 @@ async fn a_frozen_leader_writes_nothing_on_its_stale_belief_after_a_takeover() {
     })
     .await;
     let holder = env
-        .kubectl_ok(&[
-            "get",
-            "lease",
-            "pravega-operator-leader",
-            "-o",
-            "jsonpath={.spec.holderIdentity}",
-        ])
+        .jsonpath(
+            &["lease", "pravega-operator-leader"],
+            "{.spec.holderIdentity}",
+        )
         .await;
     let lines_before_resume = a.log().lines().count();
     signal("-CONT");
@@ -232,13 +226,10 @@ async fn a_frozen_leader_writes_nothing_on_its_stale_belief_after_a_takeover() {
     // The new leader finishes the upgrade.
     settled("0.5.0").await;
     let still = env
-        .kubectl_ok(&[
-            "get",
-            "lease",
-            "pravega-operator-leader",
-            "-o",
-            "jsonpath={.spec.holderIdentity}",
-        ])
+        .jsonpath(
+            &["lease", "pravega-operator-leader"],
+            "{.spec.holderIdentity}",
+        )
         .await;
     assert_eq!(still, holder);
     drop(b);

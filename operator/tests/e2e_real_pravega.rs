@@ -114,13 +114,10 @@ async fn wait_members(env: &Env, name: &str, version: &str, members: &str) {
 
 /// `name=value` of every environment variable given to the first container of `pod`.
 async fn pod_env(env: &Env, pod: &str) -> String {
-    env.kubectl_ok(&[
-        "get",
-        "pod",
-        pod,
-        "-o",
-        r#"jsonpath={range .spec.containers[0].env[*]}{.name}={.value}{"\n"}{end}"#,
-    ])
+    env.jsonpath(
+        &["pod", pod],
+        r#"{range .spec.containers[0].env[*]}{.name}={.value}{"\n"}{end}"#,
+    )
     .await
 }
 
@@ -140,13 +137,7 @@ async fn an_upstream_0_4_manifest_applies_unchanged_and_becomes_ready() {
     let through = |version: &'static str| {
         let env = &env;
         async move {
-            env.kubectl_ok(&[
-                "get",
-                &format!("pravegaclusters.{version}.pravega.pravega.io"),
-                "legacy",
-                "-o",
-                "jsonpath={.apiVersion} {.spec.bookkeeper.serviceAccountName} {.spec.pravega.tier2.filesystem.persistentVolumeClaim.claimName}",
-            ])
+            env.jsonpath(&[&format!("pravegaclusters.{version}.pravega.pravega.io"), "legacy"], "{.apiVersion} {.spec.bookkeeper.serviceAccountName} {.spec.pravega.tier2.filesystem.persistentVolumeClaim.claimName}")
             .await
         }
     };
@@ -175,35 +166,23 @@ async fn an_upstream_0_4_manifest_applies_unchanged_and_becomes_ready() {
     // Every field is honoured: service accounts, resources, claim templates, options, debug
     // logging and the tier 2 claim reach the pods.
     let bookie = env
-        .kubectl_ok(&[
-            "get",
-            "pod",
-            "legacy-bookie-0",
-            "-o",
-            "jsonpath={.spec.serviceAccountName} {.spec.containers[0].resources.limits.memory}",
-        ])
+        .jsonpath(
+            &["pod", "legacy-bookie-0"],
+            "{.spec.serviceAccountName} {.spec.containers[0].resources.limits.memory}",
+        )
         .await;
     assert_eq!(bookie, "bookie-sa 2Gi");
     let claims = env
-        .kubectl_ok(&[
-            "get",
-            "statefulset",
-            "legacy-bookie",
-            "-o",
-            "jsonpath={.spec.volumeClaimTemplates[*].spec.storageClassName}",
-        ])
+        .jsonpath(
+            &["statefulset", "legacy-bookie"],
+            "{.spec.volumeClaimTemplates[*].spec.storageClassName}",
+        )
         .await;
     assert_eq!(claims, "standard standard standard");
     let bookie_env = pod_env(&env, "legacy-bookie-0").await;
     assert!(bookie_env.contains("BK_AUTORECOVERY=true"), "{bookie_env}");
     let store = env
-        .kubectl_ok(&[
-            "get",
-            "pod",
-            "legacy-pravega-segmentstore-0",
-            "-o",
-            "jsonpath={.spec.serviceAccountName} {.spec.containers[0].resources.limits.memory} {.spec.volumes[?(@.name==\"tier2\")].persistentVolumeClaim.claimName}",
-        ])
+        .jsonpath(&["pod", "legacy-pravega-segmentstore-0"], "{.spec.serviceAccountName} {.spec.containers[0].resources.limits.memory} {.spec.volumes[?(@.name==\"tier2\")].persistentVolumeClaim.claimName}")
         .await;
     assert_eq!(store, "pravega-components 5Gi pravega-tier2");
     let store_env = pod_env(&env, "legacy-pravega-segmentstore-0").await;
@@ -231,13 +210,7 @@ async fn an_upstream_0_4_manifest_applies_unchanged_and_becomes_ready() {
         async move {
             eventually(&format!("Error condition {want}"), WAIT, || async {
                 let got = env
-                    .kubectl_ok(&[
-                        "get",
-                        "pravegacluster",
-                        "legacy",
-                        "-o",
-                        r#"jsonpath={range .status.conditions[?(@.type=="Error")]}{.status} {.reason} {.message}{end}"#,
-                    ])
+                    .jsonpath(&["pravegacluster", "legacy"], r#"{range .status.conditions[?(@.type=="Error")]}{.status} {.reason} {.message}{end}"#)
                     .await;
                 if got.starts_with(want) {
                     Ok(got)
@@ -308,14 +281,7 @@ async fn the_guides_upgrade_from_0_6_to_0_7_crosses_the_bookie_options_change() 
     wait_members(&env, "example", "0.7.0", "7").await;
 
     let pods = env
-        .kubectl_ok(&[
-            "get",
-            "pods",
-            "-l",
-            "app.kubernetes.io/instance=example",
-            "-o",
-            r#"jsonpath={range .items[*]}{.spec.containers[0].image} {.status.containerStatuses[0].ready} {.status.containerStatuses[0].restartCount}{"\n"}{end}"#,
-        ])
+        .jsonpath(&["pods", "-l", "app.kubernetes.io/instance=example"], r#"{range .items[*]}{.spec.containers[0].image} {.status.containerStatuses[0].ready} {.status.containerStatuses[0].restartCount}{"\n"}{end}"#)
         .await;
     let lines: Vec<&str> = pods.lines().collect();
     assert_eq!(lines.len(), 7, "{pods}");
@@ -351,14 +317,14 @@ async fn a_cluster_is_not_started_on_volumes_a_newer_version_wrote() {
     wait_members(&env, "example", "0.7.0", "7").await;
     eventually("the volumes to remember 0.7.0", WAIT, || async {
         let got = env
-            .kubectl_ok(&[
-                "get",
-                "pvc",
-                "ledger-example-bookie-0",
-                "cache-example-pravega-segmentstore-2",
-                "-o",
-                r#"jsonpath={.items[*].metadata.annotations.pravega\.pravega\.io/highest-version}"#,
-            ])
+            .jsonpath(
+                &[
+                    "pvc",
+                    "ledger-example-bookie-0",
+                    "cache-example-pravega-segmentstore-2",
+                ],
+                r#"{.items[*].metadata.annotations.pravega\.pravega\.io/highest-version}"#,
+            )
             .await;
         if got == "0.7.0 0.7.0" {
             Ok(())
@@ -386,13 +352,7 @@ async fn a_cluster_is_not_started_on_volumes_a_newer_version_wrote() {
         .await;
     let error = eventually("Error DataFromNewerVersion", WAIT, || async {
         let got = env
-            .kubectl_ok(&[
-                "get",
-                "pravegacluster",
-                "example",
-                "-o",
-                r#"jsonpath={range .status.conditions[?(@.type=="Error")]}{.status} {.reason} {.message}{end}"#,
-            ])
+            .jsonpath(&["pravegacluster", "example"], r#"{range .status.conditions[?(@.type=="Error")]}{.status} {.reason} {.message}{end}"#)
             .await;
         if got.starts_with("True DataFromNewerVersion") { Ok(got) } else { Err(got) }
     })

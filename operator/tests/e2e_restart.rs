@@ -24,13 +24,10 @@ async fn a_change_of_settings_is_rolled_out_to_running_pods() {
         eventually("7/7 at 0.5.0 with nothing in progress", WAIT, || async {
             let row = env.cluster_row("example").await.ok_or("no row")?;
             let upgrading = env
-                .kubectl_ok(&[
-                    "get",
-                    "pravegacluster",
-                    "example",
-                    "-o",
-                    r#"jsonpath={.status.conditions[?(@.type=="Upgrading")].status}"#,
-                ])
+                .jsonpath(
+                    &["pravegacluster", "example"],
+                    r#"{.status.conditions[?(@.type=="Upgrading")].status}"#,
+                )
                 .await;
             if col(&row, "VERSION") == "0.5.0"
                 && col(&row, "READY MEMBERS") == "7"
@@ -47,15 +44,8 @@ async fn a_change_of_settings_is_rolled_out_to_running_pods() {
     let uids = |selector: &'static str| {
         let env = &env;
         async move {
-            env.kubectl_ok(&[
-                "get",
-                "pods",
-                "-l",
-                selector,
-                "-o",
-                "jsonpath={.items[*].metadata.uid}",
-            ])
-            .await
+            env.jsonpath(&["pods", "-l", selector], "{.items[*].metadata.uid}")
+                .await
         }
     };
     let bookies_before = uids("app.kubernetes.io/component=bookie").await;
@@ -95,13 +85,10 @@ async fn a_change_of_settings_is_rolled_out_to_running_pods() {
     );
     eventually("the restart to complete", WAIT, || async {
         let reason = env
-            .kubectl_ok(&[
-                "get",
-                "pravegacluster",
-                "example",
-                "-o",
-                r#"jsonpath={.status.conditions[?(@.type=="Upgrading")].reason}"#,
-            ])
+            .jsonpath(
+                &["pravegacluster", "example"],
+                r#"{.status.conditions[?(@.type=="Upgrading")].reason}"#,
+            )
             .await;
         if reason == "Completed" {
             Ok(())
@@ -130,14 +117,10 @@ async fn a_change_of_settings_is_rolled_out_to_running_pods() {
         monitor.violations()
     );
     let events = env
-        .kubectl_ok(&[
-            "get",
-            "events",
-            "--field-selector",
-            "involvedObject.name=example",
-            "-o",
-            "jsonpath={.items[*].reason}",
-        ])
+        .jsonpath(
+            &["events", "--field-selector", "involvedObject.name=example"],
+            "{.items[*].reason}",
+        )
         .await;
     for reason in ["RestartStarted", "RestartingPod", "RestartCompleted"] {
         assert!(events.contains(reason), "{reason} missing in {events}");

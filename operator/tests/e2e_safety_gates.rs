@@ -58,13 +58,10 @@ async fn set_version(env: &Env, version: &str) {
 
 /// `reason: message` of `status.upgrade.blockedBy`.
 async fn blocker(env: &Env) -> String {
-    env.kubectl_ok(&[
-        "get",
-        "pravegacluster",
-        "example",
-        "-o",
-        "jsonpath={.status.upgrade.blockedBy.reason}: {.status.upgrade.blockedBy.message}",
-    ])
+    env.jsonpath(
+        &["pravegacluster", "example"],
+        "{.status.upgrade.blockedBy.reason}: {.status.upgrade.blockedBy.message}",
+    )
     .await
 }
 
@@ -94,14 +91,14 @@ async fn pod(env: &Env, name: &str) -> String {
 }
 
 async fn events(env: &Env) -> String {
-    env.kubectl_ok(&[
-        "get",
-        "events",
-        "--field-selector",
-        "involvedObject.kind=PravegaCluster",
-        "-o",
-        r#"jsonpath={range .items[*]}{.type} {.reason} {.message}{"\n"}{end}"#,
-    ])
+    env.jsonpath(
+        &[
+            "events",
+            "--field-selector",
+            "involvedObject.kind=PravegaCluster",
+        ],
+        r#"{range .items[*]}{.type} {.reason} {.message}{"\n"}{end}"#,
+    )
     .await
 }
 
@@ -187,13 +184,10 @@ async fn a_canary_holds_after_one_pod_then_an_unreachable_check_fails_the_upgrad
     tokio::time::sleep(Duration::from_secs(11)).await;
     assert!(pod(&env, "example-bookie-1").await.starts_with("0.9.0 "));
     let upgrading = env
-        .kubectl_ok(&[
-            "get",
-            "pravegacluster",
-            "example",
-            "-o",
-            r#"jsonpath={.status.conditions[?(@.type=="Upgrading")].reason}"#,
-        ])
+        .jsonpath(
+            &["pravegacluster", "example"],
+            r#"{.status.conditions[?(@.type=="Upgrading")].reason}"#,
+        )
         .await;
     assert_eq!(upgrading, "CanaryHold");
     // kubectl get still shows the desired version.
@@ -220,13 +214,7 @@ async fn a_canary_holds_after_one_pod_then_an_unreachable_check_fails_the_upgrad
     wait_blocker(&env, "SafetyCheckUnreachable").await;
     let error = eventually("UpgradeFailed", WAIT, || async {
         let c = env
-            .kubectl_ok(&[
-                "get",
-                "pravegacluster",
-                "example",
-                "-o",
-                r#"jsonpath={.status.conditions[?(@.type=="Error")].reason}: {.status.conditions[?(@.type=="Error")].message}"#,
-            ])
+            .jsonpath(&["pravegacluster", "example"], r#"{.status.conditions[?(@.type=="Error")].reason}: {.status.conditions[?(@.type=="Error")].message}"#)
             .await;
         if c.starts_with("UpgradeFailed:") { Ok(c) } else { Err(c) }
     })
@@ -250,13 +238,7 @@ async fn a_replacement_that_crashes_within_its_soak_time_fails_the_upgrade() {
     set_version(&env, "0.5.0").await;
     eventually("bookie-0 at 0.5.0 and Ready", WAIT, || async {
         let ready = env
-            .kubectl_ok(&[
-                "get",
-                "pod",
-                "example-bookie-0",
-                "-o",
-                r#"jsonpath={.metadata.labels.pravega\.pravega\.io/version} {.status.conditions[?(@.type=="Ready")].status}"#,
-            ])
+            .jsonpath(&["pod", "example-bookie-0"], r#"{.metadata.labels.pravega\.pravega\.io/version} {.status.conditions[?(@.type=="Ready")].status}"#)
             .await;
         if ready == "0.5.0 True" { Ok(()) } else { Err(ready) }
     })
@@ -277,13 +259,7 @@ async fn a_replacement_that_crashes_within_its_soak_time_fails_the_upgrade() {
     sim.clear_failures();
     let error = eventually("UpgradeFailed", WAIT, || async {
         let c = env
-            .kubectl_ok(&[
-                "get",
-                "pravegacluster",
-                "example",
-                "-o",
-                r#"jsonpath={.status.conditions[?(@.type=="Error")].reason}: {.status.conditions[?(@.type=="Error")].message}"#,
-            ])
+            .jsonpath(&["pravegacluster", "example"], r#"{.status.conditions[?(@.type=="Error")].reason}: {.status.conditions[?(@.type=="Error")].message}"#)
             .await;
         if c.starts_with("UpgradeFailed:") { Ok(c) } else { Err(c) }
     })

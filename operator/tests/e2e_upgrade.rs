@@ -80,13 +80,7 @@ async fn changing_spec_version_upgrades_every_component_in_order() {
         "every member runs 0.5.0: {images:?}"
     );
     let history = env
-        .kubectl_ok(&[
-            "get",
-            "PravegaCluster",
-            "example",
-            "-o",
-            "jsonpath={.status.versionHistory}",
-        ])
+        .jsonpath(&["PravegaCluster", "example"], "{.status.versionHistory}")
         .await;
     assert!(
         history.contains("0.4.0") && history.contains("0.5.0"),
