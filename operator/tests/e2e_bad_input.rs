@@ -21,18 +21,6 @@ async fn wait_row(env: &Env, version: &str, desired: &str) {
     env.wait_cluster("example", &want).await;
 }
 
-async fn merge_patch(env: &Env, body: &str) -> Run {
-    env.kubectl(&[
-        "patch",
-        "PravegaCluster",
-        "example",
-        "--type=merge",
-        "-p",
-        body,
-    ])
-    .await
-}
-
 fn sample_at(version: &str) -> String {
     std::fs::read_to_string(workspace_file("deploy/sample/pravegacluster.yaml"))
         .expect("sample")
@@ -88,7 +76,7 @@ async fn values_that_would_break_later_are_refused_at_admission() {
             ok,
             stdout: out,
             stderr: err,
-        } = merge_patch(&env, &patch).await;
+        } = env.try_patch_cluster("example", "merge", &patch).await;
         assert!(!ok, "{patch} was admitted: {out}");
         // Refused by the webhook, or (the version's length) by the schema itself.
         assert!(
@@ -100,7 +88,13 @@ async fn values_that_would_break_later_are_refused_at_admission() {
     // Unbounded replicas are refused by the schema itself, with the API server's wording.
     let Run {
         ok, stderr: err, ..
-    } = merge_patch(&env, r#"{"spec":{"bookkeeper":{"replicas":1000000}}}"#).await;
+    } = env
+        .try_patch_cluster(
+            "example",
+            "merge",
+            r#"{"spec":{"bookkeeper":{"replicas":1000000}}}"#,
+        )
+        .await;
     assert!(!ok);
     assert!(
         err.contains("spec.bookkeeper.replicas: Invalid value: 1000000: spec.bookkeeper.replicas in body should be less than or equal to 100"),
@@ -143,7 +137,9 @@ async fn a_paused_upgrade_can_be_cancelled_with_the_webhook_in_place() {
     // Start an upgrade and pause it at once.
     let Run {
         ok, stderr: err, ..
-    } = merge_patch(&env, r#"{"spec":{"version":"0.6.0"}}"#).await;
+    } = env
+        .try_patch_cluster("example", "merge", r#"{"spec":{"version":"0.6.0"}}"#)
+        .await;
     assert!(ok, "{err}");
     env.wait_row("example", "the upgrade to 0.6.0 started", WAIT, |row| {
         col(&row, "DESIRED VERSION") == "0.6.0"
@@ -151,13 +147,21 @@ async fn a_paused_upgrade_can_be_cancelled_with_the_webhook_in_place() {
     .await;
     let Run {
         ok, stderr: err, ..
-    } = merge_patch(&env, r#"{"spec":{"upgrade":{"paused":true}}}"#).await;
+    } = env
+        .try_patch_cluster(
+            "example",
+            "merge",
+            r#"{"spec":{"upgrade":{"paused":true}}}"#,
+        )
+        .await;
     assert!(ok, "{err}");
-    let Run { ok, .. } = merge_patch(
-        &env,
-        r#"{"spec":{"version":"0.5.0","upgrade":{"paused":false}}}"#,
-    )
-    .await;
+    let Run { ok, .. } = env
+        .try_patch_cluster(
+            "example",
+            "merge",
+            r#"{"spec":{"version":"0.5.0","upgrade":{"paused":false}}}"#,
+        )
+        .await;
     assert!(
         !ok,
         "a change mid-upgrade is refused unless the upgrade is paused"
@@ -165,11 +169,13 @@ async fn a_paused_upgrade_can_be_cancelled_with_the_webhook_in_place() {
     // Paused, going back cancels it.
     let Run {
         ok, stderr: err, ..
-    } = merge_patch(
-        &env,
-        r#"{"spec":{"version":"0.5.0","upgrade":{"paused":true}}}"#,
-    )
-    .await;
+    } = env
+        .try_patch_cluster(
+            "example",
+            "merge",
+            r#"{"spec":{"version":"0.5.0","upgrade":{"paused":true}}}"#,
+        )
+        .await;
     assert!(ok, "{err}");
     assert!(
         err.contains("Warning: cancelling the paused upgrade to 0.6.0"),
@@ -193,7 +199,13 @@ async fn a_paused_upgrade_can_be_cancelled_with_the_webhook_in_place() {
     // Resumed: whatever had moved is rolled back, and the cluster is 0.5.0 again.
     let Run {
         ok, stderr: err, ..
-    } = merge_patch(&env, r#"{"spec":{"upgrade":{"paused":false}}}"#).await;
+    } = env
+        .try_patch_cluster(
+            "example",
+            "merge",
+            r#"{"spec":{"upgrade":{"paused":false}}}"#,
+        )
+        .await;
     assert!(ok, "{err}");
     wait_row(&env, "0.5.0", "").await;
     let images = env.member_images().await;
@@ -226,7 +238,9 @@ async fn without_the_webhook_the_operator_keeps_its_refusals_and_trusts_the_pods
     // A version change during an upgrade is refused, and stays refused after it ends.
     let Run {
         ok, stderr: err, ..
-    } = merge_patch(&env, r#"{"spec":{"version":"0.6.0"}}"#).await;
+    } = env
+        .try_patch_cluster("example", "merge", r#"{"spec":{"version":"0.6.0"}}"#)
+        .await;
     assert!(ok, "{err}");
     env.wait_row("example", "upgrading to 0.6.0", WAIT, |row| {
         col(&row, "DESIRED VERSION") == "0.6.0"
@@ -234,7 +248,9 @@ async fn without_the_webhook_the_operator_keeps_its_refusals_and_trusts_the_pods
     .await;
     let Run {
         ok, stderr: err, ..
-    } = merge_patch(&env, r#"{"spec":{"version":"0.7.0"}}"#).await;
+    } = env
+        .try_patch_cluster("example", "merge", r#"{"spec":{"version":"0.7.0"}}"#)
+        .await;
     assert!(ok, "{err}");
     wait_row(&env, "0.6.0", "").await;
     let error = env

@@ -22,14 +22,7 @@ async fn bounded<T>(what: &str, fut: impl std::future::Future<Output = T>) -> T 
 async fn merge_patch(env: &Env, patch: &str) -> Run {
     bounded(
         &format!("kubectl patch {patch}"),
-        env.kubectl(&[
-            "patch",
-            "PravegaCluster",
-            "example",
-            "--type=merge",
-            "-p",
-            patch,
-        ]),
+        env.try_patch_cluster("example", "merge", patch),
     )
     .await
 }

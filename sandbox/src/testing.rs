@@ -334,6 +334,20 @@ pub mod blocking {
         )
     }
 
+    /// `kubectl -n NS get ARGS -o jsonpath=PATH`, expecting success.
+    pub fn jsonpath(
+        kc: &(impl Kubeconfig + ?Sized),
+        ns: &str,
+        args: &[&str],
+        path: &str,
+    ) -> String {
+        let out = format!("jsonpath={path}");
+        let mut all = vec!["-n", ns, "get"];
+        all.extend_from_slice(args);
+        all.extend(["-o", out.as_str()]);
+        kubectl_ok(kc, &all)
+    }
+
     /// Creates namespace `ns` and installs the PravegaCluster CRD, waiting until it is
     /// established.
     pub fn install_crd(kc: &(impl Kubeconfig + ?Sized), ns: &str) {
@@ -522,18 +536,18 @@ impl Env {
             .await
     }
 
-    /// `kubectl patch PravegaCluster NAME --type=TYPE -p PATCH` (`json` or `merge`), expecting
-    /// success.
+    /// `kubectl patch PravegaCluster NAME --type=TYPE -p PATCH` (`json` or `merge`).
+    pub async fn try_patch_cluster(&self, name: &str, patch_type: &str, patch: &str) -> Run {
+        let patch_type = format!("--type={patch_type}");
+        self.kubectl(&["patch", "PravegaCluster", name, &patch_type, "-p", patch])
+            .await
+    }
+
+    /// The same, expecting success; returns stdout.
     pub async fn patch_cluster(&self, name: &str, patch_type: &str, patch: &str) -> String {
-        self.kubectl_ok(&[
-            "patch",
-            "PravegaCluster",
-            name,
-            &format!("--type={patch_type}"),
-            "-p",
-            patch,
-        ])
-        .await
+        let patch_type = format!("--type={patch_type}");
+        self.kubectl_ok(&["patch", "PravegaCluster", name, &patch_type, "-p", patch])
+            .await
     }
 
     /// `kubectl get ARGS -o jsonpath=PATH`, expecting success.

@@ -151,10 +151,7 @@ async fn crd_served_in_several_versions_with_kubectl() {
         alpha["metadata"]["resourceVersion"]
     );
     // Unqualified names use the preferred (storage) version.
-    let preferred = kubectl_ok(
-        &sb,
-        &["-n", NS, "get", "wd", "w1", "-o", "jsonpath={.apiVersion}"],
-    );
+    let preferred = jsonpath(&sb, NS, &["wd", "w1"], "{.apiVersion}");
     assert_eq!(preferred, "demo.pravega.io/v1beta1");
 
     // Lists and tables at each version, with that version's printer columns.
@@ -257,17 +254,11 @@ async fn crd_served_in_several_versions_with_kubectl() {
         "w1",
         r#"{"status":{"ready":true}}"#,
     );
-    let ready = kubectl_ok(
+    let ready = jsonpath(
         &sb,
-        &[
-            "-n",
-            NS,
-            "get",
-            "widgets.v1alpha1.demo.pravega.io",
-            "w1",
-            "-o",
-            "jsonpath={.status.ready}",
-        ],
+        NS,
+        &["widgets.v1alpha1.demo.pravega.io", "w1"],
+        "{.status.ready}",
     );
     assert_eq!(ready, "true");
     let no_status = kubectl(

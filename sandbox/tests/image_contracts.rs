@@ -3,7 +3,7 @@
 
 use pravega_sandbox::Sandbox;
 use pravega_sandbox::sim::Simulation;
-use pravega_sandbox::testing::blocking::*;
+use pravega_sandbox::testing::blocking::{self, *};
 use std::time::Duration;
 
 const NS: &str = "contracts";
@@ -17,7 +17,8 @@ fn eventually<T>(what: &str, f: impl FnMut() -> Option<T>) -> T {
     pravega_sandbox::testing::blocking::eventually(what, Duration::from_secs(30), f)
 }
 
-fn jsonpath(sb: &Sandbox, ns: &str, object: &str, path: &str) -> String {
+/// A field of `object`, or empty if kubectl fails.
+fn field(sb: &Sandbox, ns: &str, object: &str, path: &str) -> String {
     let r = kubectl(
         sb,
         &["-n", ns, "get", object, "-o", &format!("jsonpath={path}")],
@@ -40,7 +41,7 @@ fn wait_ready(sb: &Sandbox, ns: &str, pod: &str) {
 }
 
 fn is_ready(sb: &Sandbox, ns: &str, pod: &str) -> bool {
-    jsonpath(
+    field(
         sb,
         ns,
         &format!("pod/{pod}"),
@@ -49,18 +50,15 @@ fn is_ready(sb: &Sandbox, ns: &str, pod: &str) -> bool {
 }
 
 fn events(sb: &Sandbox, ns: &str, pod: &str, reason: &str) -> Vec<String> {
-    let out = kubectl_ok(
+    let out = blocking::jsonpath(
         sb,
+        ns,
         &[
-            "-n",
-            ns,
-            "get",
             "events",
             "--field-selector",
-            &format!("involvedObject.name={pod},reason={reason}"),
-            "-o",
-            "jsonpath={range .items[*]}{.message}{\"\\n\"}{end}",
+            &format!("involvedObject.name={pod}, reason={reason}"),
         ],
+        "{range .items[*]}{.message}{\"\\n\"}{end}",
     );
     out.lines().map(str::to_owned).collect()
 }
@@ -117,7 +115,7 @@ async fn bookie_0_7_aborts_on_a_bkenv_value_with_spaces_and_0_6_does_not() {
         "{described}"
     );
     assert_eq!(
-        jsonpath(
+        field(
             &sb,
             NS,
             "pod/bk7-0",
@@ -129,7 +127,7 @@ async fn bookie_0_7_aborts_on_a_bkenv_value_with_spaces_and_0_6_does_not() {
     // 0.6 (BookKeeper 4.7.3, no `set -e`): the failed line is not fatal.
     wait_ready(&sb, NS, "bk6-0");
     assert_eq!(
-        jsonpath(
+        field(
             &sb,
             NS,
             "pod/bk6-0",
@@ -254,7 +252,7 @@ async fn segment_store_finds_bookies_only_under_its_jvm_cluster_name() {
     assert!(!is_ready(&sb, NS, "ss-default"));
     assert_eq!(events(&sb, NS, "ss-default", "Unhealthy").len(), 1);
     assert_eq!(
-        jsonpath(
+        field(
             &sb,
             NS,
             "pod/ss-default",
@@ -295,13 +293,13 @@ spec:
     kubectl_stdin_ok(&sb, &["apply", "-f", "-"], &pod);
     let waiting = "{.status.containerStatuses[0].state.waiting.reason}: {.status.containerStatuses[0].state.waiting.message}";
     eventually("CreateContainerConfigError for the ConfigMap", || {
-        (jsonpath(&sb, NS, "pod/app", waiting)
+        (field(&sb, NS, "pod/app", waiting)
             == "CreateContainerConfigError: configmap \"app-config\" not found")
             .then_some(())
     });
     let rows = table(&kubectl_ok(&sb, &["-n", NS, "get", "pod", "app"]));
     assert_eq!(rows[1][1..3], ["0/1", "CreateContainerConfigError"]);
-    assert_eq!(jsonpath(&sb, NS, "pod/app", "{.status.phase}"), "Pending");
+    assert_eq!(field(&sb, NS, "pod/app", "{.status.phase}"), "Pending");
     let failed = events(&sb, NS, "app", "Failed");
     assert!(
         failed
@@ -323,7 +321,7 @@ spec:
         ],
     );
     eventually("CreateContainerConfigError for the Secret", || {
-        (jsonpath(&sb, NS, "pod/app", waiting)
+        (field(&sb, NS, "pod/app", waiting)
             == "CreateContainerConfigError: secret \"app-secret\" not found")
             .then_some(())
     });

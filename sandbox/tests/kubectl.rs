@@ -62,17 +62,11 @@ async fn pravegacluster_lifecycle_with_kubectl() {
             r#"{"status":{"replicas":1}}"#,
         ],
     );
-    let got = kubectl_ok(
+    let got = jsonpath(
         &sb,
-        &[
-            "-n",
-            NS,
-            "get",
-            "pk",
-            "example",
-            "-o",
-            "jsonpath={.spec.version} {.status.replicas} {.metadata.generation}",
-        ],
+        NS,
+        &["pk", "example"],
+        "{.spec.version} {.status.replicas} {.metadata.generation}",
     );
     assert_eq!(got, "0.4.0 7 1");
 
@@ -105,17 +99,11 @@ async fn pravegacluster_lifecycle_with_kubectl() {
         ],
     );
     assert!(out.contains("patched"), "{out}");
-    let got = kubectl_ok(
+    let got = jsonpath(
         &sb,
-        &[
-            "-n",
-            NS,
-            "get",
-            "pk",
-            "example",
-            "-o",
-            "jsonpath={.spec.version} {.metadata.generation}",
-        ],
+        NS,
+        &["pk", "example"],
+        "{.spec.version} {.metadata.generation}",
     );
     assert_eq!(got, "0.5.0 2");
 
@@ -194,33 +182,11 @@ async fn pravegacluster_lifecycle_with_kubectl() {
         "{}",
         String::from_utf8_lossy(&edited.stderr)
     );
-    let got = kubectl_ok(
-        &sb,
-        &[
-            "-n",
-            NS,
-            "get",
-            "pk",
-            "example",
-            "-o",
-            "jsonpath={.spec.version}",
-        ],
-    );
+    let got = jsonpath(&sb, NS, &["pk", "example"], "{.spec.version}");
     assert_eq!(got, "0.5.1");
     let out = kubectl_ok(&sb, &["-n", NS, "apply", "--server-side", "-f", &sample()]);
     assert!(out.contains("serverside-applied"), "{out}");
-    let got = kubectl_ok(
-        &sb,
-        &[
-            "-n",
-            NS,
-            "get",
-            "pk",
-            "example",
-            "-o",
-            "jsonpath={.spec.version}",
-        ],
-    );
+    let got = jsonpath(&sb, NS, &["pk", "example"], "{.spec.version}");
     assert_eq!(got, "0.4.0");
 
     // kubectl explain reads the CRD's schema.
@@ -236,18 +202,7 @@ async fn get_watch_streams_changes_and_delete_cascades() {
     let sb = sandbox().await;
     install_crd(&sb, NS);
     kubectl_ok(&sb, &["-n", NS, "apply", "-f", &sample()]);
-    let uid = kubectl_ok(
-        &sb,
-        &[
-            "-n",
-            NS,
-            "get",
-            "pk",
-            "example",
-            "-o",
-            "jsonpath={.metadata.uid}",
-        ],
-    );
+    let uid = jsonpath(&sb, NS, &["pk", "example"], "{.metadata.uid}");
     let owned = format!(
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: example-config\n  namespace: {NS}\n  ownerReferences:\n  - apiVersion: pravega.pravega.io/v1beta1\n    kind: PravegaCluster\n    name: example\n    uid: {uid}\n    controller: true\ndata:\n  a: b\n"
     );
@@ -322,17 +277,11 @@ async fn builtins_defaults_tables_and_namespace_deletion() {
     let dep = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  namespace: apps\nspec:\n  selector:\n    matchLabels: {app: web}\n  template:\n    metadata:\n      labels: {app: web}\n    spec:\n      containers:\n      - name: web\n        image: nginx:1.25\n      - name: sidecar\n        image: busybox:1.36\n";
     kubectl_stdin_ok(&sb, &["apply", "-f", "-"], dep);
     // Defaults the real server applies.
-    let d = kubectl_ok(
+    let d = jsonpath(
         &sb,
-        &[
-            "-n",
-            "apps",
-            "get",
-            "deploy",
-            "web",
-            "-o",
-            "jsonpath={.spec.replicas} {.spec.revisionHistoryLimit} {.spec.progressDeadlineSeconds} {.spec.strategy.type} {.spec.template.spec.restartPolicy}",
-        ],
+        "apps",
+        &["deploy", "web"],
+        "{.spec.replicas} {.spec.revisionHistoryLimit} {.spec.progressDeadlineSeconds} {.spec.strategy.type} {.spec.template.spec.restartPolicy}",
     );
     assert_eq!(d, "1 10 600 RollingUpdate Always");
     // Client-side apply again with one image changed: strategic merge by container name.
@@ -341,17 +290,11 @@ async fn builtins_defaults_tables_and_namespace_deletion() {
         &["apply", "-f", "-"],
         &dep.replace("nginx:1.25", "nginx:1.26"),
     );
-    let images = kubectl_ok(
+    let images = jsonpath(
         &sb,
-        &[
-            "-n",
-            "apps",
-            "get",
-            "deploy",
-            "web",
-            "-o",
-            "jsonpath={.spec.template.spec.containers[*].image} {.metadata.generation}",
-        ],
+        "apps",
+        &["deploy", "web"],
+        "{.spec.template.spec.containers[*].image} {.metadata.generation}",
     );
     assert_eq!(images, "nginx:1.26 busybox:1.36 2");
     let scaled = kubectl_ok(
@@ -359,18 +302,7 @@ async fn builtins_defaults_tables_and_namespace_deletion() {
         &["-n", "apps", "scale", "deployment", "web", "--replicas=3"],
     );
     assert!(scaled.contains("scaled"), "{scaled}");
-    let r = kubectl_ok(
-        &sb,
-        &[
-            "-n",
-            "apps",
-            "get",
-            "deploy",
-            "web",
-            "-o",
-            "jsonpath={.spec.replicas}",
-        ],
-    );
+    let r = jsonpath(&sb, "apps", &["deploy", "web"], "{.spec.replicas}");
     assert_eq!(r, "3");
     kubectl_ok(
         &sb,

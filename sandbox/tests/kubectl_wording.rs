@@ -89,18 +89,7 @@ async fn a_patch_that_changes_nothing_is_patched_no_change() {
     // The same for a custom resource and its status subresource.
     let sample = workspace_root().join("deploy/sample/pravegacluster.yaml");
     kubectl_ok(&sb, &["-n", NS, "apply", "-f", sample.to_str().unwrap()]);
-    let version = kubectl_ok(
-        &sb,
-        &[
-            "-n",
-            NS,
-            "get",
-            "pk",
-            "example",
-            "-o",
-            "jsonpath={.spec.version}",
-        ],
-    );
+    let version = jsonpath(&sb, NS, &["pk", "example"], "{.spec.version}");
     let out = kubectl_ok(
         &sb,
         &[

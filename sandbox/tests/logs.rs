@@ -18,7 +18,8 @@ fn eventually<T>(what: &str, f: impl FnMut() -> Option<T>) -> T {
     pravega_sandbox::testing::blocking::eventually(what, Duration::from_secs(30), f)
 }
 
-fn jsonpath(sb: &Sandbox, object: &str, path: &str) -> String {
+/// A field of `object`, or empty if kubectl fails.
+fn field(sb: &Sandbox, object: &str, path: &str) -> String {
     let r = kubectl(
         sb,
         &["-n", NS, "get", object, "-o", &format!("jsonpath={path}")],
@@ -184,7 +185,7 @@ async fn logs_of_running_waiting_and_missing_containers() {
         &pod("pending", "busybox:unschedulable", ""),
     );
     eventually("pending unschedulable", || {
-        (jsonpath(&sb, "pod/pending", "{.status.conditions[0].reason}") == "Unschedulable")
+        (field(&sb, "pod/pending", "{.status.conditions[0].reason}") == "Unschedulable")
             .then_some(())
     });
     let r = logs(&sb, &["pending"]);
@@ -218,7 +219,7 @@ async fn crashes_show_their_message_and_previous_instances_stay_readable() {
         ),
     );
     wait_status(&sb, "bookie", "CrashLoopBackOff");
-    let message = jsonpath(
+    let message = field(
         &sb,
         "pod/bookie",
         "{.status.containerStatuses[0].lastState.terminated.message}",

@@ -47,18 +47,7 @@ fn refused(ip: &str, port: u16) -> bool {
 
 fn pod_ip(sb: &Sandbox, ns: &str, pod: &str) -> String {
     eventually(&format!("{pod} has an IP"), WAIT, || {
-        let ip = kubectl_ok(
-            sb,
-            &[
-                "-n",
-                ns,
-                "get",
-                "pod",
-                pod,
-                "-o",
-                "jsonpath={.status.podIP}",
-            ],
-        );
+        let ip = jsonpath(sb, ns, &["pod", pod], "{.status.podIP}");
         (!ip.is_empty()).then_some(ip)
     })
 }
@@ -297,18 +286,15 @@ async fn bookies_get_their_own_ips_and_answer_the_admin_api() {
         "sandbox.pravega.io/under-replicated-ledgers=abc",
     );
     let warning = eventually("a warning event", WAIT, || {
-        let out = kubectl_ok(
+        let out = jsonpath(
             &sb,
+            NS,
             &[
-                "-n",
-                NS,
-                "get",
                 "events",
                 "--field-selector",
-                "involvedObject.name=example-bookie-1,type=Warning",
-                "-o",
-                "jsonpath={range .items[*]}{.message}{\"\\n\"}{end}",
+                "involvedObject.name=example-bookie-1, type=Warning",
             ],
+            "{range .items[*]}{.message}{\"\\n\"}{end}",
         );
         out.lines()
             .find(|l| l.contains("under-replicated-ledgers"))
@@ -385,18 +371,11 @@ spec:
     );
     kubectl_stdin_ok(&sb, &["apply", "-f", "-"], &manifests);
     wait_ready(&sb, NS, "app=controller");
-    let pod = kubectl_ok(
+    let pod = jsonpath(
         &sb,
-        &[
-            "-n",
-            NS,
-            "get",
-            "pods",
-            "-l",
-            "app=controller",
-            "-o",
-            "jsonpath={.items[0].metadata.name}",
-        ],
+        NS,
+        &["pods", "-l", "app=controller"],
+        "{.items[0].metadata.name}",
     );
     let ip = pod_ip(&sb, NS, &pod);
 
@@ -461,18 +440,7 @@ spec:
     pod_ip(&sb, NS, "store-1");
     kubectl_ok(&sb, &["-n", NS, "delete", "pod", "store-1", "--wait=true"]);
     let s1 = eventually("store-1 again, running", WAIT, || {
-        let phase = kubectl_ok(
-            &sb,
-            &[
-                "-n",
-                NS,
-                "get",
-                "pod",
-                "store-1",
-                "-o",
-                "jsonpath={.status.phase}",
-            ],
-        );
+        let phase = jsonpath(&sb, NS, &["pod", "store-1"], "{.status.phase}");
         (phase == "Running").then(|| pod_ip(&sb, NS, "store-1"))
     });
     let log = eventually("store-1's log", WAIT, || {

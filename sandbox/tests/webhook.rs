@@ -195,18 +195,7 @@ async fn webhook_denials_warnings_and_failure_policy() {
         assert_eq!(r["oldObject"]["spec"]["version"], "0.4.0");
         assert_eq!(r["object"]["spec"]["version"], "0.3.0");
     }
-    let v = kubectl_ok(
-        &sb,
-        &[
-            "-n",
-            NS,
-            "get",
-            "pk",
-            "example",
-            "-o",
-            "jsonpath={.spec.version}",
-        ],
-    );
+    let v = jsonpath(&sb, NS, &["pk", "example"], "{.spec.version}");
     assert_eq!(v, "0.4.0", "a denied write is not stored");
 
     // Dry run: reviewed with dryRun=true, nothing stored.
@@ -217,18 +206,7 @@ async fn webhook_denials_warnings_and_failure_policy() {
         true
     );
     assert_eq!(
-        kubectl_ok(
-            &sb,
-            &[
-                "-n",
-                NS,
-                "get",
-                "pk",
-                "example",
-                "-o",
-                "jsonpath={.spec.version}"
-            ]
-        ),
+        jsonpath(&sb, NS, &["pk", "example"], "{.spec.version}"),
         "0.4.0"
     );
 
@@ -565,18 +543,7 @@ async fn match_conditions_decide_which_requests_reach_the_webhook() {
     assert!(through.ok, "{}", through.stderr);
     assert_eq!(reviewed(), before, "neither was reviewed");
     assert_eq!(
-        kubectl_ok(
-            &sb,
-            &[
-                "-n",
-                NS,
-                "get",
-                "pk",
-                "example",
-                "-o",
-                "jsonpath={.spec.upgrade.paused}"
-            ]
-        ),
+        jsonpath(&sb, NS, &["pk", "example"], "{.spec.upgrade.paused}"),
         "true"
     );
 }
