@@ -30,8 +30,8 @@ use futures::StreamExt;
 use kube::Api;
 use kube::api::{ListParams, Patch, PatchParams};
 use pravega_crds::PravegaCluster;
-use pravega_sandbox::sim::SimOptions;
-use pravega_sandbox::testing::{Env, EnvOptions, Run, kubectl, workspace_binary, workspace_file};
+use pravega_sandbox::testing::{Env, Run, kubectl, workspace_binary, workspace_file};
+use support_upgrade::bench_env;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
@@ -83,15 +83,7 @@ async fn main() -> Res<()> {
         sandbox,
         sim,
         client,
-    } = Env::launch(EnvOptions {
-        sim: Some(SimOptions {
-            ready_delay: READY_DELAY,
-            termination_grace: Some(TERMINATION_GRACE),
-            ..SimOptions::default()
-        }),
-        ..EnvOptions::default()
-    })
-    .await;
+    } = bench_env(READY_DELAY, TERMINATION_GRACE).await;
     let kubeconfig = sandbox.kubeconfig_path().to_path_buf();
     let crd = workspace_file("crds/pravegacluster.yaml");
     let Run {

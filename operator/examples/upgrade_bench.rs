@@ -25,9 +25,8 @@ use kube::Api;
 use kube::api::{Patch, PatchParams};
 use pravega_crds::PravegaCluster;
 use pravega_crds::names::Component;
-use pravega_sandbox::sim::SimOptions;
-use pravega_sandbox::testing::{Env, EnvOptions, Run, kubectl, workspace_binary, workspace_file};
-use support_upgrade::{PodHistory, PodMonitor, histories, percentile};
+use pravega_sandbox::testing::{Env, Run, kubectl, workspace_binary, workspace_file};
+use support_upgrade::{PodHistory, PodMonitor, bench_env, histories, percentile};
 use tokio::process::Command;
 
 const READY_DELAY: Duration = Duration::from_millis(300);
@@ -114,15 +113,7 @@ async fn one_run(operator: &std::path::Path) -> Result<RunFigures, Box<dyn Error
         sandbox,
         sim,
         client,
-    } = Env::launch(EnvOptions {
-        sim: Some(SimOptions {
-            ready_delay: READY_DELAY,
-            termination_grace: Some(TERMINATION_GRACE),
-            ..SimOptions::default()
-        }),
-        ..EnvOptions::default()
-    })
-    .await;
+    } = bench_env(READY_DELAY, TERMINATION_GRACE).await;
     let kubeconfig = sandbox.kubeconfig_path().to_path_buf();
     for file in [
         "crds/pravegacluster.yaml",

@@ -21,12 +21,6 @@ async fn wait_row(env: &Env, version: &str, desired: &str) {
     env.wait_cluster("example", &want).await;
 }
 
-fn sample_at(version: &str) -> String {
-    std::fs::read_to_string(workspace_file("deploy/sample/pravegacluster.yaml"))
-        .expect("sample")
-        .replace("version: 0.4.0", &format!("version: {version}"))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn values_that_would_break_later_are_refused_at_admission() {
     let env = Env::start().await;

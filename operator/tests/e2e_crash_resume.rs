@@ -47,15 +47,13 @@ async fn start_env(ready_delay: Duration) -> Env {
 }
 
 async fn wait_settled(env: &Env, version: &str) {
-    env.wait_row(
+    env.wait_cluster(
         "example",
-        &format!("example at {version}, 7/7"),
-        WAIT,
-        |row| {
-            col(&row, "VERSION") == version
-                && col(&row, "DESIRED VERSION").is_empty()
-                && col(&row, "READY MEMBERS") == "7"
-        },
+        &[
+            ("VERSION", version),
+            ("DESIRED VERSION", ""),
+            ("READY MEMBERS", "7"),
+        ],
     )
     .await;
 }
@@ -75,13 +73,11 @@ async fn an_upgrade_survives_twenty_operator_kills_without_deleting_a_pod_twice(
     pods.arm(3, 1, 3);
 
     let started = Instant::now();
-    env.kubectl_ok(&[
-        "patch",
-        "PravegaCluster",
+    env.patch_cluster(
         "example",
-        "--type=json",
-        r#"-p=[{"op": "replace", "path": "/spec/version", "value": "0.5.0"}]"#,
-    ])
+        "json",
+        r#"[{"op": "replace", "path": "/spec/version", "value": "0.5.0"}]"#,
+    )
     .await;
     let mut kills: Vec<Instant> = Vec::new();
     let mut logs: Vec<String> = Vec::new();

@@ -74,13 +74,11 @@ async fn the_emergency_pause_goes_through_while_the_webhook_is_down() {
         stderr: err,
     } = bounded(
         "kubectl patch spec.version",
-        env.kubectl(&[
-            "patch",
-            "PravegaCluster",
+        env.try_patch_cluster(
             "example",
-            "--type=json",
-            r#"-p=[{"op": "replace", "path": "/spec/version", "value": "0.5.0"}]"#,
-        ]),
+            "json",
+            r#"[{"op": "replace", "path": "/spec/version", "value": "0.5.0"}]"#,
+        ),
     )
     .await;
     assert_webhook_unreachable("the version change", ok, &out, &err);

@@ -178,10 +178,7 @@ async fn a_crash_looping_bookie_fails_the_upgrade_and_setting_the_version_back_r
 async fn a_failed_rollback_has_a_way_out() {
     let env = Env::start().await;
     let op = Operator::start(OPERATOR, env.kubeconfig(), &[]).await;
-    let sample = std::fs::read_to_string(workspace_file("deploy/sample/pravegacluster.yaml"))
-        .expect("sample")
-        .replace("version: 0.4.0", "version: 0.5.0");
-    env.apply_yaml(&sample).await;
+    env.apply_yaml(&sample_at("0.5.0")).await;
     let row_is = |version: &'static str, desired: &'static str| {
         let env = &env;
         async move {

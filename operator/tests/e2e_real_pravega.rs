@@ -266,10 +266,7 @@ async fn the_guides_upgrade_from_0_6_to_0_7_crosses_the_bookie_options_change() 
     let env = Env::start().await;
     let op = Operator::start(OPERATOR, env.kubeconfig(), &[]).await;
     env.apply_yaml(TIER2_CLAIM).await;
-    let sample = std::fs::read_to_string(workspace_file("deploy/sample/pravegacluster.yaml"))
-        .expect("sample")
-        .replace("version: 0.4.0", "version: 0.6.0");
-    env.apply_yaml(&sample).await;
+    env.apply_yaml(&sample_at("0.6.0")).await;
     wait_members(&env, "example", "0.6.0", "7").await;
 
     env.patch_cluster(
@@ -310,10 +307,7 @@ async fn a_cluster_is_not_started_on_volumes_a_newer_version_wrote() {
     let env = Env::start().await;
     let op = Operator::start(OPERATOR, env.kubeconfig(), &[]).await;
     env.apply_yaml(TIER2_CLAIM).await;
-    let sample = std::fs::read_to_string(workspace_file("deploy/sample/pravegacluster.yaml"))
-        .expect("sample");
-    env.apply_yaml(&sample.replace("version: 0.4.0", "version: 0.7.0"))
-        .await;
+    env.apply_yaml(&sample_at("0.7.0")).await;
     wait_members(&env, "example", "0.7.0", "7").await;
     eventually("the volumes to remember 0.7.0", WAIT, || async {
         let got = env
@@ -348,8 +342,7 @@ async fn a_cluster_is_not_started_on_volumes_a_newer_version_wrote() {
         }
     })
     .await;
-    env.apply_yaml(&sample.replace("version: 0.4.0", "version: 0.5.0"))
-        .await;
+    env.apply_yaml(&sample_at("0.5.0")).await;
     let error = eventually("Error DataFromNewerVersion", WAIT, || async {
         let got = env
             .jsonpath(&["pravegacluster", "example"], r#"{range .status.conditions[?(@.type=="Error")]}{.status} {.reason} {.message}{end}"#)

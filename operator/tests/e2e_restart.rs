@@ -16,10 +16,7 @@ const WAIT: Duration = Duration::from_secs(60);
 async fn a_change_of_settings_is_rolled_out_to_running_pods() {
     let env = Env::start().await;
     let op = Operator::start(OPERATOR, env.kubeconfig(), &[]).await;
-    let sample = std::fs::read_to_string(workspace_file("deploy/sample/pravegacluster.yaml"))
-        .expect("sample")
-        .replace("version: 0.4.0", "version: 0.5.0");
-    env.apply_yaml(&sample).await;
+    env.apply_yaml(&sample_at("0.5.0")).await;
     let settled = || async {
         eventually("7/7 at 0.5.0 with nothing in progress", WAIT, || async {
             let row = env.cluster_row("example").await.ok_or("no row")?;

@@ -13,13 +13,10 @@ const WAIT: Duration = Duration::from_secs(60);
 
 /// The sample cluster at `version` with `upgrade` as its `spec.upgrade` (YAML flow mapping).
 fn sample(version: &str, upgrade: &str) -> String {
-    let text = std::fs::read_to_string(workspace_file("deploy/sample/pravegacluster.yaml"))
-        .expect("sample");
-    text.replace("version: 0.4.0", &format!("version: {version}"))
-        .replace(
-            "  upgrade:\n    timeout: 10m",
-            &format!("  upgrade: {upgrade}"),
-        )
+    sample_at(version).replace(
+        "  upgrade:\n    timeout: 10m",
+        &format!("  upgrade: {upgrade}"),
+    )
 }
 
 async fn start(version: &str, upgrade: &str) -> (Env, Operator) {

@@ -27,3 +27,10 @@ spec:
     requests:
       storage: 50Gi
 "#;
+
+/// The sample cluster (`deploy/sample/pravegacluster.yaml`) at `version`.
+pub fn sample_at(version: &str) -> String {
+    std::fs::read_to_string(workspace_file("deploy/sample/pravegacluster.yaml"))
+        .expect("sample")
+        .replace("version: 0.4.0", &format!("version: {version}"))
+}

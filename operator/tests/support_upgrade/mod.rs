@@ -15,6 +15,8 @@ use kube::runtime::watcher;
 use kube::{Api, ResourceExt};
 use pravega_crds::names::{Component, VERSION_KEY, cluster_selector, component_of};
 use pravega_crds::{ConditionType, PravegaCluster};
+use pravega_sandbox::sim::SimOptions;
+use pravega_sandbox::testing::{Env, EnvOptions};
 use tokio::task::JoinHandle;
 
 /// The name the webhook is registered under (as in `deploy/`).
@@ -340,6 +342,20 @@ impl Drop for ClusterMonitor {
     fn drop(&mut self) {
         self.task.abort();
     }
+}
+
+/// The benchmarks' sandbox: simulated pods Ready `ready_delay` after they start, and
+/// terminating in `termination_grace`.
+pub async fn bench_env(ready_delay: Duration, termination_grace: Duration) -> Env {
+    Env::launch(EnvOptions {
+        sim: Some(SimOptions {
+            ready_delay,
+            termination_grace: Some(termination_grace),
+            ..SimOptions::default()
+        }),
+        ..EnvOptions::default()
+    })
+    .await
 }
 
 /// The `p`-th percentile (0..=100, nearest rank) of `samples`.
