@@ -334,6 +334,61 @@ pub mod blocking {
         )
     }
 
+    /// `kubectl -n NS patch RESOURCE NAME --type=TYPE -p PATCH` (`json`, `merge` or
+    /// `strategic`).
+    pub fn patch(
+        kc: &(impl Kubeconfig + ?Sized),
+        ns: &str,
+        object: [&str; 2],
+        patch_type: &str,
+        body: &str,
+    ) -> Run {
+        let patch_type = format!("--type={patch_type}");
+        let [resource, name] = object;
+        kubectl(
+            kc,
+            &["-n", ns, "patch", resource, name, &patch_type, "-p", body],
+        )
+    }
+
+    /// The same, expecting success; returns stdout.
+    pub fn patch_ok(
+        kc: &(impl Kubeconfig + ?Sized),
+        ns: &str,
+        object: [&str; 2],
+        patch_type: &str,
+        body: &str,
+    ) -> String {
+        let r = patch(kc, ns, object, patch_type, body);
+        assert!(
+            r.ok,
+            "kubectl patch {object:?} {body} failed:\n{}{}",
+            r.stderr, r.stdout
+        );
+        r.stdout
+    }
+
+    /// `kubectl -n NS get ARGS`, expecting success; returns stdout.
+    pub fn kubectl_get(kc: &(impl Kubeconfig + ?Sized), ns: &str, args: &[&str]) -> String {
+        let mut all = vec!["-n", ns, "get"];
+        all.extend_from_slice(args);
+        kubectl_ok(kc, &all)
+    }
+
+    /// `kubectl -n NS wait --for=condition=CONDITION TARGETS --timeout=30s`, expecting success.
+    pub fn wait_condition(
+        kc: &(impl Kubeconfig + ?Sized),
+        ns: &str,
+        condition: &str,
+        targets: &[&str],
+    ) -> String {
+        let condition = format!("--for=condition={condition}");
+        let mut all = vec!["-n", ns, "wait", condition.as_str()];
+        all.extend_from_slice(targets);
+        all.push("--timeout=30s");
+        kubectl_ok(kc, &all)
+    }
+
     /// `kubectl -n NS get ARGS -o jsonpath=PATH`, expecting success.
     pub fn jsonpath(
         kc: &(impl Kubeconfig + ?Sized),

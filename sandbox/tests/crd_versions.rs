@@ -83,7 +83,7 @@ spec:
 "#;
 
 fn get_json(sb: &pravega_sandbox::Sandbox, resource: &str, name: &str) -> Value {
-    let out = kubectl_ok(sb, &["-n", NS, "get", resource, name, "-o", "json"]);
+    let out = kubectl_get(sb, NS, &[resource, name, "-o", "json"]);
     serde_json::from_str(&out).expect("kubectl prints JSON")
 }
 
@@ -155,29 +155,17 @@ async fn crd_served_in_several_versions_with_kubectl() {
     assert_eq!(preferred, "demo.pravega.io/v1beta1");
 
     // Lists and tables at each version, with that version's printer columns.
-    let list: Value = serde_json::from_str(&kubectl_ok(
+    let list: Value = serde_json::from_str(&kubectl_get(
         &sb,
-        &[
-            "-n",
-            NS,
-            "get",
-            "widgets.v1alpha1.demo.pravega.io",
-            "-o",
-            "json",
-        ],
+        NS,
+        &["widgets.v1alpha1.demo.pravega.io", "-o", "json"],
     ))
     .unwrap();
     assert_eq!(list["items"][0]["apiVersion"], "demo.pravega.io/v1alpha1");
-    let rows = table(&kubectl_ok(
-        &sb,
-        &["-n", NS, "get", "widgets.v1alpha1.demo.pravega.io"],
-    ));
+    let rows = table(&kubectl_get(&sb, NS, &["widgets.v1alpha1.demo.pravega.io"]));
     assert_eq!(rows[0], ["NAME", "SIZE", "AGE"]);
     assert_eq!(rows[1][..2], ["w1", "3"]);
-    let rows = table(&kubectl_ok(
-        &sb,
-        &["-n", NS, "get", "widgets.v1beta1.demo.pravega.io"],
-    ));
+    let rows = table(&kubectl_get(&sb, NS, &["widgets.v1beta1.demo.pravega.io"]));
     assert_eq!(rows[0], ["NAME", "SIZE", "COLOR", "AGE"]);
     assert_eq!(rows[1][..3], ["w1", "3", "red"]);
 
@@ -220,18 +208,12 @@ async fn crd_served_in_several_versions_with_kubectl() {
         .recv_timeout(Duration::from_secs(10))
         .expect("the initial state");
     assert_eq!(first, "demo.pravega.io/v1beta1 3");
-    kubectl_ok(
+    patch_ok(
         &sb,
-        &[
-            "-n",
-            NS,
-            "patch",
-            "widgets.v1alpha1.demo.pravega.io",
-            "w1",
-            "--type=merge",
-            "-p",
-            r#"{"spec":{"size":5}}"#,
-        ],
+        NS,
+        ["widgets.v1alpha1.demo.pravega.io", "w1"],
+        "merge",
+        r#"{"spec":{"size":5}}"#,
     );
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {

@@ -62,8 +62,7 @@ async fn events_written_through_events_k8s_io_read_as_a_real_server_shows_them()
     // Through core v1: the fields a real server serializes for an event written through
     // events.k8s.io/v1 (Go zero values included), and nothing invented.
     let list: Value =
-        serde_json::from_str(&kubectl_ok(&sb, &["-n", NS, "get", "events", "-o", "json"]))
-            .expect("json");
+        serde_json::from_str(&kubectl_get(&sb, NS, &["events", "-o", "json"])).expect("json");
     let a = list["items"]
         .as_array()
         .and_then(|items| items.iter().find(|e| e["metadata"]["name"] == "example.a"))
@@ -78,17 +77,10 @@ async fn events_written_through_events_k8s_io_read_as_a_real_server_shows_them()
     assert_eq!(a["message"], "UpgradeStarted happened");
     assert!(o.get("count").is_none(), "{a}");
     // And back through events.k8s.io/v1.
-    let v1: Value = serde_json::from_str(&kubectl_ok(
+    let v1: Value = serde_json::from_str(&kubectl_get(
         &sb,
-        &[
-            "-n",
-            NS,
-            "get",
-            "events.v1.events.k8s.io",
-            "example.a",
-            "-o",
-            "json",
-        ],
+        NS,
+        &["events.v1.events.k8s.io", "example.a", "-o", "json"],
     ))
     .expect("json");
     let o = v1.as_object().expect("object");
@@ -121,7 +113,7 @@ async fn events_written_through_events_k8s_io_read_as_a_real_server_shows_them()
     }
 
     // LAST SEEN: eventTime, or the series' lastObservedTime.
-    let out = kubectl_ok(&sb, &["-n", NS, "get", "events"]);
+    let out = kubectl_get(&sb, NS, &["events"]);
     let rows = table(&out);
     let row = |reason: &str| {
         rows.iter()
@@ -140,7 +132,7 @@ async fn events_written_through_events_k8s_io_read_as_a_real_server_shows_them()
 
     // -o wide: SUBOBJECT, SOURCE (reporting controller, instance), FIRST SEEN, COUNT (the
     // series' count, 1 for a singleton), NAME.
-    let wide = squash(&kubectl_ok(&sb, &["-n", NS, "get", "events", "-o", "wide"]));
+    let wide = squash(&kubectl_get(&sb, NS, &["events", "-o", "wide"]));
     let header = wide.lines().next().unwrap_or_default();
     assert_eq!(
         header,
@@ -156,12 +148,10 @@ async fn events_written_through_events_k8s_io_read_as_a_real_server_shows_them()
     );
 
     // Field selectors, combined, as `kubectl describe` and users write them.
-    let rows = table(&kubectl_ok(
+    let rows = table(&kubectl_get(
         &sb,
+        NS,
         &[
-            "-n",
-            NS,
-            "get",
             "events",
             "--field-selector",
             "involvedObject.name=example,type=Warning",
@@ -169,12 +159,10 @@ async fn events_written_through_events_k8s_io_read_as_a_real_server_shows_them()
     ));
     assert_eq!(rows.len(), 2, "{rows:?}");
     assert_eq!(rows[1][2], "UpgradeFailed");
-    let rows = table(&kubectl_ok(
+    let rows = table(&kubectl_get(
         &sb,
+        NS,
         &[
-            "-n",
-            NS,
-            "get",
             "events",
             "--field-selector",
             "source=pravega-operator,reason!=Unhealthy",
@@ -182,12 +170,10 @@ async fn events_written_through_events_k8s_io_read_as_a_real_server_shows_them()
     ));
     assert_eq!(rows.len(), 3, "{rows:?}");
     // events.k8s.io/v1 has its own field names.
-    let names = kubectl_ok(
+    let names = kubectl_get(
         &sb,
+        NS,
         &[
-            "-n",
-            NS,
-            "get",
             "events.v1.events.k8s.io",
             "--field-selector",
             "regarding.name=other,reportingController=pravega-operator",

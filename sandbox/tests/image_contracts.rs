@@ -27,17 +27,7 @@ fn field(sb: &Sandbox, ns: &str, object: &str, path: &str) -> String {
 }
 
 fn wait_ready(sb: &Sandbox, ns: &str, pod: &str) {
-    kubectl_ok(
-        sb,
-        &[
-            "-n",
-            ns,
-            "wait",
-            "--for=condition=Ready",
-            &format!("pod/{pod}"),
-            "--timeout=30s",
-        ],
-    );
+    wait_condition(sb, ns, "Ready", &[&format!("pod/{pod}")]);
 }
 
 fn is_ready(sb: &Sandbox, ns: &str, pod: &str) -> bool {
@@ -97,7 +87,7 @@ async fn bookie_0_7_aborts_on_a_bkenv_value_with_spaces_and_0_6_does_not() {
 
     // 0.7 (BookKeeper 4.9, `set -e`): the bookie exits 127 again and again.
     eventually("bk7-0 in CrashLoopBackOff", || {
-        let out = kubectl_ok(&sb, &["-n", NS, "get", "pod", "bk7-0"]);
+        let out = kubectl_get(&sb, NS, &["pod", "bk7-0"]);
         let rows = table(&out);
         (rows.get(1)?.get(2)? == "CrashLoopBackOff").then_some(())
     });
@@ -232,7 +222,7 @@ async fn segment_store_finds_bookies_only_under_its_jvm_cluster_name() {
         described.contains("Readiness probe failed: no bookies registered"),
         "{described}"
     );
-    let rows = table(&kubectl_ok(&sb, &["-n", NS, "get", "pod", "ss-default"]));
+    let rows = table(&kubectl_get(&sb, NS, &["pod", "ss-default"]));
     assert_eq!(rows[1][1..3], ["0/1", "Running"], "{rows:?}");
 
     // With the cluster name as a JVM property it finds the bookie.
@@ -297,7 +287,7 @@ spec:
             == "CreateContainerConfigError: configmap \"app-config\" not found")
             .then_some(())
     });
-    let rows = table(&kubectl_ok(&sb, &["-n", NS, "get", "pod", "app"]));
+    let rows = table(&kubectl_get(&sb, NS, &["pod", "app"]));
     assert_eq!(rows[1][1..3], ["0/1", "CreateContainerConfigError"]);
     assert_eq!(field(&sb, NS, "pod/app", "{.status.phase}"), "Pending");
     let failed = events(&sb, NS, "app", "Failed");
@@ -338,7 +328,7 @@ spec:
         ],
     );
     wait_ready(&sb, NS, "app");
-    let rows = table(&kubectl_ok(&sb, &["-n", NS, "get", "pod", "app"]));
+    let rows = table(&kubectl_get(&sb, NS, &["pod", "app"]));
     assert_eq!(rows[1][1..4], ["1/1", "Running", "0"]);
     sim.shutdown().await;
 }

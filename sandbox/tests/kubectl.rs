@@ -25,8 +25,8 @@ async fn pravegacluster_lifecycle_with_kubectl() {
     );
 
     // The guide's columns, empty status at first.
-    let rows = table(&kubectl_ok(&sb, &["-n", NS, "get", "pravegacluster"]));
-    let header = kubectl_ok(&sb, &["-n", NS, "get", "pk"]);
+    let rows = table(&kubectl_get(&sb, NS, &["pravegacluster"]));
+    let header = kubectl_get(&sb, NS, &["pk"]);
     assert!(
         header.starts_with(
             "NAME      VERSION   DESIRED VERSION   DESIRED MEMBERS   READY MEMBERS   AGE"
@@ -44,23 +44,17 @@ async fn pravegacluster_lifecycle_with_kubectl() {
         r#"{"status":{"currentVersion":"0.4.0","targetVersion":"0.5.0","replicas":7,"readyReplicas":6,
              "conditions":[{"type":"Upgrading","status":"True","reason":"UpgradeStarted","message":"upgrading to 0.5.0"}]}}"#,
     );
-    let rows = table(&kubectl_ok(&sb, &["-n", NS, "get", "pravegacluster"]));
+    let rows = table(&kubectl_get(&sb, NS, &["pravegacluster"]));
     assert_eq!(rows[1][..5], ["example", "0.4.0", "0.5.0", "7", "6"]);
 
     // A status write cannot change the spec, a spec write cannot change the status.
     patch_status(&sb, NS, "pk", "example", r#"{"spec":{"version":"9.9.9"}}"#);
-    kubectl_ok(
+    patch_ok(
         &sb,
-        &[
-            "-n",
-            NS,
-            "patch",
-            "pk",
-            "example",
-            "--type=merge",
-            "-p",
-            r#"{"status":{"replicas":1}}"#,
-        ],
+        NS,
+        ["pk", "example"],
+        "merge",
+        r#"{"status":{"replicas":1}}"#,
     );
     let got = jsonpath(
         &sb,
@@ -86,17 +80,12 @@ async fn pravegacluster_lifecycle_with_kubectl() {
     }
 
     // The guide's exact upgrade command; generation follows the spec change.
-    let out = kubectl_ok(
+    let out = patch_ok(
         &sb,
-        &[
-            "-n",
-            NS,
-            "patch",
-            "PravegaCluster",
-            "example",
-            "--type=json",
-            "-p=[{\"op\": \"replace\", \"path\": \"/spec/version\", \"value\": \"0.5.0\"}]",
-        ],
+        NS,
+        ["PravegaCluster", "example"],
+        "json",
+        "[{\"op\": \"replace\", \"path\": \"/spec/version\", \"value\": \"0.5.0\"}]",
     );
     assert!(out.contains("patched"), "{out}");
     let got = jsonpath(
@@ -108,18 +97,12 @@ async fn pravegacluster_lifecycle_with_kubectl() {
     assert_eq!(got, "0.5.0 2");
 
     // Schema validation: a bad value is rejected with the field path, as the real server does.
-    let bad = kubectl(
+    let bad = patch(
         &sb,
-        &[
-            "-n",
-            NS,
-            "patch",
-            "pk",
-            "example",
-            "--type=merge",
-            "-p",
-            r#"{"spec":{"bookkeeper":{"replicas":0}}}"#,
-        ],
+        NS,
+        ["pk", "example"],
+        "merge",
+        r#"{"spec":{"bookkeeper":{"replicas":0}}}"#,
     );
     assert!(!bad.ok);
     assert!(
@@ -308,7 +291,7 @@ async fn builtins_defaults_tables_and_namespace_deletion() {
         &sb,
         &["-n", "apps", "scale", "deployment", "web", "--replicas=1"],
     );
-    let rows = table(&kubectl_ok(&sb, &["-n", "apps", "get", "deployments"]));
+    let rows = table(&kubectl_get(&sb, "apps", &["deployments"]));
     assert_eq!(rows[0], ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"]);
     assert_eq!(rows[1][..4], ["web", "0/1", "0", "0"]);
 
@@ -322,11 +305,11 @@ async fn builtins_defaults_tables_and_namespace_deletion() {
         "p",
         r#"{"status":{"phase":"Running","containerStatuses":[{"name":"c","image":"busybox:1.36","imageID":"","ready":false,"restartCount":3,"state":{"waiting":{"reason":"CrashLoopBackOff"}}}]}}"#,
     );
-    let rows = table(&kubectl_ok(&sb, &["-n", "apps", "get", "pods"]));
+    let rows = table(&kubectl_get(&sb, "apps", &["pods"]));
     assert_eq!(rows[0], ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]);
     assert_eq!(rows[1][..4], ["p", "0/1", "CrashLoopBackOff", "3"]);
     kubectl_ok(&sb, &["-n", "apps", "delete", "pod", "p", "--wait=false"]);
-    let rows = table(&kubectl_ok(&sb, &["-n", "apps", "get", "pods"]));
+    let rows = table(&kubectl_get(&sb, "apps", &["pods"]));
     assert_eq!(rows[1][2], "Terminating");
     // A final delete with grace 0 (what a kubelet does) removes it.
     kubectl_ok(

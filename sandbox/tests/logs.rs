@@ -28,7 +28,7 @@ fn field(sb: &Sandbox, object: &str, path: &str) -> String {
 }
 
 fn pod_status(sb: &Sandbox, pod: &str) -> String {
-    table(&kubectl_ok(sb, &["-n", NS, "get", "pod", pod]))
+    table(&kubectl_get(sb, NS, &["pod", pod]))
         .get(1)
         .and_then(|r| r.get(2).cloned())
         .unwrap_or_default()

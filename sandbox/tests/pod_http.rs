@@ -54,22 +54,10 @@ fn pod_ip(sb: &Sandbox, ns: &str, pod: &str) -> String {
 
 fn wait_ready(sb: &Sandbox, ns: &str, selector: &str) {
     eventually(&format!("pods {selector} exist"), WAIT, || {
-        let out = kubectl_ok(sb, &["-n", ns, "get", "pods", "-l", selector, "-o", "name"]);
+        let out = kubectl_get(sb, ns, &["pods", "-l", selector, "-o", "name"]);
         (!out.trim().is_empty()).then_some(())
     });
-    kubectl_ok(
-        sb,
-        &[
-            "-n",
-            ns,
-            "wait",
-            "--for=condition=Ready",
-            "pod",
-            "-l",
-            selector,
-            "--timeout=30s",
-        ],
-    );
+    wait_condition(sb, ns, "Ready", &["pod", "-l", selector]);
 }
 
 fn annotate(sb: &Sandbox, ns: &str, pod: &str, annotation: &str) {
@@ -133,7 +121,7 @@ async fn bookies_get_their_own_ips_and_answer_the_admin_api() {
     wait_ready(&sb, NS, "app.kubernetes.io/instance=example");
 
     // Distinct loopback addresses, shown by `kubectl get pod -o wide`.
-    let wide = kubectl_ok(&sb, &["-n", NS, "get", "pods", "-o", "wide"]);
+    let wide = kubectl_get(&sb, NS, &["pods", "-o", "wide"]);
     let ips: Vec<String> = table(&wide)
         .iter()
         .skip(1)

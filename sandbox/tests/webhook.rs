@@ -335,18 +335,12 @@ async fn webhook_reviews_carry_the_version_of_the_request() {
         assert_eq!(r["object"]["apiVersion"], "pravega.pravega.io/v1alpha1");
     }
     // The denial applies whichever version the change comes through.
-    let denied = kubectl(
+    let denied = patch(
         &sb,
-        &[
-            "-n",
-            NS,
-            "patch",
-            "pravegaclusters.v1alpha1.pravega.pravega.io",
-            "example",
-            "--type=merge",
-            "-p",
-            r#"{"spec":{"version":"0.3.0"}}"#,
-        ],
+        NS,
+        ["pravegaclusters.v1alpha1.pravega.pravega.io", "example"],
+        "merge",
+        r#"{"spec":{"version":"0.3.0"}}"#,
     );
     assert!(
         denied.stderr.contains("denied the request: downgrading"),
@@ -404,20 +398,8 @@ fn vwc_matching(url: &str, failure_policy: &str, ca: &str, conditions: &[(&str, 
     yaml
 }
 
-fn merge_patch(sb: &pravega_sandbox::Sandbox, patch: &str) -> Run {
-    kubectl(
-        sb,
-        &[
-            "-n",
-            NS,
-            "patch",
-            "PravegaCluster",
-            "example",
-            "--type=merge",
-            "-p",
-            patch,
-        ],
-    )
+fn merge_patch(sb: &pravega_sandbox::Sandbox, body: &str) -> Run {
+    patch(sb, NS, ["PravegaCluster", "example"], "merge", body)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
