@@ -23,17 +23,14 @@ mod support_upgrade;
 
 use std::error::Error;
 use std::net::SocketAddr;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use kube::Api;
 use kube::api::{ListParams, Patch, PatchParams};
 use pravega_crds::PravegaCluster;
-use pravega_sandbox::testing::{Env, Run, kubectl, workspace_binary, workspace_file};
+use pravega_sandbox::testing::{Env, Operator, Run, kubectl, workspace_binary, workspace_file};
 use support_upgrade::bench_env;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::Command;
 
 const READY_DELAY: Duration = Duration::from_millis(200);
 const TERMINATION_GRACE: Duration = Duration::from_millis(100);
@@ -119,34 +116,15 @@ async fn main() -> Res<()> {
     );
 
     // The operator.
-    let mut child = Command::new(&operator)
-        .args([
-            "--metrics-addr",
-            "127.0.0.1:0",
-            "--concurrency",
-            CONCURRENCY,
-        ])
-        .env("KUBECONFIG", &kubeconfig)
-        .env("RUST_LOG", "warn,pravega_operator::run=info")
-        .env_remove("WATCH_NAMESPACE")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()?;
-    let pid = child.id().ok_or("the operator has no pid")?;
-    let stderr = child.stderr.take().ok_or("no stderr")?;
-    let mut lines = BufReader::new(stderr).lines();
-    let metrics_addr: SocketAddr = loop {
-        let line = lines
-            .next_line()
-            .await?
-            .ok_or("the operator exited before serving /metrics")?;
-        if let Some(rest) = line.split("metrics server listening on ").nth(1) {
-            break rest.trim().parse()?;
-        }
-    };
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let mut op = Operator::start_logging(
+        &operator,
+        &kubeconfig,
+        &["--concurrency", CONCURRENCY],
+        "warn,pravega_operator::run=info",
+    )
+    .await;
+    let pid = op.child.id().ok_or("the operator has no pid")?;
+    let metrics_addr = op.addr;
 
     let api: Api<PravegaCluster> = Api::namespaced(client.clone(), "default");
     let started = Instant::now();
@@ -207,7 +185,7 @@ async fn main() -> Res<()> {
     report("upgrading", after - before, upgrades as f64);
     println!("operator peak RSS: {:.1} MiB", peak_rss_mib(pid)?);
 
-    child.kill().await?;
+    op.child.kill().await?;
     if let Some(sim) = sim {
         sim.shutdown().await;
     }

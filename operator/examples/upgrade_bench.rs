@@ -18,16 +18,14 @@
 mod support_upgrade;
 
 use std::error::Error;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use kube::Api;
 use kube::api::{Patch, PatchParams};
 use pravega_crds::PravegaCluster;
 use pravega_crds::names::Component;
-use pravega_sandbox::testing::{Env, Run, kubectl, workspace_binary, workspace_file};
+use pravega_sandbox::testing::{Env, Operator, Run, kubectl, workspace_binary, workspace_file};
 use support_upgrade::{PodHistory, PodMonitor, bench_env, histories, percentile};
-use tokio::process::Command;
 
 const READY_DELAY: Duration = Duration::from_millis(300);
 const TERMINATION_GRACE: Duration = Duration::from_millis(200);
@@ -128,16 +126,7 @@ async fn one_run(operator: &std::path::Path) -> Result<RunFigures, Box<dyn Error
         }
     }
     let pods = PodMonitor::start(client.clone(), "default", "example");
-    let mut child = Command::new(operator)
-        .args(["--metrics-addr", "127.0.0.1:0"])
-        .env("KUBECONFIG", &kubeconfig)
-        .env("RUST_LOG", "info")
-        .env_remove("WATCH_NAMESPACE")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()?;
+    let mut op = Operator::start(operator, &kubeconfig, &[]).await;
     let api: Api<PravegaCluster> = Api::namespaced(client.clone(), "default");
     wait_settled(&api, "0.4.0").await?;
 
@@ -153,7 +142,7 @@ async fn one_run(operator: &std::path::Path) -> Result<RunFigures, Box<dyn Error
     // catch up with anything in flight.
     tokio::time::sleep(Duration::from_millis(100)).await;
     let hist = histories(&pods.log());
-    child.kill().await?;
+    op.child.kill().await?;
     drop(pods);
     if let Some(sim) = sim {
         sim.shutdown().await;

@@ -917,11 +917,21 @@ impl Operator {
     /// Starts the operator binary `bin` against `kubeconfig`, with
     /// `--metrics-addr 127.0.0.1:0` and `args`; returns once it logs its metrics address.
     pub async fn start(bin: impl AsRef<Path>, kubeconfig: &Path, args: &[&str]) -> Operator {
+        Operator::start_logging(bin, kubeconfig, args, "info").await
+    }
+
+    /// The same with `RUST_LOG` set to `filter`.
+    pub async fn start_logging(
+        bin: impl AsRef<Path>,
+        kubeconfig: &Path,
+        args: &[&str],
+        filter: &str,
+    ) -> Operator {
         let mut cmd = Command::new(bin.as_ref());
         cmd.args(["--metrics-addr", "127.0.0.1:0"])
             .args(args)
             .env("KUBECONFIG", kubeconfig)
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", filter)
             .env_remove("POD_NAMESPACE")
             .env_remove("WATCH_NAMESPACE");
         let mut process = Process::spawn("operator", cmd);

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::body::Bytes;
 use hyper::{Request, StatusCode, header};
 use hyper_util::client::legacy::Client;
@@ -193,6 +193,20 @@ fn check_denied(answer: &Value, uid: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The answer is HTTP 200 and denies request `uid`.
+async fn check_answer<B>(response: hyper::Response<B>, uid: &str) -> Result<(), String>
+where
+    B: hyper::body::Body,
+    B::Error: std::fmt::Display,
+{
+    let (status, _, body) = common::parts(response).await?;
+    if status != StatusCode::OK {
+        return Err(format!("HTTP {status}"));
+    }
+    let answer: Value = serde_json::from_slice(&body).map_err(|e| e.to_string())?;
+    check_denied(&answer, uid)
+}
+
 /// One request over the pooled (keep-alive) client.
 async fn pooled_request(client: &Pooled, addr: SocketAddr, uid: &str) -> Result<(), String> {
     let request = Request::post(format!("https://localhost:{}/validate", addr.port()))
@@ -203,17 +217,7 @@ async fn pooled_request(client: &Pooled, addr: SocketAddr, uid: &str) -> Result<
         .request(request)
         .await
         .map_err(|e| format!("{e:?}"))?;
-    if response.status() != StatusCode::OK {
-        return Err(format!("HTTP {}", response.status()));
-    }
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| e.to_string())?
-        .to_bytes();
-    let answer: Value = serde_json::from_slice(&body).map_err(|e| e.to_string())?;
-    check_denied(&answer, uid)
+    check_answer(response, uid).await
 }
 
 /// One request over a new TLS connection; returns the leaf certificate the server presented.
@@ -248,17 +252,7 @@ async fn fresh_request(
         .send_request(request)
         .await
         .map_err(|e| e.to_string())?;
-    if response.status() != StatusCode::OK {
-        return Err(format!("HTTP {}", response.status()));
-    }
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| e.to_string())?
-        .to_bytes();
-    let answer: Value = serde_json::from_slice(&body).map_err(|e| e.to_string())?;
-    check_denied(&answer, uid)?;
+    check_answer(response, uid).await?;
     Ok(leaf)
 }
 
