@@ -136,7 +136,7 @@ async fn a_paused_upgrade_can_be_cancelled_with_the_webhook_in_place() {
         .await;
     assert!(ok, "{err}");
     env.wait_row("example", "the upgrade to 0.6.0 started", WAIT, |row| {
-        col(&row, "DESIRED VERSION") == "0.6.0"
+        col(row, "DESIRED VERSION") == "0.6.0"
     })
     .await;
     let Run {
@@ -237,7 +237,7 @@ async fn without_the_webhook_the_operator_keeps_its_refusals_and_trusts_the_pods
         .await;
     assert!(ok, "{err}");
     env.wait_row("example", "upgrading to 0.6.0", WAIT, |row| {
-        col(&row, "DESIRED VERSION") == "0.6.0"
+        col(row, "DESIRED VERSION") == "0.6.0"
     })
     .await;
     let Run {

@@ -352,7 +352,7 @@ spec:
     ])
     .await;
     env.wait_row("broken", "the fixed cluster to come up", WAIT, |row| {
-        col(&row, "VERSION") == "0.4.0" && col(&row, "READY MEMBERS") == "5"
+        col(row, "VERSION") == "0.4.0" && col(row, "READY MEMBERS") == "5"
     })
     .await;
     let error = env

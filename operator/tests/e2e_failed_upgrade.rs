@@ -27,7 +27,7 @@ async fn a_crash_looping_bookie_fails_the_upgrade_and_setting_the_version_back_r
     let op = Operator::start(OPERATOR, env.kubeconfig(), &["--log-json"]).await;
     env.apply_file("deploy/sample/pravegacluster.yaml").await;
     env.wait_row("example", "0.4.0 with 7 ready members", WAIT, |row| {
-        col(&row, "VERSION") == "0.4.0" && col(&row, "READY MEMBERS") == "7"
+        col(row, "VERSION") == "0.4.0" && col(row, "READY MEMBERS") == "7"
     })
     .await;
 
@@ -238,7 +238,7 @@ async fn a_failed_rollback_has_a_way_out() {
             "example",
             "every member but bookie-0 Ready again",
             WAIT,
-            |row| col(&row, "READY MEMBERS") == "6",
+            |row| col(row, "READY MEMBERS") == "6",
         )
         .await;
     };

@@ -59,7 +59,7 @@ async fn only_the_leader_reconciles_and_a_standby_takes_over_without_writes() {
 
     env.apply_file("deploy/sample/pravegacluster.yaml").await;
     env.wait_row("example", "7 ready members", WAIT, |row| {
-        col(&row, "VERSION") == "0.4.0" && col(&row, "READY MEMBERS") == "7"
+        col(row, "VERSION") == "0.4.0" && col(row, "READY MEMBERS") == "7"
     })
     .await;
     assert!(leader.metric(RECONCILES).await > 0.0);

@@ -21,9 +21,9 @@ async fn changing_spec_version_upgrades_every_component_in_order() {
                 &format!("example at {version}, 7/7"),
                 WAIT,
                 |row| {
-                    col(&row, "VERSION") == version
-                        && col(&row, "DESIRED MEMBERS") == "7"
-                        && col(&row, "READY MEMBERS") == "7"
+                    col(row, "VERSION") == version
+                        && col(row, "DESIRED MEMBERS") == "7"
+                        && col(row, "READY MEMBERS") == "7"
                 },
             )
             .await
