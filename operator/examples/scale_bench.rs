@@ -23,18 +23,14 @@ mod support_upgrade;
 
 use std::error::Error;
 use std::net::SocketAddr;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use kube::Api;
 use kube::api::{ListParams, Patch, PatchParams};
 use pravega_crds::PravegaCluster;
-use pravega_sandbox::sim::{SimOptions, Simulation};
-use pravega_sandbox::{Sandbox, SandboxOptions};
-use support_upgrade::{kubectl, workspace_binary};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::Command;
+use pravega_sandbox::testing::{Env, Operator, Run, kubectl, workspace_binary, workspace_file};
+use support_upgrade::bench_env;
 
 const READY_DELAY: Duration = Duration::from_millis(200);
 const TERMINATION_GRACE: Duration = Duration::from_millis(100);
@@ -80,21 +76,16 @@ async fn main() -> Res<()> {
         operator.display()
     );
 
-    let sandbox = Sandbox::start(SandboxOptions::default()).await?;
-    let client = sandbox.client().await?;
-    let sim = Simulation::start(
-        client.clone(),
-        SimOptions {
-            ready_delay: READY_DELAY,
-            termination_grace: Some(TERMINATION_GRACE),
-            ..SimOptions::default()
-        },
-    )
-    .await?;
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let Env {
+        sandbox,
+        sim,
+        client,
+    } = bench_env(READY_DELAY, TERMINATION_GRACE).await;
     let kubeconfig = sandbox.kubeconfig_path().to_path_buf();
-    let crd = root.join("crds/pravegacluster.yaml");
-    let (ok, _, err) = kubectl(&kubeconfig, &["apply", "-f", &crd.to_string_lossy()]).await;
+    let crd = workspace_file("crds/pravegacluster.yaml");
+    let Run {
+        ok, stderr: err, ..
+    } = kubectl(&kubeconfig, &["apply", "-f", &crd.to_string_lossy()]).await;
     if !ok {
         return Err(format!("kubectl apply the CRD: {err}").into());
     }
@@ -112,7 +103,9 @@ async fn main() -> Res<()> {
     }
     std::fs::write(&manifest, yaml)?;
     let applied = Instant::now();
-    let (ok, _, err) = kubectl(&kubeconfig, &["apply", "-f", &manifest.to_string_lossy()]).await;
+    let Run {
+        ok, stderr: err, ..
+    } = kubectl(&kubeconfig, &["apply", "-f", &manifest.to_string_lossy()]).await;
     let _ = std::fs::remove_file(&manifest);
     if !ok {
         return Err(format!("kubectl apply the clusters: {err}").into());
@@ -123,34 +116,15 @@ async fn main() -> Res<()> {
     );
 
     // The operator.
-    let mut child = Command::new(&operator)
-        .args([
-            "--metrics-addr",
-            "127.0.0.1:0",
-            "--concurrency",
-            CONCURRENCY,
-        ])
-        .env("KUBECONFIG", &kubeconfig)
-        .env("RUST_LOG", "warn,pravega_operator::run=info")
-        .env_remove("WATCH_NAMESPACE")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()?;
-    let pid = child.id().ok_or("the operator has no pid")?;
-    let stderr = child.stderr.take().ok_or("no stderr")?;
-    let mut lines = BufReader::new(stderr).lines();
-    let metrics_addr: SocketAddr = loop {
-        let line = lines
-            .next_line()
-            .await?
-            .ok_or("the operator exited before serving /metrics")?;
-        if let Some(rest) = line.split("metrics server listening on ").nth(1) {
-            break rest.trim().parse()?;
-        }
-    };
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let mut op = Operator::start_logging(
+        &operator,
+        &kubeconfig,
+        &["--concurrency", CONCURRENCY],
+        "warn,pravega_operator::run=info",
+    )
+    .await;
+    let pid = op.child.id().ok_or("the operator has no pid")?;
+    let metrics_addr = op.addr;
 
     let api: Api<PravegaCluster> = Api::namespaced(client.clone(), "default");
     let started = Instant::now();
@@ -211,8 +185,10 @@ async fn main() -> Res<()> {
     report("upgrading", after - before, upgrades as f64);
     println!("operator peak RSS: {:.1} MiB", peak_rss_mib(pid)?);
 
-    child.kill().await?;
-    sim.shutdown().await;
+    op.child.kill().await?;
+    if let Some(sim) = sim {
+        sim.shutdown().await;
+    }
     sandbox.shutdown().await;
     Ok(())
 }

@@ -18,17 +18,14 @@
 mod support_upgrade;
 
 use std::error::Error;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use kube::Api;
 use kube::api::{Patch, PatchParams};
 use pravega_crds::PravegaCluster;
 use pravega_crds::names::Component;
-use pravega_sandbox::sim::{SimOptions, Simulation};
-use pravega_sandbox::{Sandbox, SandboxOptions};
-use support_upgrade::{PodHistory, PodMonitor, histories, kubectl, percentile, workspace_binary};
-use tokio::process::Command;
+use pravega_sandbox::testing::{Env, Operator, Run, kubectl, workspace_binary, workspace_file};
+use support_upgrade::{PodHistory, PodMonitor, bench_env, histories, percentile};
 
 const READY_DELAY: Duration = Duration::from_millis(300);
 const TERMINATION_GRACE: Duration = Duration::from_millis(200);
@@ -110,40 +107,26 @@ fn ms(d: Duration) -> f64 {
 }
 
 async fn one_run(operator: &std::path::Path) -> Result<RunFigures, Box<dyn Error>> {
-    let sandbox = Sandbox::start(SandboxOptions::default()).await?;
-    let client = sandbox.client().await?;
-    let sim = Simulation::start(
-        client.clone(),
-        SimOptions {
-            ready_delay: READY_DELAY,
-            termination_grace: Some(TERMINATION_GRACE),
-            ..SimOptions::default()
-        },
-    )
-    .await?;
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let Env {
+        sandbox,
+        sim,
+        client,
+    } = bench_env(READY_DELAY, TERMINATION_GRACE).await;
     let kubeconfig = sandbox.kubeconfig_path().to_path_buf();
     for file in [
         "crds/pravegacluster.yaml",
         "deploy/sample/pravegacluster.yaml",
     ] {
-        let path = root.join(file);
-        let (ok, _, err) = kubectl(&kubeconfig, &["apply", "-f", &path.to_string_lossy()]).await;
+        let path = workspace_file(file);
+        let Run {
+            ok, stderr: err, ..
+        } = kubectl(&kubeconfig, &["apply", "-f", &path.to_string_lossy()]).await;
         if !ok {
             return Err(format!("kubectl apply -f {file}: {err}").into());
         }
     }
     let pods = PodMonitor::start(client.clone(), "default", "example");
-    let mut child = Command::new(operator)
-        .args(["--metrics-addr", "127.0.0.1:0"])
-        .env("KUBECONFIG", &kubeconfig)
-        .env("RUST_LOG", "info")
-        .env_remove("WATCH_NAMESPACE")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()?;
+    let mut op = Operator::start(operator, &kubeconfig, &[]).await;
     let api: Api<PravegaCluster> = Api::namespaced(client.clone(), "default");
     wait_settled(&api, "0.4.0").await?;
 
@@ -159,9 +142,11 @@ async fn one_run(operator: &std::path::Path) -> Result<RunFigures, Box<dyn Error
     // catch up with anything in flight.
     tokio::time::sleep(Duration::from_millis(100)).await;
     let hist = histories(&pods.log());
-    child.kill().await?;
+    op.child.kill().await?;
     drop(pods);
-    sim.shutdown().await;
+    if let Some(sim) = sim {
+        sim.shutdown().await;
+    }
     sandbox.shutdown().await;
     figures(&hist, started)
 }

@@ -26,6 +26,9 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use pravega_crds::PravegaCluster;
 use pravega_crds::duration::parse_duration;
 use pravega_operator::rbac::RBAC_RULES;
+use pravega_sandbox::testing::{
+    Run, free_port, http_get, kubectl, kubectl_ok, workspace_binary, workspace_root,
+};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -36,14 +39,6 @@ const WEBHOOK: &str = "pravega-webhook";
 const IMAGE_TAG: &str = "0.1.0";
 const IMAGE_REPOSITORY: &str = "ghcr.io/pravega-upgrade";
 const CERT_MANAGER: &str = "cert-manager.io/v1";
-
-fn repo_root() -> PathBuf {
-    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest_dir
-        .parent()
-        .unwrap_or_else(|| panic!("{} has no parent", manifest_dir.display()))
-        .to_path_buf()
-}
 
 /// `kubectl kustomize DIR`, parsed into one JSON value per object.
 fn kustomize(dir: &Path) -> Vec<Value> {
@@ -99,7 +94,7 @@ fn read_yaml_one(path: &Path) -> Value {
 /// `deploy/` rendered once per test binary.
 fn rendered() -> &'static [Value] {
     static RENDERED: OnceLock<Vec<Value>> = OnceLock::new();
-    RENDERED.get_or_init(|| kustomize(&repo_root().join("deploy")))
+    RENDERED.get_or_init(|| kustomize(&workspace_root().join("deploy")))
 }
 
 fn str_at<'a>(v: &'a Value, pointer: &str) -> Option<&'a str> {
@@ -367,7 +362,7 @@ fn every_object_parses_into_its_api_type_and_the_inventory_is_complete() {
 #[test]
 fn rendered_crd_is_the_generated_one() {
     let generated_yaml = pravega_crds::crd_yaml().unwrap_or_else(|e| panic!("{e}"));
-    let copy_path = repo_root().join("deploy/base/pravegacluster-crd.yaml");
+    let copy_path = workspace_root().join("deploy/base/pravegacluster-crd.yaml");
     if std::env::var_os("UPDATE_CRD").is_some() {
         std::fs::write(&copy_path, &generated_yaml)
             .unwrap_or_else(|e| panic!("writing {}: {e}", copy_path.display()));
@@ -874,7 +869,7 @@ fn metrics_services_and_service_monitor_reach_the_metrics_ports() {
         .filter(|v| kind_of(v) == "Service")
         .map(typed::<Service>)
         .collect();
-    let monitor_path = repo_root().join("deploy/monitoring/servicemonitor.yaml");
+    let monitor_path = workspace_root().join("deploy/monitoring/servicemonitor.yaml");
     let monitor = read_yaml_one(&monitor_path);
     assert_eq!(kind_of(&monitor), "ServiceMonitor");
     let monitor_selector: BTreeMap<String, String> = serde_json::from_value(
@@ -974,7 +969,7 @@ fn images_can_be_overridden_in_an_overlay() {
         dir.canonicalize()
             .unwrap_or_else(|e| panic!("{}: {e}", dir.display())),
     );
-    let base = repo_root()
+    let base = workspace_root()
         .join("deploy")
         .canonicalize()
         .unwrap_or_else(|e| panic!("deploy/: {e}"));
@@ -1005,7 +1000,7 @@ fn the_sample_cluster_is_separate_and_the_readme_commands_point_at_real_files() 
         !rendered().iter().any(|v| kind_of(v) == "PravegaCluster"),
         "deploy/ must not create a PravegaCluster"
     );
-    let root = repo_root();
+    let root = workspace_root();
     let sample_path = root.join("deploy/sample/pravegacluster.yaml");
     let sample: PravegaCluster = serde_json::from_value(read_yaml_one(&sample_path))
         .unwrap_or_else(|e| panic!("{}: {e}", sample_path.display()));
@@ -1069,7 +1064,7 @@ fn only_the_emergency_pause_skips_the_webhook() {
     // What it decides, evaluated as an API server evaluates it (the sandbox's CEL): the webhook
     // is called (true) for everything but an UPDATE that keeps the version and is paused.
     let condition = compile(EMERGENCY_PAUSE).unwrap_or_else(|e| panic!("{e}"));
-    let sample = read_yaml_one(&repo_root().join("deploy/sample/pravegacluster.yaml"));
+    let sample = read_yaml_one(&workspace_root().join("deploy/sample/pravegacluster.yaml"));
     let with = |version: &str, upgrade: Value| {
         let mut v = sample.clone();
         v["spec"]["version"] = json!(version);
@@ -1113,7 +1108,7 @@ fn only_the_emergency_pause_skips_the_webhook() {
 
 #[test]
 fn kubernetes_1_27_is_the_same_install_without_match_conditions() {
-    let old = kustomize(&repo_root().join("deploy/kubernetes-1.27"));
+    let old = kustomize(&workspace_root().join("deploy/kubernetes-1.27"));
     let mut expected: Vec<Value> = rendered().to_vec();
     let mut removed = 0;
     for v in &mut expected {
@@ -1134,7 +1129,7 @@ fn kubernetes_1_27_is_the_same_install_without_match_conditions() {
 
 #[test]
 fn without_cert_manager_is_the_same_install_minus_cert_manager() {
-    let objects = kustomize(&repo_root().join("deploy/without-cert-manager"));
+    let objects = kustomize(&workspace_root().join("deploy/without-cert-manager"));
     let identity = |v: &Value| {
         format!(
             "{} {} {}/{}",
@@ -1184,77 +1179,6 @@ fn without_cert_manager_is_the_same_install_minus_cert_manager() {
             assert_eq!(*v, with[id], "{id} differs between the two installs");
         }
     }
-}
-
-/// Runs the real `kubectl` against `kubeconfig`; returns (success, stdout, stderr).
-async fn kubectl(kubeconfig: &Path, args: &[&str]) -> (bool, String, String) {
-    let output = tokio::process::Command::new("kubectl")
-        .args(args)
-        .env("KUBECONFIG", kubeconfig)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .await
-        .unwrap_or_else(|e| panic!("kubectl is required on the PATH: {e}"));
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
-
-async fn kubectl_ok(kubeconfig: &Path, args: &[&str]) -> String {
-    let (ok, out, err) = kubectl(kubeconfig, args).await;
-    assert!(ok, "kubectl {} failed:\n{err}{out}", args.join(" "));
-    out
-}
-
-/// A binary of the workspace, built (a no-op when fresh) in the profile of this test.
-fn workspace_binary(package: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap_or_else(|e| panic!("current exe: {e}"));
-    // target/<profile>/deps/<this test>
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .unwrap_or_else(|| panic!("{} is not under target/<profile>/deps", exe.display()))
-        .to_path_buf();
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut build = Command::new(cargo);
-    build
-        .args(["build", "--quiet", "--manifest-path"])
-        .arg(repo_root().join("Cargo.toml"))
-        .args(["-p", package, "--bin", package]);
-    if profile_dir.file_name().is_some_and(|n| n == "release") {
-        build.arg("--release");
-    }
-    let status = build
-        .status()
-        .unwrap_or_else(|e| panic!("running cargo build -p {package}: {e}"));
-    assert!(status.success(), "cargo build -p {package} failed");
-    let bin = profile_dir.join(package);
-    assert!(bin.is_file(), "{} was not built", bin.display());
-    bin
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind(("127.0.0.1", 0))
-        .and_then(|l| l.local_addr())
-        .unwrap_or_else(|e| panic!("binding a loopback port: {e}"))
-        .port()
-}
-
-/// `GET /readyz` on a loopback port answers 200.
-async fn ready(port: u16) -> bool {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let Ok(mut stream) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
-        return false;
-    };
-    let request = "GET /readyz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
-    if stream.write_all(request.as_bytes()).await.is_err() {
-        return false;
-    }
-    let mut response = Vec::new();
-    let _ = stream.read_to_end(&mut response).await;
-    response.starts_with(b"HTTP/1.1 200")
 }
 
 /// Starts a Deployment's container as a local process, as its pod would run it: the container's
@@ -1318,7 +1242,7 @@ fn start_like_pod(
 /// process exits first.
 async fn wait_ready(what: &str, child: &mut tokio::process::Child, port: u16, log: &Path) {
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while !ready(port).await {
+    while http_get(([127, 0, 0, 1], port).into(), "/readyz").await.0 != 200 {
         let logs = || std::fs::read_to_string(log).unwrap_or_default();
         if let Ok(Some(status)) = child.try_wait() {
             panic!(
@@ -1343,15 +1267,15 @@ async fn readme_install_without_cert_manager_works_with_kubectl_on_an_api_server
     use pravega_sandbox::sim::{SimOptions, Simulation};
     use pravega_sandbox::{Sandbox, SandboxOptions};
 
-    let install_dir = repo_root().join("deploy/without-cert-manager");
+    let install_dir = workspace_root().join("deploy/without-cert-manager");
     let install = install_dir
         .to_str()
         .unwrap_or_else(|| panic!("non UTF-8 path"));
     let rendered_install = kustomize(&install_dir);
     let expected = rendered_install.len();
-    let sample = repo_root().join("deploy/sample/pravegacluster.yaml");
+    let sample = workspace_root().join("deploy/sample/pravegacluster.yaml");
     let sample = sample.to_str().unwrap_or_else(|| panic!("non UTF-8 path"));
-    let webhook_bin = workspace_binary("pravega-webhook");
+    let webhook_bin = workspace_binary("pravega-webhook", "pravega-webhook");
 
     let sandbox = Sandbox::start(SandboxOptions::default())
         .await
@@ -1375,7 +1299,11 @@ async fn readme_install_without_cert_manager_works_with_kubectl_on_an_api_server
         "{out}"
     );
     // Fail closed: while no webhook answers, a PravegaCluster is refused, not let through.
-    let (ok, out, err) = kubectl(&kc, &["apply", "-f", sample]).await;
+    let Run {
+        ok,
+        stdout: out,
+        stderr: err,
+    } = kubectl(&kc, &["apply", "-f", sample]).await;
     assert!(!ok, "the sample was admitted without the webhook: {out}");
     assert!(
         err.contains("failed calling webhook \"pravegacluster.pravega.pravega.io\""),
@@ -1513,8 +1441,8 @@ async fn readme_install_without_cert_manager_works_with_kubectl_on_an_api_server
             ],
         )
         .await
-        .1;
-        let (bookies, _, _) = kubectl(&kc, &["get", "statefulset", "example-bookie"]).await;
+        .stdout;
+        let Run { ok: bookies, .. } = kubectl(&kc, &["get", "statefulset", "example-bookie"]).await;
         // The holder identity is the pod name (POD_NAME) and a random suffix.
         let leads = holder.starts_with(&format!("{operator_pod}_"));
         if leads && bookies {
@@ -1527,7 +1455,11 @@ async fn readme_install_without_cert_manager_works_with_kubectl_on_an_api_server
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let (ok, out, err) = kubectl(
+    let Run {
+        ok,
+        stdout: out,
+        stderr: err,
+    } = kubectl(
         &kc,
         &[
             "patch",
@@ -1599,7 +1531,9 @@ async fn readme_install_without_cert_manager_works_with_kubectl_on_an_api_server
     ];
     kubectl_ok(&kc, &args).await;
     let crd = ["get", "crd", "pravegaclusters.pravega.pravega.io"];
-    let (ok, _, err) = kubectl(&kc, &crd).await;
+    let Run {
+        ok, stderr: err, ..
+    } = kubectl(&kc, &crd).await;
     assert!(!ok && err.contains("NotFound"), "{err}");
 
     let _ = webhook.kill().await;

@@ -8,8 +8,7 @@ mod support_upgrade;
 
 use std::time::Duration;
 
-use support::{Env, Operator, col, eventually, wait_cluster, workspace_file};
-use support_upgrade::Webhook;
+use support::*;
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -19,32 +18,14 @@ async fn wait_row(env: &Env, version: &str, desired: &str) {
         ("DESIRED VERSION", desired),
         ("READY MEMBERS", "7"),
     ];
-    wait_cluster(env, "example", &want).await;
-}
-
-async fn merge_patch(env: &Env, body: &str) -> (bool, String, String) {
-    env.kubectl(&[
-        "patch",
-        "PravegaCluster",
-        "example",
-        "--type=merge",
-        "-p",
-        body,
-    ])
-    .await
-}
-
-fn sample_at(version: &str) -> String {
-    std::fs::read_to_string(workspace_file("deploy/sample/pravegacluster.yaml"))
-        .expect("sample")
-        .replace("version: 0.4.0", &format!("version: {version}"))
+    env.wait_cluster("example", &want).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn values_that_would_break_later_are_refused_at_admission() {
     let env = Env::start().await;
-    let webhook = Webhook::start(&env.sandbox, &env.client).await;
-    let op = Operator::start(env.kubeconfig(), &[]).await;
+    let webhook = Webhook::start(&env.sandbox, &env.client, &webhook_bin()).await;
+    let op = Operator::start(OPERATOR, env.kubeconfig(), &[]).await;
     env.apply_yaml(&sample_at("0.5.0")).await;
     wait_row(&env, "0.5.0", "").await;
 
@@ -85,7 +66,11 @@ async fn values_that_would_break_later_are_refused_at_admission() {
             "the kind of tier 2 storage cannot change once the cluster exists",
         ),
     ] {
-        let (ok, out, err) = merge_patch(&env, &patch).await;
+        let Run {
+            ok,
+            stdout: out,
+            stderr: err,
+        } = env.try_patch_cluster("example", "merge", &patch).await;
         assert!(!ok, "{patch} was admitted: {out}");
         // Refused by the webhook, or (the version's length) by the schema itself.
         assert!(
@@ -95,7 +80,15 @@ async fn values_that_would_break_later_are_refused_at_admission() {
     }
 
     // Unbounded replicas are refused by the schema itself, with the API server's wording.
-    let (ok, _, err) = merge_patch(&env, r#"{"spec":{"bookkeeper":{"replicas":1000000}}}"#).await;
+    let Run {
+        ok, stderr: err, ..
+    } = env
+        .try_patch_cluster(
+            "example",
+            "merge",
+            r#"{"spec":{"bookkeeper":{"replicas":1000000}}}"#,
+        )
+        .await;
     assert!(!ok);
     assert!(
         err.contains("spec.bookkeeper.replicas: Invalid value: 1000000: spec.bookkeeper.replicas in body should be less than or equal to 100"),
@@ -106,7 +99,9 @@ async fn values_that_would_break_later_are_refused_at_admission() {
     let manifest = sample_at("0.5.0").replace("name: example", &format!("name: {long}"));
     let path = std::env::temp_dir().join(format!("long-name-{}.yaml", std::process::id()));
     std::fs::write(&path, manifest).expect("write manifest");
-    let (ok, _, err) = env
+    let Run {
+        ok, stderr: err, ..
+    } = env
         .kubectl(&["apply", "-f", path.to_str().expect("utf-8 path")])
         .await;
     let _ = std::fs::remove_file(&path);
@@ -115,7 +110,7 @@ async fn values_that_would_break_later_are_refused_at_admission() {
         err.contains("a PravegaCluster name can have at most 31"),
         "{err}"
     );
-    let (_, names, _) = env.kubectl(&["get", "statefulsets", "-o", "name"]).await;
+    let Run { stdout: names, .. } = env.kubectl(&["get", "statefulsets", "-o", "name"]).await;
     assert!(!names.contains(&long), "{names}");
 
     // The cluster never noticed: still 0.5.0, 7 of 7.
@@ -128,40 +123,53 @@ async fn values_that_would_break_later_are_refused_at_admission() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_paused_upgrade_can_be_cancelled_with_the_webhook_in_place() {
     let env = Env::start().await;
-    let webhook = Webhook::start(&env.sandbox, &env.client).await;
-    let op = Operator::start(env.kubeconfig(), &[]).await;
+    let webhook = Webhook::start(&env.sandbox, &env.client, &webhook_bin()).await;
+    let op = Operator::start(OPERATOR, env.kubeconfig(), &[]).await;
     env.apply_yaml(&sample_at("0.5.0")).await;
     wait_row(&env, "0.5.0", "").await;
 
     // Start an upgrade and pause it at once.
-    let (ok, _, err) = merge_patch(&env, r#"{"spec":{"version":"0.6.0"}}"#).await;
+    let Run {
+        ok, stderr: err, ..
+    } = env
+        .try_patch_cluster("example", "merge", r#"{"spec":{"version":"0.6.0"}}"#)
+        .await;
     assert!(ok, "{err}");
-    eventually("the upgrade to 0.6.0 started", WAIT, || async {
-        let row = env.cluster_row("example").await.ok_or("no row")?;
-        if col(&row, "DESIRED VERSION") == "0.6.0" {
-            Ok(())
-        } else {
-            Err(format!("{row:?}"))
-        }
+    env.wait_row("example", "the upgrade to 0.6.0 started", WAIT, |row| {
+        col(row, "DESIRED VERSION") == "0.6.0"
     })
     .await;
-    let (ok, _, err) = merge_patch(&env, r#"{"spec":{"upgrade":{"paused":true}}}"#).await;
+    let Run {
+        ok, stderr: err, ..
+    } = env
+        .try_patch_cluster(
+            "example",
+            "merge",
+            r#"{"spec":{"upgrade":{"paused":true}}}"#,
+        )
+        .await;
     assert!(ok, "{err}");
-    let (ok, _, _) = merge_patch(
-        &env,
-        r#"{"spec":{"version":"0.5.0","upgrade":{"paused":false}}}"#,
-    )
-    .await;
+    let Run { ok, .. } = env
+        .try_patch_cluster(
+            "example",
+            "merge",
+            r#"{"spec":{"version":"0.5.0","upgrade":{"paused":false}}}"#,
+        )
+        .await;
     assert!(
         !ok,
         "a change mid-upgrade is refused unless the upgrade is paused"
     );
     // Paused, going back cancels it.
-    let (ok, _, err) = merge_patch(
-        &env,
-        r#"{"spec":{"version":"0.5.0","upgrade":{"paused":true}}}"#,
-    )
-    .await;
+    let Run {
+        ok, stderr: err, ..
+    } = env
+        .try_patch_cluster(
+            "example",
+            "merge",
+            r#"{"spec":{"version":"0.5.0","upgrade":{"paused":true}}}"#,
+        )
+        .await;
     assert!(ok, "{err}");
     assert!(
         err.contains("Warning: cancelling the paused upgrade to 0.6.0"),
@@ -183,7 +191,15 @@ async fn a_paused_upgrade_can_be_cancelled_with_the_webhook_in_place() {
         "the upgrade from 0.5.0 to 0.6.0 was cancelled (spec.version is 0.5.0 again)"
     );
     // Resumed: whatever had moved is rolled back, and the cluster is 0.5.0 again.
-    let (ok, _, err) = merge_patch(&env, r#"{"spec":{"upgrade":{"paused":false}}}"#).await;
+    let Run {
+        ok, stderr: err, ..
+    } = env
+        .try_patch_cluster(
+            "example",
+            "merge",
+            r#"{"spec":{"upgrade":{"paused":false}}}"#,
+        )
+        .await;
     assert!(ok, "{err}");
     wait_row(&env, "0.5.0", "").await;
     let images = env.member_images().await;
@@ -196,7 +212,7 @@ async fn a_paused_upgrade_can_be_cancelled_with_the_webhook_in_place() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn without_the_webhook_the_operator_keeps_its_refusals_and_trusts_the_pods() {
     let env = Env::start().await;
-    let op = Operator::start(env.kubeconfig(), &[]).await;
+    let op = Operator::start(OPERATOR, env.kubeconfig(), &[]).await;
     env.apply_yaml(&sample_at("0.5.0")).await;
     wait_row(&env, "0.5.0", "").await;
 
@@ -214,28 +230,25 @@ async fn without_the_webhook_the_operator_keeps_its_refusals_and_trusts_the_pods
     wait_row(&env, "0.5.0", "").await;
 
     // A version change during an upgrade is refused, and stays refused after it ends.
-    let (ok, _, err) = merge_patch(&env, r#"{"spec":{"version":"0.6.0"}}"#).await;
+    let Run {
+        ok, stderr: err, ..
+    } = env
+        .try_patch_cluster("example", "merge", r#"{"spec":{"version":"0.6.0"}}"#)
+        .await;
     assert!(ok, "{err}");
-    eventually("upgrading to 0.6.0", WAIT, || async {
-        let row = env.cluster_row("example").await.ok_or("no row")?;
-        if col(&row, "DESIRED VERSION") == "0.6.0" {
-            Ok(())
-        } else {
-            Err(format!("{row:?}"))
-        }
+    env.wait_row("example", "upgrading to 0.6.0", WAIT, |row| {
+        col(row, "DESIRED VERSION") == "0.6.0"
     })
     .await;
-    let (ok, _, err) = merge_patch(&env, r#"{"spec":{"version":"0.7.0"}}"#).await;
+    let Run {
+        ok, stderr: err, ..
+    } = env
+        .try_patch_cluster("example", "merge", r#"{"spec":{"version":"0.7.0"}}"#)
+        .await;
     assert!(ok, "{err}");
     wait_row(&env, "0.6.0", "").await;
     let error = env
-        .kubectl_ok(&[
-            "get",
-            "pravegacluster",
-            "example",
-            "-o",
-            r#"jsonpath={.status.refusedVersion} {range .status.conditions[?(@.type=="Error")]}{.reason}: {.message}{end}"#,
-        ])
+        .jsonpath(&["pravegacluster", "example"], r#"{.status.refusedVersion} {range .status.conditions[?(@.type=="Error")]}{.reason}: {.message}{end}"#)
         .await;
     assert!(
         error.starts_with("0.7.0 InvalidSpec: spec.version 0.7.0 was refused while another version change was in flight"),
@@ -245,7 +258,11 @@ async fn without_the_webhook_the_operator_keeps_its_refusals_and_trusts_the_pods
     tokio::time::sleep(Duration::from_secs(2)).await;
     wait_row(&env, "0.6.0", "").await;
     // The mismatch shows: `-o wide` has the Ready condition and the spec's version.
-    let (ok, out, err) = env
+    let Run {
+        ok,
+        stdout: out,
+        stderr: err,
+    } = env
         .kubectl(&["get", "pravegacluster", "example", "-o", "wide"])
         .await;
     assert!(ok, "{err}");

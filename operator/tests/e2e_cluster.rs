@@ -8,7 +8,7 @@ use std::time::Duration;
 use k8s_openapi::api::events::v1::Event;
 use kube::Api;
 use kube::api::ListParams;
-use support::{Env, Operator, col, eventually, workspace_file};
+use support::*;
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -32,35 +32,29 @@ async fn wait_members(env: &Env, version: &str, desired: &str, ready: &str) {
 
 /// `status reason message` of the cluster's Error condition.
 async fn error_condition(env: &Env, cluster: &str) -> String {
-    env.kubectl_ok(&[
-        "get",
-        "pravegacluster",
-        cluster,
-        "-o",
-        r#"jsonpath={range .status.conditions[?(@.type=="Error")]}{.status} {.reason} {.message}{end}"#,
-    ])
+    env.jsonpath(
+        &["pravegacluster", cluster],
+        r#"{range .status.conditions[?(@.type=="Error")]}{.status} {.reason} {.message}{end}"#,
+    )
     .await
 }
 
 /// The resourceVersions of the cluster and everything it owns.
 async fn resource_versions(env: &Env) -> String {
-    env.kubectl_ok(&[
-        "get",
-        "statefulsets,deployments,services,configmaps,poddisruptionbudgets",
-        "-l",
-        "app.kubernetes.io/instance=example",
-        "-o",
-        "jsonpath={.items[*].metadata.resourceVersion}",
-    ])
+    env.jsonpath(
+        &[
+            "statefulsets,deployments,services,configmaps,poddisruptionbudgets",
+            "-l",
+            "app.kubernetes.io/instance=example",
+        ],
+        "{.items[*].metadata.resourceVersion}",
+    )
     .await
         + &env
-            .kubectl_ok(&[
-                "get",
-                "pravegacluster",
-                "example",
-                "-o",
-                "jsonpath={.metadata.generation} {.status}",
-            ])
+            .jsonpath(
+                &["pravegacluster", "example"],
+                "{.metadata.generation} {.status}",
+            )
             .await
 }
 
@@ -80,10 +74,8 @@ fn described_condition(describe: &str, type_: &str) -> Option<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sample_cluster_comes_up_scales_and_costs_nothing_when_converged() {
     let env = Env::start().await;
-    let op = Operator::start(env.kubeconfig(), &[]).await;
-    let sample = workspace_file("deploy/sample/pravegacluster.yaml");
-    env.kubectl_ok(&["apply", "-f", sample.to_str().unwrap()])
-        .await;
+    let op = Operator::start(OPERATOR, env.kubeconfig(), &[]).await;
+    env.apply_file("deploy/sample/pravegacluster.yaml").await;
 
     // The guide's healthy cluster: 3 bookies, 1 controller, 3 segment stores.
     wait_members(&env, "0.4.0", "7", "7").await;
@@ -113,13 +105,7 @@ async fn sample_cluster_comes_up_scales_and_costs_nothing_when_converged() {
 
     // The workloads are as designed and owned by the cluster.
     let strategy = env
-        .kubectl_ok(&[
-            "get",
-            "statefulset",
-            "example-bookie",
-            "-o",
-            "jsonpath={.spec.updateStrategy.type} {.metadata.ownerReferences[0].kind} {.spec.template.spec.containers[0].image}",
-        ])
+        .jsonpath(&["statefulset", "example-bookie"], "{.spec.updateStrategy.type} {.metadata.ownerReferences[0].kind} {.spec.template.spec.containers[0].image}")
         .await;
     assert_eq!(strategy, "OnDelete PravegaCluster pravega/bookkeeper:0.4.0");
     let names = env
@@ -222,13 +208,7 @@ async fn sample_cluster_comes_up_scales_and_costs_nothing_when_converged() {
         .unwrap();
     wait_members(&env, "0.4.0", "7", "6").await;
     let unready = env
-        .kubectl_ok(&[
-            "get",
-            "pravegacluster",
-            "example",
-            "-o",
-            "jsonpath={.status.members.unready}",
-        ])
+        .jsonpath(&["pravegacluster", "example"], "{.status.members.unready}")
         .await;
     assert!(unready.contains("example-bookie-1"), "{unready}");
     env.sim
@@ -274,7 +254,9 @@ async fn sample_cluster_comes_up_scales_and_costs_nothing_when_converged() {
     .await;
     wait_members(&env, "0.4.0", "7", "7").await;
     eventually("segment store 3 to go", WAIT, || async {
-        let (ok, out, _) = env
+        let Run {
+            ok, stdout: out, ..
+        } = env
             .kubectl(&["get", "pod", "example-pravega-segmentstore-3", "-o", "name"])
             .await;
         if ok { Err(out) } else { Ok(()) }
@@ -308,7 +290,7 @@ async fn sample_cluster_comes_up_scales_and_costs_nothing_when_converged() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_invalid_spec_is_refused_without_touching_workloads() {
     let env = Env::start().await;
-    let op = Operator::start(env.kubeconfig(), &["--namespace", "default"]).await;
+    let op = Operator::start(OPERATOR, env.kubeconfig(), &["--namespace", "default"]).await;
     env.apply_yaml(
         r#"
 apiVersion: pravega.pravega.io/v1beta1
@@ -322,13 +304,7 @@ spec:
     .await;
     let condition = eventually("the InvalidSpec condition", WAIT, || async {
         let out = env
-            .kubectl_ok(&[
-                "get",
-                "pravegacluster",
-                "broken",
-                "-o",
-                r#"jsonpath={range .status.conditions[?(@.type=="Error")]}{.status} {.reason} {.message}{end}"#,
-            ])
+            .jsonpath(&["pravegacluster", "broken"], r#"{range .status.conditions[?(@.type=="Error")]}{.status} {.reason} {.message}{end}"#)
             .await;
         if out.starts_with("True InvalidSpec") {
             Ok(out)
@@ -375,23 +351,15 @@ spec:
         r#"{"spec":{"version":"0.4.0"}}"#,
     ])
     .await;
-    eventually("the fixed cluster to come up", WAIT, || async {
-        let row = env.cluster_row("broken").await.ok_or("no row")?;
-        if col(&row, "VERSION") == "0.4.0" && col(&row, "READY MEMBERS") == "5" {
-            Ok(())
-        } else {
-            Err(format!("{row:?}"))
-        }
+    env.wait_row("broken", "the fixed cluster to come up", WAIT, |row| {
+        col(row, "VERSION") == "0.4.0" && col(row, "READY MEMBERS") == "5"
     })
     .await;
     let error = env
-        .kubectl_ok(&[
-            "get",
-            "pravegacluster",
-            "broken",
-            "-o",
-            r#"jsonpath={range .status.conditions[?(@.type=="Error")]}{.status}{end}"#,
-        ])
+        .jsonpath(
+            &["pravegacluster", "broken"],
+            r#"{range .status.conditions[?(@.type=="Error")]}{.status}{end}"#,
+        )
         .await;
     assert_eq!(error, "False");
     assert_eq!(op.terminate().await, Some(0));
@@ -423,10 +391,8 @@ spec:
 "#,
     )
     .await;
-    let op = Operator::start(env.kubeconfig(), &[]).await;
-    let sample = workspace_file("deploy/sample/pravegacluster.yaml");
-    env.kubectl_ok(&["apply", "-f", sample.to_str().unwrap()])
-        .await;
+    let op = Operator::start(OPERATOR, env.kubeconfig(), &[]).await;
+    env.apply_file("deploy/sample/pravegacluster.yaml").await;
     let failed = eventually("ReconcileFailed", WAIT, || async {
         let c = error_condition(&env, "example").await;
         if c.starts_with("True ReconcileFailed") {
@@ -493,7 +459,7 @@ spec:
     )
     .await;
     env.apply_yaml(support::TIER2_CLAIM).await;
-    let op = Operator::start(env.kubeconfig(), &["--concurrency", "4"]).await;
+    let op = Operator::start(OPERATOR, env.kubeconfig(), &["--concurrency", "4"]).await;
     let cluster = |name: &str| {
         format!(
             "apiVersion: pravega.pravega.io/v1beta1\nkind: PravegaCluster\nmetadata:\n  name: {name}\nspec:\n  version: 0.4.0\n  zookeeperUri: zk:2181\n  bookkeeper:\n    replicas: 1\n  pravega:\n    controllerReplicas: 1\n    segmentStoreReplicas: 1\n"
@@ -508,12 +474,10 @@ spec:
     env.apply_yaml(&yaml).await;
     eventually("50 clusters Ready", Duration::from_secs(240), || async {
         let out = env
-            .kubectl_ok(&[
-                "get",
-                "pravegacluster",
-                "-o",
-                r#"jsonpath={range .items[*]}{.metadata.name}={.status.currentVersion}{"\n"}{end}"#,
-            ])
+            .jsonpath(
+                &["pravegacluster"],
+                r#"{range .items[*]}{.metadata.name}={.status.currentVersion}{"\n"}{end}"#,
+            )
             .await;
         let ready = out.lines().filter(|l| l.ends_with("=0.4.0")).count();
         if ready == 50 {

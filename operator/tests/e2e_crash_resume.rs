@@ -10,9 +10,8 @@ mod support_upgrade;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use pravega_sandbox::sim::{SimOptions, Simulation};
-use pravega_sandbox::{Sandbox, SandboxOptions};
-use support::{Env, Operator, col, eventually, workspace_file};
+use pravega_sandbox::sim::SimOptions;
+use support::*;
 use support_upgrade::{PodMonitor, histories};
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -36,43 +35,27 @@ impl Rng {
 }
 
 async fn start_env(ready_delay: Duration) -> Env {
-    let sandbox = Sandbox::start(SandboxOptions::default())
-        .await
-        .expect("sandbox starts");
-    let client = sandbox.client().await.expect("sandbox client");
-    let sim = Simulation::start(
-        client.clone(),
-        SimOptions {
+    Env::launch(EnvOptions {
+        sim: Some(SimOptions {
             ready_delay,
             ..SimOptions::default()
-        },
-    )
+        }),
+        crd: true,
+        ..EnvOptions::default()
+    })
     .await
-    .expect("simulation starts");
-    let env = Env {
-        sandbox,
-        sim: Some(sim),
-        client,
-    };
-    let crd = workspace_file("crds/pravegacluster.yaml");
-    env.kubectl_ok(&["apply", "-f", crd.to_str().unwrap()])
-        .await;
-    env
 }
 
 async fn wait_settled(env: &Env, version: &str) {
-    eventually(&format!("example at {version}, 7/7"), WAIT, || async {
-        let row = env.cluster_row("example").await.ok_or("no row")?;
-        if col(&row, "VERSION") == version
-            && col(&row, "DESIRED VERSION").is_empty()
-            && col(&row, "READY MEMBERS") == "7"
-        {
-            Ok(())
-        } else {
-            Err(format!("{row:?}"))
-        }
-    })
-    .await
+    env.wait_cluster(
+        "example",
+        &[
+            ("VERSION", version),
+            ("DESIRED VERSION", ""),
+            ("READY MEMBERS", "7"),
+        ],
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -84,21 +67,17 @@ async fn an_upgrade_survives_twenty_operator_kills_without_deleting_a_pod_twice(
     let mut rng = Rng(seed);
     let env = start_env(Duration::from_millis(800)).await;
     let pods = PodMonitor::start(env.client.clone(), "default", "example");
-    let mut op = Operator::start(env.kubeconfig(), &[]).await;
-    let sample = workspace_file("deploy/sample/pravegacluster.yaml");
-    env.kubectl_ok(&["apply", "-f", sample.to_str().unwrap()])
-        .await;
+    let mut op = Operator::start(OPERATOR, env.kubeconfig(), &[]).await;
+    env.apply_file("deploy/sample/pravegacluster.yaml").await;
     wait_settled(&env, "0.4.0").await;
     pods.arm(3, 1, 3);
 
     let started = Instant::now();
-    env.kubectl_ok(&[
-        "patch",
-        "PravegaCluster",
+    env.patch_cluster(
         "example",
-        "--type=json",
-        r#"-p=[{"op": "replace", "path": "/spec/version", "value": "0.5.0"}]"#,
-    ])
+        "json",
+        r#"[{"op": "replace", "path": "/spec/version", "value": "0.5.0"}]"#,
+    )
     .await;
     let mut kills: Vec<Instant> = Vec::new();
     let mut logs: Vec<String> = Vec::new();
@@ -108,7 +87,7 @@ async fn an_upgrade_survives_twenty_operator_kills_without_deleting_a_pod_twice(
         op.child.wait().await.expect("killed operator exits");
         kills.push(Instant::now());
         logs.push(op.log());
-        op = Operator::start(env.kubeconfig(), &[]).await;
+        op = Operator::start(OPERATOR, env.kubeconfig(), &[]).await;
     }
     let report = |what: &str| {
         let last = logs.last().cloned().unwrap_or_default();
@@ -133,13 +112,7 @@ async fn an_upgrade_survives_twenty_operator_kills_without_deleting_a_pod_twice(
     .await;
     pods.disarm();
     let history = env
-        .kubectl_ok(&[
-            "get",
-            "PravegaCluster",
-            "example",
-            "-o",
-            "jsonpath={.status.versionHistory}",
-        ])
+        .jsonpath(&["PravegaCluster", "example"], "{.status.versionHistory}")
         .await;
     assert_eq!(history, r#"["0.4.0","0.5.0"]"#, "{}", report("history"));
 

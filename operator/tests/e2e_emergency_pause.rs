@@ -9,8 +9,8 @@ mod support_upgrade;
 
 use std::time::Duration;
 
-use support::{Env, TIER2_CLAIM, workspace_file};
-use support_upgrade::{WEBHOOK_NAME, Webhook};
+use support::*;
+use support_upgrade::WEBHOOK_NAME;
 
 /// Awaits `fut`, failing the test if it takes longer than 30 s (a hung request).
 async fn bounded<T>(what: &str, fut: impl std::future::Future<Output = T>) -> T {
@@ -19,29 +19,19 @@ async fn bounded<T>(what: &str, fut: impl std::future::Future<Output = T>) -> T 
         .unwrap_or_else(|_| panic!("{what} did not finish within 30s"))
 }
 
-async fn merge_patch(env: &Env, patch: &str) -> (bool, String, String) {
+async fn merge_patch(env: &Env, patch: &str) -> Run {
     bounded(
         &format!("kubectl patch {patch}"),
-        env.kubectl(&[
-            "patch",
-            "PravegaCluster",
-            "example",
-            "--type=merge",
-            "-p",
-            patch,
-        ]),
+        env.try_patch_cluster("example", "merge", patch),
     )
     .await
 }
 
 async fn stored(env: &Env) -> String {
-    env.kubectl_ok(&[
-        "get",
-        "PravegaCluster",
-        "example",
-        "-o",
-        "jsonpath={.spec.version} paused={.spec.upgrade.paused}",
-    ])
+    env.jsonpath(
+        &["PravegaCluster", "example"],
+        "{.spec.version} paused={.spec.upgrade.paused}",
+    )
     .await
 }
 
@@ -60,15 +50,12 @@ fn assert_webhook_unreachable(what: &str, ok: bool, out: &str, err: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_emergency_pause_goes_through_while_the_webhook_is_down() {
     let env = Env::start().await;
-    let webhook = Webhook::start(&env.sandbox, &env.client).await;
+    let webhook = Webhook::start(&env.sandbox, &env.client, &webhook_bin()).await;
     let registered = env
-        .kubectl_ok(&[
-            "get",
-            "validatingwebhookconfiguration",
-            "pravega-webhook",
-            "-o",
-            "jsonpath={.webhooks[0].failurePolicy} {.webhooks[0].matchConditions[*].name}",
-        ])
+        .jsonpath(
+            &["validatingwebhookconfiguration", "pravega-webhook"],
+            "{.webhooks[0].failurePolicy} {.webhooks[0].matchConditions[*].name}",
+        )
         .await;
     assert_eq!(registered, "Fail not-an-emergency-pause");
 
@@ -81,22 +68,28 @@ async fn the_emergency_pause_goes_through_while_the_webhook_is_down() {
     webhook.stop().await;
 
     // A version change needs the webhook: refused, nothing stored.
-    let (ok, out, err) = bounded(
+    let Run {
+        ok,
+        stdout: out,
+        stderr: err,
+    } = bounded(
         "kubectl patch spec.version",
-        env.kubectl(&[
-            "patch",
-            "PravegaCluster",
+        env.try_patch_cluster(
             "example",
-            "--type=json",
-            r#"-p=[{"op": "replace", "path": "/spec/version", "value": "0.5.0"}]"#,
-        ]),
+            "json",
+            r#"[{"op": "replace", "path": "/spec/version", "value": "0.5.0"}]"#,
+        ),
     )
     .await;
     assert_webhook_unreachable("the version change", ok, &out, &err);
     assert_eq!(stored(&env).await, "0.4.0 paused=false");
 
     // The brake does not.
-    let (ok, out, err) = merge_patch(&env, r#"{"spec":{"upgrade":{"paused":true}}}"#).await;
+    let Run {
+        ok,
+        stdout: out,
+        stderr: err,
+    } = merge_patch(&env, r#"{"spec":{"upgrade":{"paused":true}}}"#).await;
     assert!(ok, "the pause was refused: {err}");
     assert_eq!(
         out.trim(),
@@ -105,13 +98,21 @@ async fn the_emergency_pause_goes_through_while_the_webhook_is_down() {
     assert_eq!(stored(&env).await, "0.4.0 paused=true");
 
     // Paused or not, a version change is judged; so is letting go of the brake.
-    let (ok, out, err) = merge_patch(
+    let Run {
+        ok,
+        stdout: out,
+        stderr: err,
+    } = merge_patch(
         &env,
         r#"{"spec":{"version":"0.5.0","upgrade":{"paused":true}}}"#,
     )
     .await;
     assert_webhook_unreachable("the paused version change", ok, &out, &err);
-    let (ok, out, err) = merge_patch(&env, r#"{"spec":{"upgrade":{"paused":false}}}"#).await;
+    let Run {
+        ok,
+        stdout: out,
+        stderr: err,
+    } = merge_patch(&env, r#"{"spec":{"upgrade":{"paused":false}}}"#).await;
     assert_webhook_unreachable("resuming", ok, &out, &err);
     assert_eq!(stored(&env).await, "0.4.0 paused=true");
 

@@ -9,35 +9,25 @@ use k8s_openapi::api::events::v1::Event;
 use kube::Api;
 use kube::api::ListParams;
 use pravega_sandbox::sim::FailureMode;
-use support::{Env, Operator, col, eventually, workspace_file};
+use support::*;
 
 const WAIT: Duration = Duration::from_secs(60);
 
 async fn error_condition(env: &Env) -> String {
-    env.kubectl_ok(&[
-        "get",
-        "PravegaCluster",
-        "example",
-        "-o",
-        r#"jsonpath={range .status.conditions[?(@.type=="Error")]}{.status} {.reason} {.message}{end}"#,
-    ])
+    env.jsonpath(
+        &["PravegaCluster", "example"],
+        r#"{range .status.conditions[?(@.type=="Error")]}{.status} {.reason} {.message}{end}"#,
+    )
     .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_crash_looping_bookie_fails_the_upgrade_and_setting_the_version_back_rolls_back() {
     let env = Env::start().await;
-    let op = Operator::start(env.kubeconfig(), &["--log-json"]).await;
-    let sample = workspace_file("deploy/sample/pravegacluster.yaml");
-    env.kubectl_ok(&["apply", "-f", sample.to_str().unwrap()])
-        .await;
-    eventually("0.4.0 with 7 ready members", WAIT, || async {
-        let row = env.cluster_row("example").await.ok_or("no row")?;
-        if col(&row, "VERSION") == "0.4.0" && col(&row, "READY MEMBERS") == "7" {
-            Ok(())
-        } else {
-            Err(format!("{row:?}"))
-        }
+    let op = Operator::start(OPERATOR, env.kubeconfig(), &["--log-json"]).await;
+    env.apply_file("deploy/sample/pravegacluster.yaml").await;
+    env.wait_row("example", "0.4.0 with 7 ready members", WAIT, |row| {
+        col(row, "VERSION") == "0.4.0" && col(row, "READY MEMBERS") == "7"
     })
     .await;
 
@@ -45,14 +35,11 @@ async fn a_crash_looping_bookie_fails_the_upgrade_and_setting_the_version_back_r
         regex::Regex::new(r":0\.5\.0$").unwrap(),
         FailureMode::CrashLoop,
     );
-    env.kubectl_ok(&[
-        "patch",
-        "PravegaCluster",
+    env.patch_cluster(
         "example",
-        "--type=json",
-        "-p",
+        "json",
         r#"[{"op": "replace", "path": "/spec/version", "value": "0.5.0"}]"#,
-    ])
+    )
     .await;
     let failed = eventually("the upgrade to fail", WAIT, || async {
         let c = error_condition(&env).await;
@@ -101,13 +88,10 @@ async fn a_crash_looping_bookie_fails_the_upgrade_and_setting_the_version_back_r
     // the failed one; so does a bookie added by a scale-up. The failed bookie-0 stays as it is.
     eventually("the bookie template back at 0.4.0", WAIT, || async {
         let t = env
-            .kubectl_ok(&[
-                "get",
-                "statefulset",
-                "example-bookie",
-                "-o",
-                "jsonpath={.spec.template.spec.containers[0].image}",
-            ])
+            .jsonpath(
+                &["statefulset", "example-bookie"],
+                "{.spec.template.spec.containers[0].image}",
+            )
             .await;
         if t == "pravega/bookkeeper:0.4.0" {
             Ok(())
@@ -118,17 +102,14 @@ async fn a_crash_looping_bookie_fails_the_upgrade_and_setting_the_version_back_r
     .await;
     env.kubectl_ok(&["delete", "pod", "example-bookie-1", "--wait=false"])
         .await;
-    env.kubectl_ok(&[
-        "patch",
-        "PravegaCluster",
+    env.patch_cluster(
         "example",
-        "--type=merge",
-        "-p",
+        "merge",
         r#"{"spec":{"bookkeeper":{"replicas":4}}}"#,
-    ])
+    )
     .await;
     eventually("bookie-1 and bookie-3 Ready at 0.4.0", WAIT, || async {
-        let (_, got, _) = env
+        let Run { stdout: got, .. } = env
             .kubectl(&[
                 "get",
                 "pods",
@@ -146,25 +127,16 @@ async fn a_crash_looping_bookie_fails_the_upgrade_and_setting_the_version_back_r
     })
     .await;
     let bookie0 = env
-        .kubectl_ok(&[
-            "get",
-            "pod",
-            "example-bookie-0",
-            "-o",
-            "jsonpath={.spec.containers[0].image}",
-        ])
+        .jsonpath(&["pod", "example-bookie-0"], "{.spec.containers[0].image}")
         .await;
     assert_eq!(bookie0, "pravega/bookkeeper:0.5.0", "the failed pod stays");
 
     // Roll back: spec.version back to the version the cluster runs.
-    env.kubectl_ok(&[
-        "patch",
-        "PravegaCluster",
+    env.patch_cluster(
         "example",
-        "--type=json",
-        "-p",
+        "json",
         r#"[{"op": "replace", "path": "/spec/version", "value": "0.4.0"}]"#,
-    ])
+    )
     .await;
     eventually("the rollback to complete", WAIT, || async {
         let row = env.cluster_row("example").await.ok_or("no row")?;
@@ -205,11 +177,8 @@ async fn a_crash_looping_bookie_fails_the_upgrade_and_setting_the_version_back_r
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_failed_rollback_has_a_way_out() {
     let env = Env::start().await;
-    let op = Operator::start(env.kubeconfig(), &[]).await;
-    let sample = std::fs::read_to_string(workspace_file("deploy/sample/pravegacluster.yaml"))
-        .expect("sample")
-        .replace("version: 0.4.0", "version: 0.5.0");
-    env.apply_yaml(&sample).await;
+    let op = Operator::start(OPERATOR, env.kubeconfig(), &[]).await;
+    env.apply_yaml(&sample_at("0.5.0")).await;
     let row_is = |version: &'static str, desired: &'static str| {
         let env = &env;
         async move {
@@ -238,15 +207,7 @@ async fn a_failed_rollback_has_a_way_out() {
     let patch = |body: String| {
         let env = &env;
         async move {
-            env.kubectl_ok(&[
-                "patch",
-                "PravegaCluster",
-                "example",
-                "--type=merge",
-                "-p",
-                &body,
-            ])
-            .await;
+            env.patch_cluster("example", "merge", &body).await;
         }
     };
     let set_version = |v: &str| patch(format!(r#"{{"spec":{{"version":"{v}"}}}}"#));
@@ -273,14 +234,12 @@ async fn a_failed_rollback_has_a_way_out() {
         wait_error("True RollbackFailed").await;
         sim.clear_failures();
         sim.fail_image(broken(), FailureMode::CrashLoop);
-        eventually("every member but bookie-0 Ready again", WAIT, || async {
-            let row = env.cluster_row("example").await.ok_or("no row")?;
-            if col(&row, "READY MEMBERS") == "6" {
-                Ok(())
-            } else {
-                Err(format!("{row:?}"))
-            }
-        })
+        env.wait_row(
+            "example",
+            "every member but bookie-0 Ready again",
+            WAIT,
+            |row| col(row, "READY MEMBERS") == "6",
+        )
         .await;
     };
 

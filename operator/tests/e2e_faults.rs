@@ -6,7 +6,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use pravega_sandbox::{FaultOptions, SandboxOptions};
-use support::{Env, Operator, wait_cluster, workspace_file};
+use support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_operator_creates_and_upgrades_a_cluster_through_api_faults() {
@@ -21,7 +21,7 @@ async fn the_operator_creates_and_upgrades_a_cluster_through_api_faults() {
         ..SandboxOptions::default()
     })
     .await;
-    let op = Operator::start(env.kubeconfig(), &[]).await;
+    let op = Operator::start(OPERATOR, env.kubeconfig(), &[]).await;
     let sample = workspace_file("deploy/sample/pravegacluster.yaml");
     env.kubectl_retry(&["apply", "-f", sample.to_str().expect("utf-8 path")])
         .await;
@@ -32,7 +32,7 @@ async fn the_operator_creates_and_upgrades_a_cluster_through_api_faults() {
             ("READY MEMBERS", "7"),
         ]
     };
-    wait_cluster(&env, "example", &at_version("0.4.0")).await;
+    env.wait_cluster("example", &at_version("0.4.0")).await;
 
     env.kubectl_retry(&[
         "patch",
@@ -43,7 +43,7 @@ async fn the_operator_creates_and_upgrades_a_cluster_through_api_faults() {
         r#"{"spec": {"version": "0.5.0"}}"#,
     ])
     .await;
-    wait_cluster(&env, "example", &at_version("0.5.0")).await;
+    env.wait_cluster("example", &at_version("0.5.0")).await;
     let images = env.member_images().await;
     let images: Vec<&str> = images.split_whitespace().collect();
     assert_eq!(images.len(), 7, "{images:?}");

@@ -9,11 +9,9 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use pravega_sandbox::sim::{FailureMode, SimOptions, Simulation};
-use pravega_sandbox::{Sandbox, SandboxOptions};
+use pravega_sandbox::sim::{FailureMode, SimOptions};
 use serde_json::Value;
-use support::{Env, Operator, eventually, workspace_file};
-use support_upgrade::{Webhook, workspace_binary};
+use support::*;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
@@ -22,29 +20,18 @@ const WAIT: Duration = Duration::from_secs(90);
 /// The sandbox with pods of 0.5.0 images slow to become Ready, so that an upgrade lasts long
 /// enough to be looked at, paused and resumed.
 async fn start_env() -> Env {
-    let sandbox = Sandbox::start(SandboxOptions::default())
-        .await
-        .expect("sandbox starts");
-    let client = sandbox.client().await.expect("sandbox client");
-    let options = SimOptions {
-        image_ready_delays: vec![(
-            regex::Regex::new(r":0\.5\.0$").expect("regex"),
-            Duration::from_millis(1500),
-        )],
-        ..SimOptions::default()
-    };
-    let sim = Simulation::start(client.clone(), options)
-        .await
-        .expect("simulation starts");
-    let env = Env {
-        sandbox,
-        sim: Some(sim),
-        client,
-    };
-    let crd = workspace_file("crds/pravegacluster.yaml");
-    env.kubectl_ok(&["apply", "-f", crd.to_str().expect("utf-8 path")])
-        .await;
-    env
+    Env::launch(EnvOptions {
+        sim: Some(SimOptions {
+            image_ready_delays: vec![(
+                regex::Regex::new(r":0\.5\.0$").expect("regex"),
+                Duration::from_millis(1500),
+            )],
+            ..SimOptions::default()
+        }),
+        crd: true,
+        ..EnvOptions::default()
+    })
+    .await
 }
 
 /// `PATH` with the directory of the built plugin first.
@@ -59,12 +46,6 @@ fn path_with(plugin_dir: &Path) -> std::ffi::OsString {
 struct Plugin {
     dir: PathBuf,
     kubeconfig: PathBuf,
-}
-
-struct Run {
-    ok: bool,
-    stdout: String,
-    stderr: String,
 }
 
 impl Plugin {
@@ -85,11 +66,7 @@ impl Plugin {
             .await
             .unwrap_or_else(|_| panic!("kubectl pravega {args:?} hangs"))
             .expect("kubectl runs");
-        Run {
-            ok: out.status.success(),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        Run::of(out)
     }
 
     async fn ok(&self, args: &[&str]) -> String {
@@ -127,8 +104,8 @@ async fn wait_status(plugin: &Plugin, what: &str, check: impl Fn(&Value) -> bool
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_plugin_plans_upgrades_pauses_resumes_and_rolls_back_as_users_run_it() {
     let env = start_env().await;
-    let webhook = Webhook::start(&env.sandbox, &env.client).await;
-    let op = Operator::start(env.kubeconfig(), &[]).await;
+    let webhook = Webhook::start(&env.sandbox, &env.client, &webhook_bin()).await;
+    let op = Operator::start(OPERATOR, env.kubeconfig(), &[]).await;
     let bin = workspace_binary("kubectl-pravega", "kubectl-pravega");
     let plugin = Plugin {
         dir: bin.parent().expect("bin dir").to_path_buf(),
@@ -179,7 +156,9 @@ async fn the_plugin_plans_upgrades_pauses_resumes_and_rolls_back_as_users_run_it
         denied.stdout
     );
     assert!(denied.stdout.contains(message), "{}", denied.stdout);
-    let (ok, _, err) = env
+    let Run {
+        ok, stderr: err, ..
+    } = env
         .kubectl(&[
             "patch",
             "PravegaCluster",
@@ -201,7 +180,9 @@ async fn the_plugin_plans_upgrades_pauses_resumes_and_rolls_back_as_users_run_it
     let jump = plugin.ok(&["plan", "example", "--to", "0.6.0"]).await;
     let warning = "spec.version goes from 0.4.0 to 0.6.0, skipping 0.5";
     assert!(jump.contains(&format!("Warning: {warning}")), "{jump}");
-    let (ok, _, err) = env
+    let Run {
+        ok, stderr: err, ..
+    } = env
         .kubectl(&[
             "patch",
             "PravegaCluster",

@@ -4,7 +4,7 @@ mod support;
 
 use std::time::Duration;
 
-use support::{Env, Operator, col, eventually, workspace_file};
+use support::*;
 
 const WAIT: Duration = Duration::from_secs(30);
 const LEADER: &str = "pravega_operator_leader";
@@ -13,6 +13,7 @@ const WRITES: &str = "pravega_operator_api_writes_total";
 
 async fn start_elected(env: &Env) -> Operator {
     Operator::start(
+        OPERATOR,
         env.kubeconfig(),
         &["--leader-elect", "--leader-election-namespace", "default"],
     )
@@ -49,26 +50,16 @@ async fn only_the_leader_reconciles_and_a_standby_takes_over_without_writes() {
     }
     assert_eq!(standby.get("/readyz").await.1.trim(), "standby");
     let holder = env
-        .kubectl_ok(&[
-            "get",
-            "lease",
-            "pravega-operator-leader",
-            "-o",
-            "jsonpath={.spec.holderIdentity}",
-        ])
+        .jsonpath(
+            &["lease", "pravega-operator-leader"],
+            "{.spec.holderIdentity}",
+        )
         .await;
     assert!(!holder.is_empty());
 
-    let sample = workspace_file("deploy/sample/pravegacluster.yaml");
-    env.kubectl_ok(&["apply", "-f", sample.to_str().unwrap()])
-        .await;
-    eventually("7 ready members", WAIT, || async {
-        let row = env.cluster_row("example").await.ok_or("no row")?;
-        if col(&row, "VERSION") == "0.4.0" && col(&row, "READY MEMBERS") == "7" {
-            Ok(())
-        } else {
-            Err(format!("{row:?}"))
-        }
+    env.apply_file("deploy/sample/pravegacluster.yaml").await;
+    env.wait_row("example", "7 ready members", WAIT, |row| {
+        col(row, "VERSION") == "0.4.0" && col(row, "READY MEMBERS") == "7"
     })
     .await;
     assert!(leader.metric(RECONCILES).await > 0.0);
@@ -148,9 +139,7 @@ async fn a_frozen_leader_writes_nothing_on_its_stale_belief_after_a_takeover() {
     })
     .await;
     let b = start_elected(&env).await;
-    let sample = workspace_file("deploy/sample/pravegacluster.yaml");
-    env.kubectl_ok(&["apply", "-f", sample.to_str().unwrap()])
-        .await;
+    env.apply_file("deploy/sample/pravegacluster.yaml").await;
     let settled = |version: &'static str| {
         let env = &env;
         async move {
@@ -185,15 +174,8 @@ async fn a_frozen_leader_writes_nothing_on_its_stale_belief_after_a_takeover() {
         assert!(status.success(), "kill {sig} {pid}");
     };
     signal("-STOP");
-    env.kubectl_ok(&[
-        "patch",
-        "PravegaCluster",
-        "example",
-        "--type=merge",
-        "-p",
-        r#"{"spec":{"version":"0.5.0"}}"#,
-    ])
-    .await;
+    env.patch_cluster("example", "merge", r#"{"spec":{"version":"0.5.0"}}"#)
+        .await;
     eventually("b takes over", Duration::from_secs(40), || async {
         if b.metric(LEADER).await == 1.0 {
             Ok(())
@@ -203,13 +185,10 @@ async fn a_frozen_leader_writes_nothing_on_its_stale_belief_after_a_takeover() {
     })
     .await;
     let holder = env
-        .kubectl_ok(&[
-            "get",
-            "lease",
-            "pravega-operator-leader",
-            "-o",
-            "jsonpath={.spec.holderIdentity}",
-        ])
+        .jsonpath(
+            &["lease", "pravega-operator-leader"],
+            "{.spec.holderIdentity}",
+        )
         .await;
     let lines_before_resume = a.log().lines().count();
     signal("-CONT");
@@ -247,13 +226,10 @@ async fn a_frozen_leader_writes_nothing_on_its_stale_belief_after_a_takeover() {
     // The new leader finishes the upgrade.
     settled("0.5.0").await;
     let still = env
-        .kubectl_ok(&[
-            "get",
-            "lease",
-            "pravega-operator-leader",
-            "-o",
-            "jsonpath={.spec.holderIdentity}",
-        ])
+        .jsonpath(
+            &["lease", "pravega-operator-leader"],
+            "{.spec.holderIdentity}",
+        )
         .await;
     assert_eq!(still, holder);
     drop(b);

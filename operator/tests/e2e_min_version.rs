@@ -5,7 +5,7 @@ mod support;
 
 use std::time::Duration;
 
-use support::Env;
+use support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_api_server_older_than_the_minimum_is_refused_at_start() {

@@ -7,7 +7,7 @@ mod support;
 
 use std::time::Duration;
 
-use support::{Env, Operator, TIER2_CLAIM, eventually, wait_cluster, workspace_file};
+use support::*;
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -109,25 +109,22 @@ async fn wait_members(env: &Env, name: &str, version: &str, members: &str) {
         ("DESIRED MEMBERS", members),
         ("READY MEMBERS", members),
     ];
-    wait_cluster(env, name, &want).await;
+    env.wait_cluster(name, &want).await;
 }
 
 /// `name=value` of every environment variable given to the first container of `pod`.
 async fn pod_env(env: &Env, pod: &str) -> String {
-    env.kubectl_ok(&[
-        "get",
-        "pod",
-        pod,
-        "-o",
-        r#"jsonpath={range .spec.containers[0].env[*]}{.name}={.value}{"\n"}{end}"#,
-    ])
+    env.jsonpath(
+        &["pod", pod],
+        r#"{range .spec.containers[0].env[*]}{.name}={.value}{"\n"}{end}"#,
+    )
     .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_upstream_0_4_manifest_applies_unchanged_and_becomes_ready() {
     let env = Env::start().await;
-    let op = Operator::start(env.kubeconfig(), &[]).await;
+    let op = Operator::start(OPERATOR, env.kubeconfig(), &[]).await;
     env.apply_yaml(TIER2_CLAIM).await;
     env.kubectl_ok(&["create", "serviceaccount", "bookie-sa"])
         .await;
@@ -140,13 +137,7 @@ async fn an_upstream_0_4_manifest_applies_unchanged_and_becomes_ready() {
     let through = |version: &'static str| {
         let env = &env;
         async move {
-            env.kubectl_ok(&[
-                "get",
-                &format!("pravegaclusters.{version}.pravega.pravega.io"),
-                "legacy",
-                "-o",
-                "jsonpath={.apiVersion} {.spec.bookkeeper.serviceAccountName} {.spec.pravega.tier2.filesystem.persistentVolumeClaim.claimName}",
-            ])
+            env.jsonpath(&[&format!("pravegaclusters.{version}.pravega.pravega.io"), "legacy"], "{.apiVersion} {.spec.bookkeeper.serviceAccountName} {.spec.pravega.tier2.filesystem.persistentVolumeClaim.claimName}")
             .await
         }
     };
@@ -175,35 +166,23 @@ async fn an_upstream_0_4_manifest_applies_unchanged_and_becomes_ready() {
     // Every field is honoured: service accounts, resources, claim templates, options, debug
     // logging and the tier 2 claim reach the pods.
     let bookie = env
-        .kubectl_ok(&[
-            "get",
-            "pod",
-            "legacy-bookie-0",
-            "-o",
-            "jsonpath={.spec.serviceAccountName} {.spec.containers[0].resources.limits.memory}",
-        ])
+        .jsonpath(
+            &["pod", "legacy-bookie-0"],
+            "{.spec.serviceAccountName} {.spec.containers[0].resources.limits.memory}",
+        )
         .await;
     assert_eq!(bookie, "bookie-sa 2Gi");
     let claims = env
-        .kubectl_ok(&[
-            "get",
-            "statefulset",
-            "legacy-bookie",
-            "-o",
-            "jsonpath={.spec.volumeClaimTemplates[*].spec.storageClassName}",
-        ])
+        .jsonpath(
+            &["statefulset", "legacy-bookie"],
+            "{.spec.volumeClaimTemplates[*].spec.storageClassName}",
+        )
         .await;
     assert_eq!(claims, "standard standard standard");
     let bookie_env = pod_env(&env, "legacy-bookie-0").await;
     assert!(bookie_env.contains("BK_AUTORECOVERY=true"), "{bookie_env}");
     let store = env
-        .kubectl_ok(&[
-            "get",
-            "pod",
-            "legacy-pravega-segmentstore-0",
-            "-o",
-            "jsonpath={.spec.serviceAccountName} {.spec.containers[0].resources.limits.memory} {.spec.volumes[?(@.name==\"tier2\")].persistentVolumeClaim.claimName}",
-        ])
+        .jsonpath(&["pod", "legacy-pravega-segmentstore-0"], "{.spec.serviceAccountName} {.spec.containers[0].resources.limits.memory} {.spec.volumes[?(@.name==\"tier2\")].persistentVolumeClaim.claimName}")
         .await;
     assert_eq!(store, "pravega-components 5Gi pravega-tier2");
     let store_env = pod_env(&env, "legacy-pravega-segmentstore-0").await;
@@ -231,13 +210,7 @@ async fn an_upstream_0_4_manifest_applies_unchanged_and_becomes_ready() {
         async move {
             eventually(&format!("Error condition {want}"), WAIT, || async {
                 let got = env
-                    .kubectl_ok(&[
-                        "get",
-                        "pravegacluster",
-                        "legacy",
-                        "-o",
-                        r#"jsonpath={range .status.conditions[?(@.type=="Error")]}{.status} {.reason} {.message}{end}"#,
-                    ])
+                    .jsonpath(&["pravegacluster", "legacy"], r#"{range .status.conditions[?(@.type=="Error")]}{.status} {.reason} {.message}{end}"#)
                     .await;
                 if got.starts_with(want) {
                     Ok(got)
@@ -267,7 +240,9 @@ async fn an_upstream_0_4_manifest_applies_unchanged_and_becomes_ready() {
     error("False").await;
 
     // And the API server refuses the StatefulSet changes it forbids, with its own words.
-    let (ok, _, err) = env
+    let Run {
+        ok, stderr: err, ..
+    } = env
         .kubectl(&[
             "patch",
             "statefulset",
@@ -289,34 +264,21 @@ async fn an_upstream_0_4_manifest_applies_unchanged_and_becomes_ready() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_guides_upgrade_from_0_6_to_0_7_crosses_the_bookie_options_change() {
     let env = Env::start().await;
-    let op = Operator::start(env.kubeconfig(), &[]).await;
+    let op = Operator::start(OPERATOR, env.kubeconfig(), &[]).await;
     env.apply_yaml(TIER2_CLAIM).await;
-    let sample = std::fs::read_to_string(workspace_file("deploy/sample/pravegacluster.yaml"))
-        .expect("sample")
-        .replace("version: 0.4.0", "version: 0.6.0");
-    env.apply_yaml(&sample).await;
+    env.apply_yaml(&sample_at("0.6.0")).await;
     wait_members(&env, "example", "0.6.0", "7").await;
 
-    env.kubectl_ok(&[
-        "patch",
-        "PravegaCluster",
+    env.patch_cluster(
         "example",
-        "--type=json",
-        "-p",
+        "json",
         r#"[{"op": "replace", "path": "/spec/version", "value": "0.7.0"}]"#,
-    ])
+    )
     .await;
     wait_members(&env, "example", "0.7.0", "7").await;
 
     let pods = env
-        .kubectl_ok(&[
-            "get",
-            "pods",
-            "-l",
-            "app.kubernetes.io/instance=example",
-            "-o",
-            r#"jsonpath={range .items[*]}{.spec.containers[0].image} {.status.containerStatuses[0].ready} {.status.containerStatuses[0].restartCount}{"\n"}{end}"#,
-        ])
+        .jsonpath(&["pods", "-l", "app.kubernetes.io/instance=example"], r#"{range .items[*]}{.spec.containers[0].image} {.status.containerStatuses[0].ready} {.status.containerStatuses[0].restartCount}{"\n"}{end}"#)
         .await;
     let lines: Vec<&str> = pods.lines().collect();
     assert_eq!(lines.len(), 7, "{pods}");
@@ -343,23 +305,20 @@ async fn the_guides_upgrade_from_0_6_to_0_7_crosses_the_bookie_options_change() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_cluster_is_not_started_on_volumes_a_newer_version_wrote() {
     let env = Env::start().await;
-    let op = Operator::start(env.kubeconfig(), &[]).await;
+    let op = Operator::start(OPERATOR, env.kubeconfig(), &[]).await;
     env.apply_yaml(TIER2_CLAIM).await;
-    let sample = std::fs::read_to_string(workspace_file("deploy/sample/pravegacluster.yaml"))
-        .expect("sample");
-    env.apply_yaml(&sample.replace("version: 0.4.0", "version: 0.7.0"))
-        .await;
+    env.apply_yaml(&sample_at("0.7.0")).await;
     wait_members(&env, "example", "0.7.0", "7").await;
     eventually("the volumes to remember 0.7.0", WAIT, || async {
         let got = env
-            .kubectl_ok(&[
-                "get",
-                "pvc",
-                "ledger-example-bookie-0",
-                "cache-example-pravega-segmentstore-2",
-                "-o",
-                r#"jsonpath={.items[*].metadata.annotations.pravega\.pravega\.io/highest-version}"#,
-            ])
+            .jsonpath(
+                &[
+                    "pvc",
+                    "ledger-example-bookie-0",
+                    "cache-example-pravega-segmentstore-2",
+                ],
+                r#"{.items[*].metadata.annotations.pravega\.pravega\.io/highest-version}"#,
+            )
             .await;
         if got == "0.7.0 0.7.0" {
             Ok(())
@@ -383,17 +342,10 @@ async fn a_cluster_is_not_started_on_volumes_a_newer_version_wrote() {
         }
     })
     .await;
-    env.apply_yaml(&sample.replace("version: 0.4.0", "version: 0.5.0"))
-        .await;
+    env.apply_yaml(&sample_at("0.5.0")).await;
     let error = eventually("Error DataFromNewerVersion", WAIT, || async {
         let got = env
-            .kubectl_ok(&[
-                "get",
-                "pravegacluster",
-                "example",
-                "-o",
-                r#"jsonpath={range .status.conditions[?(@.type=="Error")]}{.status} {.reason} {.message}{end}"#,
-            ])
+            .jsonpath(&["pravegacluster", "example"], r#"{range .status.conditions[?(@.type=="Error")]}{.status} {.reason} {.message}{end}"#)
             .await;
         if got.starts_with("True DataFromNewerVersion") { Ok(got) } else { Err(got) }
     })

@@ -7,7 +7,7 @@ mod support_upgrade;
 
 use std::time::Duration;
 
-use support::{Env, Operator, col, eventually, workspace_file};
+use support::*;
 use support_upgrade::PodMonitor;
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -15,22 +15,16 @@ const WAIT: Duration = Duration::from_secs(60);
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_change_of_settings_is_rolled_out_to_running_pods() {
     let env = Env::start().await;
-    let op = Operator::start(env.kubeconfig(), &[]).await;
-    let sample = std::fs::read_to_string(workspace_file("deploy/sample/pravegacluster.yaml"))
-        .expect("sample")
-        .replace("version: 0.4.0", "version: 0.5.0");
-    env.apply_yaml(&sample).await;
+    let op = Operator::start(OPERATOR, env.kubeconfig(), &[]).await;
+    env.apply_yaml(&sample_at("0.5.0")).await;
     let settled = || async {
         eventually("7/7 at 0.5.0 with nothing in progress", WAIT, || async {
             let row = env.cluster_row("example").await.ok_or("no row")?;
             let upgrading = env
-                .kubectl_ok(&[
-                    "get",
-                    "pravegacluster",
-                    "example",
-                    "-o",
-                    r#"jsonpath={.status.conditions[?(@.type=="Upgrading")].status}"#,
-                ])
+                .jsonpath(
+                    &["pravegacluster", "example"],
+                    r#"{.status.conditions[?(@.type=="Upgrading")].status}"#,
+                )
                 .await;
             if col(&row, "VERSION") == "0.5.0"
                 && col(&row, "READY MEMBERS") == "7"
@@ -47,15 +41,8 @@ async fn a_change_of_settings_is_rolled_out_to_running_pods() {
     let uids = |selector: &'static str| {
         let env = &env;
         async move {
-            env.kubectl_ok(&[
-                "get",
-                "pods",
-                "-l",
-                selector,
-                "-o",
-                "jsonpath={.items[*].metadata.uid}",
-            ])
-            .await
+            env.jsonpath(&["pods", "-l", selector], "{.items[*].metadata.uid}")
+                .await
         }
     };
     let bookies_before = uids("app.kubernetes.io/component=bookie").await;
@@ -73,14 +60,11 @@ async fn a_change_of_settings_is_rolled_out_to_running_pods() {
     })
     .await;
     monitor.arm(3, 1, 3);
-    env.kubectl_ok(&[
-        "patch",
-        "PravegaCluster",
+    env.patch_cluster(
         "example",
-        "--type=merge",
-        "-p",
+        "merge",
         r#"{"spec":{"bookkeeper":{"options":{"journalMaxGroupWaitMSec":"2"}}}}"#,
-    ])
+    )
     .await;
     let reason = env
         .kubectl_ok(&[
@@ -98,18 +82,15 @@ async fn a_change_of_settings_is_rolled_out_to_running_pods() {
     );
     eventually("the restart to complete", WAIT, || async {
         let reason = env
-            .kubectl_ok(&[
-                "get",
-                "pravegacluster",
-                "example",
-                "-o",
-                r#"jsonpath={.status.conditions[?(@.type=="Upgrading")].reason}"#,
-            ])
+            .jsonpath(
+                &["pravegacluster", "example"],
+                r#"{.status.conditions[?(@.type=="Upgrading")].reason}"#,
+            )
             .await;
         if reason == "Completed" {
             Ok(())
         } else {
-            let (_, out, _) = env
+            let Run { stdout: out, .. } = env
                 .kubectl(&["get", "pravegacluster", "example", "-o", "yaml"])
                 .await;
             Err(format!("{reason}: {out}"))
@@ -133,14 +114,10 @@ async fn a_change_of_settings_is_rolled_out_to_running_pods() {
         monitor.violations()
     );
     let events = env
-        .kubectl_ok(&[
-            "get",
-            "events",
-            "--field-selector",
-            "involvedObject.name=example",
-            "-o",
-            "jsonpath={.items[*].reason}",
-        ])
+        .jsonpath(
+            &["events", "--field-selector", "involvedObject.name=example"],
+            "{.items[*].reason}",
+        )
         .await;
     for reason in ["RestartStarted", "RestartingPod", "RestartCompleted"] {
         assert!(events.contains(reason), "{reason} missing in {events}");

@@ -7,25 +7,22 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use support::{Env, Operator, TIER2_CLAIM, col, eventually, workspace_file};
+use support::*;
 
 const WAIT: Duration = Duration::from_secs(60);
 
 /// The sample cluster at `version` with `upgrade` as its `spec.upgrade` (YAML flow mapping).
 fn sample(version: &str, upgrade: &str) -> String {
-    let text = std::fs::read_to_string(workspace_file("deploy/sample/pravegacluster.yaml"))
-        .expect("sample");
-    text.replace("version: 0.4.0", &format!("version: {version}"))
-        .replace(
-            "  upgrade:\n    timeout: 10m",
-            &format!("  upgrade: {upgrade}"),
-        )
+    sample_at(version).replace(
+        "  upgrade:\n    timeout: 10m",
+        &format!("  upgrade: {upgrade}"),
+    )
 }
 
 async fn start(version: &str, upgrade: &str) -> (Env, Operator) {
     let env = Env::start().await;
     env.apply_yaml(TIER2_CLAIM).await;
-    let op = Operator::start(env.kubeconfig(), &[]).await;
+    let op = Operator::start(OPERATOR, env.kubeconfig(), &[]).await;
     env.apply_yaml(&sample(version, upgrade)).await;
     wait_row(&env, version, "7").await;
     (env, op)
@@ -48,26 +45,20 @@ async fn wait_row(env: &Env, version: &str, ready: &str) {
 }
 
 async fn set_version(env: &Env, version: &str) {
-    env.kubectl_ok(&[
-        "patch",
-        "PravegaCluster",
+    env.patch_cluster(
         "example",
-        "--type=merge",
-        "-p",
+        "merge",
         &format!(r#"{{"spec":{{"version":"{version}"}}}}"#),
-    ])
+    )
     .await;
 }
 
 /// `reason: message` of `status.upgrade.blockedBy`.
 async fn blocker(env: &Env) -> String {
-    env.kubectl_ok(&[
-        "get",
-        "pravegacluster",
-        "example",
-        "-o",
-        "jsonpath={.status.upgrade.blockedBy.reason}: {.status.upgrade.blockedBy.message}",
-    ])
+    env.jsonpath(
+        &["pravegacluster", "example"],
+        "{.status.upgrade.blockedBy.reason}: {.status.upgrade.blockedBy.message}",
+    )
     .await
 }
 
@@ -93,18 +84,18 @@ async fn pod(env: &Env, name: &str) -> String {
         r#"jsonpath={.metadata.labels.pravega\.pravega\.io/version} {.metadata.uid}"#,
     ])
     .await
-    .1
+    .stdout
 }
 
 async fn events(env: &Env) -> String {
-    env.kubectl_ok(&[
-        "get",
-        "events",
-        "--field-selector",
-        "involvedObject.kind=PravegaCluster",
-        "-o",
-        r#"jsonpath={range .items[*]}{.type} {.reason} {.message}{"\n"}{end}"#,
-    ])
+    env.jsonpath(
+        &[
+            "events",
+            "--field-selector",
+            "involvedObject.kind=PravegaCluster",
+        ],
+        r#"{range .items[*]}{.type} {.reason} {.message}{"\n"}{end}"#,
+    )
     .await
 }
 
@@ -190,13 +181,10 @@ async fn a_canary_holds_after_one_pod_then_an_unreachable_check_fails_the_upgrad
     tokio::time::sleep(Duration::from_secs(11)).await;
     assert!(pod(&env, "example-bookie-1").await.starts_with("0.9.0 "));
     let upgrading = env
-        .kubectl_ok(&[
-            "get",
-            "pravegacluster",
-            "example",
-            "-o",
-            r#"jsonpath={.status.conditions[?(@.type=="Upgrading")].reason}"#,
-        ])
+        .jsonpath(
+            &["pravegacluster", "example"],
+            r#"{.status.conditions[?(@.type=="Upgrading")].reason}"#,
+        )
         .await;
     assert_eq!(upgrading, "CanaryHold");
     // kubectl get still shows the desired version.
@@ -214,25 +202,16 @@ async fn a_canary_holds_after_one_pod_then_an_unreachable_check_fails_the_upgrad
         ])
         .await;
     }
-    env.kubectl_ok(&[
-        "patch",
-        "PravegaCluster",
+    env.patch_cluster(
         "example",
-        "--type=json",
-        "-p",
+        "json",
         r#"[{"op":"remove","path":"/spec/upgrade/pauseAfterPods"}]"#,
-    ])
+    )
     .await;
     wait_blocker(&env, "SafetyCheckUnreachable").await;
     let error = eventually("UpgradeFailed", WAIT, || async {
         let c = env
-            .kubectl_ok(&[
-                "get",
-                "pravegacluster",
-                "example",
-                "-o",
-                r#"jsonpath={.status.conditions[?(@.type=="Error")].reason}: {.status.conditions[?(@.type=="Error")].message}"#,
-            ])
+            .jsonpath(&["pravegacluster", "example"], r#"{.status.conditions[?(@.type=="Error")].reason}: {.status.conditions[?(@.type=="Error")].message}"#)
             .await;
         if c.starts_with("UpgradeFailed:") { Ok(c) } else { Err(c) }
     })
@@ -256,13 +235,7 @@ async fn a_replacement_that_crashes_within_its_soak_time_fails_the_upgrade() {
     set_version(&env, "0.5.0").await;
     eventually("bookie-0 at 0.5.0 and Ready", WAIT, || async {
         let ready = env
-            .kubectl_ok(&[
-                "get",
-                "pod",
-                "example-bookie-0",
-                "-o",
-                r#"jsonpath={.metadata.labels.pravega\.pravega\.io/version} {.status.conditions[?(@.type=="Ready")].status}"#,
-            ])
+            .jsonpath(&["pod", "example-bookie-0"], r#"{.metadata.labels.pravega\.pravega\.io/version} {.status.conditions[?(@.type=="Ready")].status}"#)
             .await;
         if ready == "0.5.0 True" { Ok(()) } else { Err(ready) }
     })
@@ -283,13 +256,7 @@ async fn a_replacement_that_crashes_within_its_soak_time_fails_the_upgrade() {
     sim.clear_failures();
     let error = eventually("UpgradeFailed", WAIT, || async {
         let c = env
-            .kubectl_ok(&[
-                "get",
-                "pravegacluster",
-                "example",
-                "-o",
-                r#"jsonpath={.status.conditions[?(@.type=="Error")].reason}: {.status.conditions[?(@.type=="Error")].message}"#,
-            ])
+            .jsonpath(&["pravegacluster", "example"], r#"{.status.conditions[?(@.type=="Error")].reason}: {.status.conditions[?(@.type=="Error")].message}"#)
             .await;
         if c.starts_with("UpgradeFailed:") { Ok(c) } else { Err(c) }
     })

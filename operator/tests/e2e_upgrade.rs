@@ -4,31 +4,28 @@ mod support;
 
 use std::time::Duration;
 
-use support::{Env, Operator, col, eventually, workspace_file};
+use support::*;
 
 const WAIT: Duration = Duration::from_secs(60);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn changing_spec_version_upgrades_every_component_in_order() {
     let env = Env::start().await;
-    let op = Operator::start(env.kubeconfig(), &[]).await;
-    let sample = workspace_file("deploy/sample/pravegacluster.yaml");
-    env.kubectl_ok(&["apply", "-f", sample.to_str().unwrap()])
-        .await;
+    let op = Operator::start(OPERATOR, env.kubeconfig(), &[]).await;
+    env.apply_file("deploy/sample/pravegacluster.yaml").await;
     let wait_version = |version: &'static str| {
         let env = &env;
         async move {
-            eventually(&format!("example at {version}, 7/7"), WAIT, || async {
-                let row = env.cluster_row("example").await.ok_or("no row")?;
-                if col(&row, "VERSION") == version
-                    && col(&row, "DESIRED MEMBERS") == "7"
-                    && col(&row, "READY MEMBERS") == "7"
-                {
-                    Ok(())
-                } else {
-                    Err(format!("{row:?}"))
-                }
-            })
+            env.wait_row(
+                "example",
+                &format!("example at {version}, 7/7"),
+                WAIT,
+                |row| {
+                    col(row, "VERSION") == version
+                        && col(row, "DESIRED MEMBERS") == "7"
+                        && col(row, "READY MEMBERS") == "7"
+                },
+            )
             .await
         }
     };
@@ -42,14 +39,11 @@ async fn changing_spec_version_upgrades_every_component_in_order() {
     ])
     .await;
 
-    env.kubectl_ok(&[
-        "patch",
-        "PravegaCluster",
+    env.patch_cluster(
         "example",
-        "--type=json",
-        "-p",
+        "json",
         r#"[{"op": "replace", "path": "/spec/version", "value": "0.5.0"}]"#,
-    ])
+    )
     .await;
     let not_ready = env
         .kubectl_ok(&[
@@ -86,13 +80,7 @@ async fn changing_spec_version_upgrades_every_component_in_order() {
         "every member runs 0.5.0: {images:?}"
     );
     let history = env
-        .kubectl_ok(&[
-            "get",
-            "PravegaCluster",
-            "example",
-            "-o",
-            "jsonpath={.status.versionHistory}",
-        ])
+        .jsonpath(&["PravegaCluster", "example"], "{.status.versionHistory}")
         .await;
     assert!(
         history.contains("0.4.0") && history.contains("0.5.0"),

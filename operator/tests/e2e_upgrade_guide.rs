@@ -16,8 +16,8 @@ use std::time::Duration;
 use pravega_crds::ConditionType;
 use pravega_crds::names::Component;
 use pravega_sandbox::sim::FailureMode;
-use support::{Env, Operator, col, eventually, workspace_file};
-use support_upgrade::{ClusterMonitor, PodMonitor, Webhook, histories};
+use support::*;
+use support_upgrade::{ClusterMonitor, PodMonitor, histories};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -32,7 +32,7 @@ fn patch_version(version: &str) -> String {
     format!(r#"-p=[{{"op": "replace", "path": "/spec/version", "value": "{version}"}}]"#)
 }
 
-async fn kubectl_patch_version(env: &Env, version: &str) -> (bool, String, String) {
+async fn kubectl_patch_version(env: &Env, version: &str) -> Run {
     bounded(
         &format!("kubectl patch to {version}"),
         env.kubectl(&[
@@ -76,17 +76,17 @@ async fn jsonpath(env: &Env, args: &[&str], path: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_guides_upgrade_replaces_pods_in_order_and_the_webhook_refuses_changes_meanwhile() {
     let env = Env::start().await;
-    let webhook = Webhook::start(&env.sandbox, &env.client).await;
-    let op = Operator::start(env.kubeconfig(), &[]).await;
+    let webhook = Webhook::start(&env.sandbox, &env.client, &webhook_bin()).await;
+    let op = Operator::start(OPERATOR, env.kubeconfig(), &[]).await;
     let pods = PodMonitor::start(env.client.clone(), "default", "example");
-    let sample = workspace_file("deploy/sample/pravegacluster.yaml");
-    env.kubectl_ok(&["apply", "-f", sample.to_str().unwrap()])
-        .await;
+    env.apply_file("deploy/sample/pravegacluster.yaml").await;
     wait_settled(&env, "0.4.0").await;
     pods.arm(3, 1, 3);
 
     // The guide's command, verbatim but for the version.
-    let (ok, _, err) = kubectl_patch_version(&env, "0.5.0-1").await;
+    let Run {
+        ok, stderr: err, ..
+    } = kubectl_patch_version(&env, "0.5.0-1").await;
     assert!(ok, "{err}");
 
     // While it works: VERSION is the running version, DESIRED VERSION the target.
@@ -104,7 +104,11 @@ async fn the_guides_upgrade_replaces_pods_in_order_and_the_webhook_refuses_chang
     assert_eq!(col(&during, "DESIRED MEMBERS"), "7", "{during:?}");
 
     // A version change while the upgrade runs is refused by the webhook, and nothing is stored.
-    let (ok, out, err) = kubectl_patch_version(&env, "0.5.0").await;
+    let Run {
+        ok,
+        stdout: out,
+        stderr: err,
+    } = kubectl_patch_version(&env, "0.5.0").await;
     assert!(!ok, "the change was accepted: {out}");
     assert!(
         err.contains(
@@ -250,11 +254,9 @@ fn describe_members(status: &str, which: &str) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_failing_bookkeeper_image_stops_the_upgrade_as_the_guide_describes_and_rolls_back() {
     let env = Env::start().await;
-    let op = Operator::start(env.kubeconfig(), &[]).await;
+    let op = Operator::start(OPERATOR, env.kubeconfig(), &[]).await;
     let conditions = ClusterMonitor::start(env.client.clone(), "default", "example");
-    let sample = workspace_file("deploy/sample/pravegacluster.yaml");
-    env.kubectl_ok(&["apply", "-f", sample.to_str().unwrap()])
-        .await;
+    env.apply_file("deploy/sample/pravegacluster.yaml").await;
     wait_settled(&env, "0.4.0").await;
 
     // Only the BookKeeper image of 0.5.0 is broken.
@@ -262,7 +264,9 @@ async fn a_failing_bookkeeper_image_stops_the_upgrade_as_the_guide_describes_and
         regex::Regex::new(r"^pravega/bookkeeper:0\.5\.0$").unwrap(),
         FailureMode::CrashLoop,
     );
-    let (ok, _, err) = kubectl_patch_version(&env, "0.5.0").await;
+    let Run {
+        ok, stderr: err, ..
+    } = kubectl_patch_version(&env, "0.5.0").await;
     assert!(ok, "{err}");
 
     let describe = eventually("the guide's UpgradeFailed status", WAIT, || async {
@@ -370,7 +374,9 @@ async fn a_failing_bookkeeper_image_stops_the_upgrade_as_the_guide_describes_and
     }
 
     // Roll back by setting the version back (0.4.0 images are fine: no need to clear failures).
-    let (ok, _, err) = kubectl_patch_version(&env, "0.4.0").await;
+    let Run {
+        ok, stderr: err, ..
+    } = kubectl_patch_version(&env, "0.4.0").await;
     assert!(ok, "{err}");
     wait_settled(&env, "0.4.0").await;
     let error = jsonpath(

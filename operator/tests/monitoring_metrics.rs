@@ -9,8 +9,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use serde_json::Value;
-use support::{Env, Operator, eventually, http_get, wait_cluster, workspace_file};
-use support_upgrade::Webhook;
+use support::*;
 
 /// Metrics another change is adding to the operator now. The dashboard has one panel for
 /// `pravega_operator_upgrade_blocked` ("Upgrade blocked by (reason)"), which shows data once the
@@ -173,29 +172,18 @@ async fn every_metric_the_dashboard_and_the_alerts_query_is_exposed() {
         .collect();
 
     let env = Env::start().await;
-    let webhook = Webhook::start(&env.sandbox, &env.client).await;
-    let op = Operator::start(env.kubeconfig(), &[]).await;
+    let webhook = Webhook::start(&env.sandbox, &env.client, &webhook_bin()).await;
+    let op = Operator::start(OPERATOR, env.kubeconfig(), &[]).await;
     env.apply_yaml(support::TIER2_CLAIM).await;
     let sample = workspace_file("deploy/sample/pravegacluster.yaml");
     env.kubectl_ok(&["apply", "-f", sample.to_str().expect("utf-8")])
         .await;
-    wait_cluster(
-        &env,
-        "example",
-        &[("VERSION", "0.4.0"), ("READY MEMBERS", "7")],
-    )
-    .await;
+    env.wait_cluster("example", &[("VERSION", "0.4.0"), ("READY MEMBERS", "7")])
+        .await;
     // Per-upgrade series exist while an upgrade is in flight: start one, and collect what both
     // binaries expose until every queried name was seen.
-    env.kubectl_ok(&[
-        "patch",
-        "PravegaCluster",
-        "example",
-        "--type=merge",
-        "-p",
-        r#"{"spec":{"version":"0.5.0"}}"#,
-    ])
-    .await;
+    env.patch_cluster("example", "merge", r#"{"spec":{"version":"0.5.0"}}"#)
+        .await;
     let seen = std::sync::Mutex::new(BTreeSet::<String>::new());
     eventually(
         "every queried metric exposed",
@@ -217,12 +205,8 @@ async fn every_metric_the_dashboard_and_the_alerts_query_is_exposed() {
         },
     )
     .await;
-    wait_cluster(
-        &env,
-        "example",
-        &[("VERSION", "0.5.0"), ("READY MEMBERS", "7")],
-    )
-    .await;
+    env.wait_cluster("example", &[("VERSION", "0.5.0"), ("READY MEMBERS", "7")])
+        .await;
 
     assert_eq!(op.terminate().await, Some(0));
     webhook.stop().await;

@@ -53,6 +53,8 @@ mod server;
 pub mod sim;
 mod store;
 mod table;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod tls;
 mod util;
 

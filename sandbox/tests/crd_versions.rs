@@ -2,9 +2,7 @@
 //! kubectl. Objects are stored once, in the storage version; every served version reads and
 //! writes them, with `apiVersion` rewritten to the version of the request.
 
-mod common;
-
-use common::*;
+use pravega_sandbox::testing::blocking::*;
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::time::{Duration, Instant};
@@ -85,16 +83,16 @@ spec:
 "#;
 
 fn get_json(sb: &pravega_sandbox::Sandbox, resource: &str, name: &str) -> Value {
-    let out = ok(sb, &["-n", NS, "get", resource, name, "-o", "json"]);
+    let out = kubectl_get(sb, NS, &[resource, name, "-o", "json"]);
     serde_json::from_str(&out).expect("kubectl prints JSON")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn crd_served_in_several_versions_with_kubectl() {
     let sb = sandbox().await;
-    ok(&sb, &["create", "namespace", NS]);
-    ok_stdin(&sb, &["apply", "-f", "-"], CRD);
-    ok(
+    kubectl_ok(&sb, &["create", "namespace", NS]);
+    kubectl_stdin_ok(&sb, &["apply", "-f", "-"], CRD);
+    kubectl_ok(
         &sb,
         &[
             "wait",
@@ -104,7 +102,7 @@ async fn crd_served_in_several_versions_with_kubectl() {
             "crd/widgets.demo.pravega.io",
         ],
     );
-    let crd = ok(
+    let crd = kubectl_ok(
         &sb,
         &[
             "get",
@@ -117,7 +115,7 @@ async fn crd_served_in_several_versions_with_kubectl() {
     assert_eq!(crd, r#"["v1beta1"]"#);
 
     // Discovery: both served versions, the storage version preferred; v1 is not served.
-    let versions = ok(&sb, &["api-versions"]);
+    let versions = kubectl_ok(&sb, &["api-versions"]);
     assert!(
         versions.contains("demo.pravega.io/v1alpha1\n"),
         "{versions}"
@@ -125,9 +123,10 @@ async fn crd_served_in_several_versions_with_kubectl() {
     assert!(versions.contains("demo.pravega.io/v1beta1\n"), "{versions}");
     assert!(!versions.contains("demo.pravega.io/v1\n"), "{versions}");
     let group: Value =
-        serde_json::from_str(&ok(&sb, &["get", "--raw", "/apis/demo.pravega.io"])).unwrap();
+        serde_json::from_str(&kubectl_ok(&sb, &["get", "--raw", "/apis/demo.pravega.io"])).unwrap();
     assert_eq!(group["preferredVersion"]["version"], "v1beta1");
-    let openapi: Value = serde_json::from_str(&ok(&sb, &["get", "--raw", "/openapi/v3"])).unwrap();
+    let openapi: Value =
+        serde_json::from_str(&kubectl_ok(&sb, &["get", "--raw", "/openapi/v3"])).unwrap();
     for v in ["v1alpha1", "v1beta1"] {
         assert!(
             openapi["paths"][format!("apis/{GROUP}/{v}")].is_object(),
@@ -136,7 +135,7 @@ async fn crd_served_in_several_versions_with_kubectl() {
     }
 
     // An upstream-style manifest at v1alpha1 applies unchanged.
-    let out = ok_stdin(&sb, &["apply", "-f", "-"], WIDGET_V1ALPHA1);
+    let out = kubectl_stdin_ok(&sb, &["apply", "-f", "-"], WIDGET_V1ALPHA1);
     assert!(out.contains("widget.demo.pravega.io/w1 created"), "{out}");
 
     // The same object through either version; only apiVersion differs.
@@ -152,41 +151,26 @@ async fn crd_served_in_several_versions_with_kubectl() {
         alpha["metadata"]["resourceVersion"]
     );
     // Unqualified names use the preferred (storage) version.
-    let preferred = ok(
-        &sb,
-        &["-n", NS, "get", "wd", "w1", "-o", "jsonpath={.apiVersion}"],
-    );
+    let preferred = jsonpath(&sb, NS, &["wd", "w1"], "{.apiVersion}");
     assert_eq!(preferred, "demo.pravega.io/v1beta1");
 
     // Lists and tables at each version, with that version's printer columns.
-    let list: Value = serde_json::from_str(&ok(
+    let list: Value = serde_json::from_str(&kubectl_get(
         &sb,
-        &[
-            "-n",
-            NS,
-            "get",
-            "widgets.v1alpha1.demo.pravega.io",
-            "-o",
-            "json",
-        ],
+        NS,
+        &["widgets.v1alpha1.demo.pravega.io", "-o", "json"],
     ))
     .unwrap();
     assert_eq!(list["items"][0]["apiVersion"], "demo.pravega.io/v1alpha1");
-    let rows = table(&ok(
-        &sb,
-        &["-n", NS, "get", "widgets.v1alpha1.demo.pravega.io"],
-    ));
+    let rows = table(&kubectl_get(&sb, NS, &["widgets.v1alpha1.demo.pravega.io"]));
     assert_eq!(rows[0], ["NAME", "SIZE", "AGE"]);
     assert_eq!(rows[1][..2], ["w1", "3"]);
-    let rows = table(&ok(
-        &sb,
-        &["-n", NS, "get", "widgets.v1beta1.demo.pravega.io"],
-    ));
+    let rows = table(&kubectl_get(&sb, NS, &["widgets.v1beta1.demo.pravega.io"]));
     assert_eq!(rows[0], ["NAME", "SIZE", "COLOR", "AGE"]);
     assert_eq!(rows[1][..3], ["w1", "3", "red"]);
 
     // Applying the same v1alpha1 manifest again changes nothing.
-    let again = ok_stdin(&sb, &["apply", "-f", "-"], WIDGET_V1ALPHA1);
+    let again = kubectl_stdin_ok(&sb, &["apply", "-f", "-"], WIDGET_V1ALPHA1);
     assert!(
         again.contains("widget.demo.pravega.io/w1 unchanged"),
         "{again}"
@@ -224,18 +208,12 @@ async fn crd_served_in_several_versions_with_kubectl() {
         .recv_timeout(Duration::from_secs(10))
         .expect("the initial state");
     assert_eq!(first, "demo.pravega.io/v1beta1 3");
-    ok(
+    patch_ok(
         &sb,
-        &[
-            "-n",
-            NS,
-            "patch",
-            "widgets.v1alpha1.demo.pravega.io",
-            "w1",
-            "--type=merge",
-            "-p",
-            r#"{"spec":{"size":5}}"#,
-        ],
+        NS,
+        ["widgets.v1alpha1.demo.pravega.io", "w1"],
+        "merge",
+        r#"{"spec":{"size":5}}"#,
     );
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -258,17 +236,11 @@ async fn crd_served_in_several_versions_with_kubectl() {
         "w1",
         r#"{"status":{"ready":true}}"#,
     );
-    let ready = ok(
+    let ready = jsonpath(
         &sb,
-        &[
-            "-n",
-            NS,
-            "get",
-            "widgets.v1alpha1.demo.pravega.io",
-            "w1",
-            "-o",
-            "jsonpath={.status.ready}",
-        ],
+        NS,
+        &["widgets.v1alpha1.demo.pravega.io", "w1"],
+        "{.status.ready}",
     );
     assert_eq!(ready, "true");
     let no_status = kubectl(
@@ -313,7 +285,7 @@ async fn crd_served_in_several_versions_with_kubectl() {
     );
 
     // Deleting the CRD stops serving every version.
-    ok(
+    kubectl_ok(
         &sb,
         &["delete", "crd", "widgets.demo.pravega.io", "--timeout=10s"],
     );

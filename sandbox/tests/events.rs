@@ -3,9 +3,7 @@
 //! (`firstTimestamp: null`, `lastTimestamp: null`, `source: {}`, ...), so `--sort-by` works,
 //! LAST SEEN and COUNT come from `eventTime` / `series`, and field selectors filter them.
 
-mod common;
-
-use common::*;
+use pravega_sandbox::testing::blocking::*;
 use serde_json::Value;
 
 const NS: &str = "ev";
@@ -37,13 +35,13 @@ fn v1_event(name: &str, type_: &str, reason: &str, ago: i64, series: Option<(i32
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn events_written_through_events_k8s_io_read_as_a_real_server_shows_them() {
     let sb = sandbox().await;
-    ok(&sb, &["create", "namespace", NS]);
-    ok_stdin(
+    kubectl_ok(&sb, &["create", "namespace", NS]);
+    kubectl_stdin_ok(
         &sb,
         &["apply", "-f", "-"],
         &v1_event("example.a", "Normal", "UpgradeStarted", 7200, None),
     );
-    ok_stdin(
+    kubectl_stdin_ok(
         &sb,
         &["apply", "-f", "-"],
         &v1_event(
@@ -54,7 +52,7 @@ async fn events_written_through_events_k8s_io_read_as_a_real_server_shows_them()
             Some((5, 1200)),
         ),
     );
-    ok_stdin(
+    kubectl_stdin_ok(
         &sb,
         &["apply", "-f", "-"],
         &v1_event("other.c", "Warning", "Unhealthy", 60, None)
@@ -64,7 +62,7 @@ async fn events_written_through_events_k8s_io_read_as_a_real_server_shows_them()
     // Through core v1: the fields a real server serializes for an event written through
     // events.k8s.io/v1 (Go zero values included), and nothing invented.
     let list: Value =
-        serde_json::from_str(&ok(&sb, &["-n", NS, "get", "events", "-o", "json"])).expect("json");
+        serde_json::from_str(&kubectl_get(&sb, NS, &["events", "-o", "json"])).expect("json");
     let a = list["items"]
         .as_array()
         .and_then(|items| items.iter().find(|e| e["metadata"]["name"] == "example.a"))
@@ -79,17 +77,10 @@ async fn events_written_through_events_k8s_io_read_as_a_real_server_shows_them()
     assert_eq!(a["message"], "UpgradeStarted happened");
     assert!(o.get("count").is_none(), "{a}");
     // And back through events.k8s.io/v1.
-    let v1: Value = serde_json::from_str(&ok(
+    let v1: Value = serde_json::from_str(&kubectl_get(
         &sb,
-        &[
-            "-n",
-            NS,
-            "get",
-            "events.v1.events.k8s.io",
-            "example.a",
-            "-o",
-            "json",
-        ],
+        NS,
+        &["events.v1.events.k8s.io", "example.a", "-o", "json"],
     ))
     .expect("json");
     let o = v1.as_object().expect("object");
@@ -122,7 +113,7 @@ async fn events_written_through_events_k8s_io_read_as_a_real_server_shows_them()
     }
 
     // LAST SEEN: eventTime, or the series' lastObservedTime.
-    let out = ok(&sb, &["-n", NS, "get", "events"]);
+    let out = kubectl_get(&sb, NS, &["events"]);
     let rows = table(&out);
     let row = |reason: &str| {
         rows.iter()
@@ -141,7 +132,7 @@ async fn events_written_through_events_k8s_io_read_as_a_real_server_shows_them()
 
     // -o wide: SUBOBJECT, SOURCE (reporting controller, instance), FIRST SEEN, COUNT (the
     // series' count, 1 for a singleton), NAME.
-    let wide = squash(&ok(&sb, &["-n", NS, "get", "events", "-o", "wide"]));
+    let wide = squash(&kubectl_get(&sb, NS, &["events", "-o", "wide"]));
     let header = wide.lines().next().unwrap_or_default();
     assert_eq!(
         header,
@@ -157,12 +148,10 @@ async fn events_written_through_events_k8s_io_read_as_a_real_server_shows_them()
     );
 
     // Field selectors, combined, as `kubectl describe` and users write them.
-    let rows = table(&ok(
+    let rows = table(&kubectl_get(
         &sb,
+        NS,
         &[
-            "-n",
-            NS,
-            "get",
             "events",
             "--field-selector",
             "involvedObject.name=example,type=Warning",
@@ -170,12 +159,10 @@ async fn events_written_through_events_k8s_io_read_as_a_real_server_shows_them()
     ));
     assert_eq!(rows.len(), 2, "{rows:?}");
     assert_eq!(rows[1][2], "UpgradeFailed");
-    let rows = table(&ok(
+    let rows = table(&kubectl_get(
         &sb,
+        NS,
         &[
-            "-n",
-            NS,
-            "get",
             "events",
             "--field-selector",
             "source=pravega-operator,reason!=Unhealthy",
@@ -183,12 +170,10 @@ async fn events_written_through_events_k8s_io_read_as_a_real_server_shows_them()
     ));
     assert_eq!(rows.len(), 3, "{rows:?}");
     // events.k8s.io/v1 has its own field names.
-    let names = ok(
+    let names = kubectl_get(
         &sb,
+        NS,
         &[
-            "-n",
-            NS,
-            "get",
             "events.v1.events.k8s.io",
             "--field-selector",
             "regarding.name=other,reportingController=pravega-operator",

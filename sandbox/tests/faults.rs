@@ -3,8 +3,6 @@
 //! dropped watches that a kube-runtime watcher survives, `410 Gone` on resumes, and the
 //! simulation's control plane never faulted.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
@@ -12,6 +10,7 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::watcher;
+use pravega_sandbox::testing::blocking;
 use pravega_sandbox::{FaultOptions, Sandbox, SandboxOptions};
 use serde_json::{Value, json};
 
@@ -161,7 +160,7 @@ async fn errors_come_at_the_configured_rate_as_status_objects_and_faulted_writes
 
     // Every fault is in the audit log and counted in the metrics.
     let audited = sb.audit().iter().filter(|e| e.injected_fault).count();
-    let metrics = common::ok(&sb, &["get", "--raw", "/metrics"]);
+    let metrics = blocking::kubectl_ok(&sb, &["get", "--raw", "/metrics"]);
     let counted: f64 = metrics
         .lines()
         .filter(|l| l.starts_with("sandbox_injected_faults_total{"))
@@ -187,7 +186,7 @@ async fn kubectl_sees_the_errors_and_its_failed_applies_change_nothing() {
     for _ in 0..30 {
         let sb2 = sb.clone();
         let r = tokio::task::spawn_blocking(move || {
-            common::kubectl(&sb2, &["get", "configmap", "c", "-o", "name"])
+            blocking::kubectl(&sb2, &["get", "configmap", "c", "-o", "name"])
         })
         .await
         .expect("kubectl");
@@ -218,7 +217,7 @@ async fn kubectl_sees_the_errors_and_its_failed_applies_change_nothing() {
             format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\ndata:\n  v: {v}\n");
         let sb2 = sb.clone();
         let r = tokio::task::spawn_blocking(move || {
-            common::kubectl_stdin(&sb2, &["apply", "-f", "-"], &manifest)
+            blocking::kubectl_stdin(&sb2, &["apply", "-f", "-"], &manifest)
         })
         .await
         .expect("kubectl");
@@ -321,7 +320,7 @@ async fn a_watcher_keeps_seeing_changes_across_dropped_watches() {
         .expect("the watcher sees every change")
         .expect("watcher task");
     assert_eq!(seen.len(), 8, "{seen:?}");
-    let metrics = common::ok(&sb, &["get", "--raw", "/metrics"]);
+    let metrics = blocking::kubectl_ok(&sb, &["get", "--raw", "/metrics"]);
     let drops: f64 = metrics
         .lines()
         .find_map(|l| {

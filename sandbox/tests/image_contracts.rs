@@ -1,24 +1,24 @@
 //! End-to-end: the simulated kubelet plays the contracts of the real Pravega and BookKeeper
 //! images (and resolves environments as a kubelet does), seen with the real kubectl.
 
-mod common;
-
-use common::*;
 use pravega_sandbox::Sandbox;
 use pravega_sandbox::sim::Simulation;
+use pravega_sandbox::testing::blocking::{self, *};
 use std::time::Duration;
 
 const NS: &str = "contracts";
 
 async fn start() -> (Sandbox, Simulation) {
-    sandbox_with_simulation(NS).await
+    Env::in_namespace(NS).await.into_parts()
 }
 
+/// Waits (30 s at most) until `f` gives a value.
 fn eventually<T>(what: &str, f: impl FnMut() -> Option<T>) -> T {
-    eventually_blocking(what, f)
+    pravega_sandbox::testing::blocking::eventually(what, Duration::from_secs(30), f)
 }
 
-fn jsonpath(sb: &Sandbox, ns: &str, object: &str, path: &str) -> String {
+/// A field of `object`, or empty if kubectl fails.
+fn field(sb: &Sandbox, ns: &str, object: &str, path: &str) -> String {
     let r = kubectl(
         sb,
         &["-n", ns, "get", object, "-o", &format!("jsonpath={path}")],
@@ -27,21 +27,11 @@ fn jsonpath(sb: &Sandbox, ns: &str, object: &str, path: &str) -> String {
 }
 
 fn wait_ready(sb: &Sandbox, ns: &str, pod: &str) {
-    ok(
-        sb,
-        &[
-            "-n",
-            ns,
-            "wait",
-            "--for=condition=Ready",
-            &format!("pod/{pod}"),
-            "--timeout=30s",
-        ],
-    );
+    wait_condition(sb, ns, "Ready", &[&format!("pod/{pod}")]);
 }
 
 fn is_ready(sb: &Sandbox, ns: &str, pod: &str) -> bool {
-    jsonpath(
+    field(
         sb,
         ns,
         &format!("pod/{pod}"),
@@ -50,18 +40,15 @@ fn is_ready(sb: &Sandbox, ns: &str, pod: &str) -> bool {
 }
 
 fn events(sb: &Sandbox, ns: &str, pod: &str, reason: &str) -> Vec<String> {
-    let out = ok(
+    let out = blocking::jsonpath(
         sb,
+        ns,
         &[
-            "-n",
-            ns,
-            "get",
             "events",
             "--field-selector",
-            &format!("involvedObject.name={pod},reason={reason}"),
-            "-o",
-            "jsonpath={range .items[*]}{.message}{\"\\n\"}{end}",
+            &format!("involvedObject.name={pod}, reason={reason}"),
         ],
+        "{range .items[*]}{.message}{\"\\n\"}{end}",
     );
     out.lines().map(str::to_owned).collect()
 }
@@ -95,17 +82,17 @@ spec:
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn bookie_0_7_aborts_on_a_bkenv_value_with_spaces_and_0_6_does_not() {
     let (sb, sim) = start().await;
-    ok_stdin(&sb, &["apply", "-f", "-"], &bookie_set("bk7", "0.7.0"));
-    ok_stdin(&sb, &["apply", "-f", "-"], &bookie_set("bk6", "0.6.0"));
+    kubectl_stdin_ok(&sb, &["apply", "-f", "-"], &bookie_set("bk7", "0.7.0"));
+    kubectl_stdin_ok(&sb, &["apply", "-f", "-"], &bookie_set("bk6", "0.6.0"));
 
     // 0.7 (BookKeeper 4.9, `set -e`): the bookie exits 127 again and again.
     eventually("bk7-0 in CrashLoopBackOff", || {
-        let out = ok(&sb, &["-n", NS, "get", "pod", "bk7-0"]);
+        let out = kubectl_get(&sb, NS, &["pod", "bk7-0"]);
         let rows = table(&out);
         (rows.get(1)?.get(2)? == "CrashLoopBackOff").then_some(())
     });
     let described = eventually("the bkenv.sh error in describe", || {
-        let d = ok(&sb, &["-n", NS, "describe", "pod", "bk7-0"]);
+        let d = kubectl_ok(&sb, &["-n", NS, "describe", "pod", "bk7-0"]);
         d.contains("-Xmx1g: command not found").then_some(d)
     });
     assert!(
@@ -118,7 +105,7 @@ async fn bookie_0_7_aborts_on_a_bkenv_value_with_spaces_and_0_6_does_not() {
         "{described}"
     );
     assert_eq!(
-        jsonpath(
+        field(
             &sb,
             NS,
             "pod/bk7-0",
@@ -130,7 +117,7 @@ async fn bookie_0_7_aborts_on_a_bkenv_value_with_spaces_and_0_6_does_not() {
     // 0.6 (BookKeeper 4.7.3, no `set -e`): the failed line is not fatal.
     wait_ready(&sb, NS, "bk6-0");
     assert_eq!(
-        jsonpath(
+        field(
             &sb,
             NS,
             "pod/bk6-0",
@@ -201,24 +188,24 @@ data:
 async fn segment_store_finds_bookies_only_under_its_jvm_cluster_name() {
     let (sb, sim) = start().await;
     // Bookies of cluster `example` here, and of the default cluster name elsewhere.
-    ok(&sb, &["create", "namespace", "elsewhere"]);
+    kubectl_ok(&sb, &["create", "namespace", "elsewhere"]);
     let bookie = |ns: &str, cluster: &str| {
         BOOKIE
             .replace("NAMESPACE", ns)
             .replace("CLUSTER_VALUE", cluster)
     };
-    ok_stdin(&sb, &["apply", "-f", "-"], &bookie(NS, "example"));
-    ok_stdin(
+    kubectl_stdin_ok(&sb, &["apply", "-f", "-"], &bookie(NS, "example"));
+    kubectl_stdin_ok(
         &sb,
         &["apply", "-f", "-"],
         &bookie("elsewhere", "pravega-cluster"),
     );
     wait_ready(&sb, NS, "bookie");
     wait_ready(&sb, "elsewhere", "bookie");
-    ok_stdin(&sb, &["apply", "-f", "-"], SEGMENT_STORE_CONFIG);
+    kubectl_stdin_ok(&sb, &["apply", "-f", "-"], SEGMENT_STORE_CONFIG);
 
     // CLUSTER_NAME is not what the Segment Store reads: it looks for pravega-cluster.
-    ok_stdin(
+    kubectl_stdin_ok(
         &sb,
         &["apply", "-f", "-"],
         &segment_store("ss-default", None),
@@ -230,16 +217,16 @@ async fn segment_store_finds_bookies_only_under_its_jvm_cluster_name() {
             .any(|m| m == expected)
             .then_some(())
     });
-    let described = ok(&sb, &["-n", NS, "describe", "pod", "ss-default"]);
+    let described = kubectl_ok(&sb, &["-n", NS, "describe", "pod", "ss-default"]);
     assert!(
         described.contains("Readiness probe failed: no bookies registered"),
         "{described}"
     );
-    let rows = table(&ok(&sb, &["-n", NS, "get", "pod", "ss-default"]));
+    let rows = table(&kubectl_get(&sb, NS, &["pod", "ss-default"]));
     assert_eq!(rows[1][1..3], ["0/1", "Running"], "{rows:?}");
 
     // With the cluster name as a JVM property it finds the bookie.
-    ok_stdin(
+    kubectl_stdin_ok(
         &sb,
         &["apply", "-f", "-"],
         &segment_store(
@@ -255,7 +242,7 @@ async fn segment_store_finds_bookies_only_under_its_jvm_cluster_name() {
     assert!(!is_ready(&sb, NS, "ss-default"));
     assert_eq!(events(&sb, NS, "ss-default", "Unhealthy").len(), 1);
     assert_eq!(
-        jsonpath(
+        field(
             &sb,
             NS,
             "pod/ss-default",
@@ -293,16 +280,16 @@ spec:
           key: password
 "#
     );
-    ok_stdin(&sb, &["apply", "-f", "-"], &pod);
+    kubectl_stdin_ok(&sb, &["apply", "-f", "-"], &pod);
     let waiting = "{.status.containerStatuses[0].state.waiting.reason}: {.status.containerStatuses[0].state.waiting.message}";
     eventually("CreateContainerConfigError for the ConfigMap", || {
-        (jsonpath(&sb, NS, "pod/app", waiting)
+        (field(&sb, NS, "pod/app", waiting)
             == "CreateContainerConfigError: configmap \"app-config\" not found")
             .then_some(())
     });
-    let rows = table(&ok(&sb, &["-n", NS, "get", "pod", "app"]));
+    let rows = table(&kubectl_get(&sb, NS, &["pod", "app"]));
     assert_eq!(rows[1][1..3], ["0/1", "CreateContainerConfigError"]);
-    assert_eq!(jsonpath(&sb, NS, "pod/app", "{.status.phase}"), "Pending");
+    assert_eq!(field(&sb, NS, "pod/app", "{.status.phase}"), "Pending");
     let failed = events(&sb, NS, "app", "Failed");
     assert!(
         failed
@@ -312,7 +299,7 @@ spec:
     );
 
     // The kubelet retries: with the ConfigMap, the Secret is what is missing.
-    ok(
+    kubectl_ok(
         &sb,
         &[
             "-n",
@@ -324,11 +311,11 @@ spec:
         ],
     );
     eventually("CreateContainerConfigError for the Secret", || {
-        (jsonpath(&sb, NS, "pod/app", waiting)
+        (field(&sb, NS, "pod/app", waiting)
             == "CreateContainerConfigError: secret \"app-secret\" not found")
             .then_some(())
     });
-    ok(
+    kubectl_ok(
         &sb,
         &[
             "-n",
@@ -341,7 +328,7 @@ spec:
         ],
     );
     wait_ready(&sb, NS, "app");
-    let rows = table(&ok(&sb, &["-n", NS, "get", "pod", "app"]));
+    let rows = table(&kubectl_get(&sb, NS, &["pod", "app"]));
     assert_eq!(rows[1][1..4], ["1/1", "Running", "0"]);
     sim.shutdown().await;
 }

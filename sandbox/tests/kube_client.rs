@@ -1,8 +1,6 @@
 //! kube-rs clients against the library sandbox: watches, optimistic concurrency, the status
 //! subresource and delete preconditions.
 
-mod common;
-
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
@@ -120,7 +118,7 @@ async fn watcher_sees_every_change_in_order_across_restarts_and_relists_after_41
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stale_writes_conflict_and_selectors_page() {
-    let sb = common::sandbox().await;
+    let sb = pravega_sandbox::testing::sandbox().await;
     let api: Api<ConfigMap> = Api::namespaced(sb.client().await.expect("client"), "default");
     let first = api
         .create(&PostParams::default(), &cm("c", 1))
@@ -211,7 +209,7 @@ async fn stale_writes_conflict_and_selectors_page() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_subresource_is_isolated_and_delete_preconditions_conflict() {
-    let sb = common::sandbox().await;
+    let sb = pravega_sandbox::testing::sandbox().await;
     let pods: Api<Pod> = Api::namespaced(sb.client().await.expect("client"), "default");
     let pod: Pod = serde_json::from_value(json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "busybox:1.36"}]},
         "status": {"phase": "Running"}})).expect("pod");
@@ -323,7 +321,7 @@ async fn selector_watches_dry_run_and_events_through_both_apis() {
     use k8s_openapi::api::events::v1::Event;
     use kube::api::{WatchEvent, WatchParams};
 
-    let sb = common::sandbox().await;
+    let sb = pravega_sandbox::testing::sandbox().await;
     let client = sb.client().await.expect("client");
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
 
@@ -417,7 +415,7 @@ async fn selector_watches_dry_run_and_events_through_both_apis() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_side_apply_merges_and_removes_what_a_manager_stopped_applying() {
-    let sb = common::sandbox().await;
+    let sb = pravega_sandbox::testing::sandbox().await;
     let api: Api<ConfigMap> = Api::namespaced(sb.client().await.expect("client"), "default");
     let apply = |labels: serde_json::Value, data: serde_json::Value| {
         Patch::Apply(

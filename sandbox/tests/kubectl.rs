@@ -1,15 +1,13 @@
 //! End-to-end: the real kubectl against the library sandbox.
 
-mod common;
-
-use common::*;
+use pravega_sandbox::testing::blocking::*;
 use std::io::{BufRead, BufReader};
 use std::time::{Duration, Instant};
 
 const NS: &str = "pravega";
 
 fn sample() -> String {
-    repo_root()
+    workspace_root()
         .join("deploy/sample/pravegacluster.yaml")
         .to_str()
         .expect("utf-8 path")
@@ -20,15 +18,15 @@ fn sample() -> String {
 async fn pravegacluster_lifecycle_with_kubectl() {
     let sb = sandbox().await;
     install_crd(&sb, NS);
-    let out = ok(&sb, &["-n", NS, "apply", "-f", &sample()]);
+    let out = kubectl_ok(&sb, &["-n", NS, "apply", "-f", &sample()]);
     assert!(
         out.contains("pravegacluster.pravega.pravega.io/example created"),
         "{out}"
     );
 
     // The guide's columns, empty status at first.
-    let rows = table(&ok(&sb, &["-n", NS, "get", "pravegacluster"]));
-    let header = ok(&sb, &["-n", NS, "get", "pk"]);
+    let rows = table(&kubectl_get(&sb, NS, &["pravegacluster"]));
+    let header = kubectl_get(&sb, NS, &["pk"]);
     assert!(
         header.starts_with(
             "NAME      VERSION   DESIRED VERSION   DESIRED MEMBERS   READY MEMBERS   AGE"
@@ -46,40 +44,28 @@ async fn pravegacluster_lifecycle_with_kubectl() {
         r#"{"status":{"currentVersion":"0.4.0","targetVersion":"0.5.0","replicas":7,"readyReplicas":6,
              "conditions":[{"type":"Upgrading","status":"True","reason":"UpgradeStarted","message":"upgrading to 0.5.0"}]}}"#,
     );
-    let rows = table(&ok(&sb, &["-n", NS, "get", "pravegacluster"]));
+    let rows = table(&kubectl_get(&sb, NS, &["pravegacluster"]));
     assert_eq!(rows[1][..5], ["example", "0.4.0", "0.5.0", "7", "6"]);
 
     // A status write cannot change the spec, a spec write cannot change the status.
     patch_status(&sb, NS, "pk", "example", r#"{"spec":{"version":"9.9.9"}}"#);
-    ok(
+    patch_ok(
         &sb,
-        &[
-            "-n",
-            NS,
-            "patch",
-            "pk",
-            "example",
-            "--type=merge",
-            "-p",
-            r#"{"status":{"replicas":1}}"#,
-        ],
+        NS,
+        ["pk", "example"],
+        "merge",
+        r#"{"status":{"replicas":1}}"#,
     );
-    let got = ok(
+    let got = jsonpath(
         &sb,
-        &[
-            "-n",
-            NS,
-            "get",
-            "pk",
-            "example",
-            "-o",
-            "jsonpath={.spec.version} {.status.replicas} {.metadata.generation}",
-        ],
+        NS,
+        &["pk", "example"],
+        "{.spec.version} {.status.replicas} {.metadata.generation}",
     );
     assert_eq!(got, "0.4.0 7 1");
 
     // describe shows spec, status and conditions.
-    let d = squash(&ok(
+    let d = squash(&kubectl_ok(
         &sb,
         &["-n", NS, "describe", "pravegacluster", "example"],
     ));
@@ -94,46 +80,29 @@ async fn pravegacluster_lifecycle_with_kubectl() {
     }
 
     // The guide's exact upgrade command; generation follows the spec change.
-    let out = ok(
+    let out = patch_ok(
         &sb,
-        &[
-            "-n",
-            NS,
-            "patch",
-            "PravegaCluster",
-            "example",
-            "--type=json",
-            "-p=[{\"op\": \"replace\", \"path\": \"/spec/version\", \"value\": \"0.5.0\"}]",
-        ],
+        NS,
+        ["PravegaCluster", "example"],
+        "json",
+        "[{\"op\": \"replace\", \"path\": \"/spec/version\", \"value\": \"0.5.0\"}]",
     );
     assert!(out.contains("patched"), "{out}");
-    let got = ok(
+    let got = jsonpath(
         &sb,
-        &[
-            "-n",
-            NS,
-            "get",
-            "pk",
-            "example",
-            "-o",
-            "jsonpath={.spec.version} {.metadata.generation}",
-        ],
+        NS,
+        &["pk", "example"],
+        "{.spec.version} {.metadata.generation}",
     );
     assert_eq!(got, "0.5.0 2");
 
     // Schema validation: a bad value is rejected with the field path, as the real server does.
-    let bad = kubectl(
+    let bad = patch(
         &sb,
-        &[
-            "-n",
-            NS,
-            "patch",
-            "pk",
-            "example",
-            "--type=merge",
-            "-p",
-            r#"{"spec":{"bookkeeper":{"replicas":0}}}"#,
-        ],
+        NS,
+        ["pk", "example"],
+        "merge",
+        r#"{"spec":{"bookkeeper":{"replicas":0}}}"#,
     );
     assert!(!bad.ok);
     assert!(
@@ -196,37 +165,15 @@ async fn pravegacluster_lifecycle_with_kubectl() {
         "{}",
         String::from_utf8_lossy(&edited.stderr)
     );
-    let got = ok(
-        &sb,
-        &[
-            "-n",
-            NS,
-            "get",
-            "pk",
-            "example",
-            "-o",
-            "jsonpath={.spec.version}",
-        ],
-    );
+    let got = jsonpath(&sb, NS, &["pk", "example"], "{.spec.version}");
     assert_eq!(got, "0.5.1");
-    let out = ok(&sb, &["-n", NS, "apply", "--server-side", "-f", &sample()]);
+    let out = kubectl_ok(&sb, &["-n", NS, "apply", "--server-side", "-f", &sample()]);
     assert!(out.contains("serverside-applied"), "{out}");
-    let got = ok(
-        &sb,
-        &[
-            "-n",
-            NS,
-            "get",
-            "pk",
-            "example",
-            "-o",
-            "jsonpath={.spec.version}",
-        ],
-    );
+    let got = jsonpath(&sb, NS, &["pk", "example"], "{.spec.version}");
     assert_eq!(got, "0.4.0");
 
     // kubectl explain reads the CRD's schema.
-    let e = ok(&sb, &["explain", "pravegacluster.spec"]);
+    let e = kubectl_ok(&sb, &["explain", "pravegacluster.spec"]);
     assert!(
         e.contains("KIND:       PravegaCluster") && e.contains("bookkeeper"),
         "{e}"
@@ -237,23 +184,12 @@ async fn pravegacluster_lifecycle_with_kubectl() {
 async fn get_watch_streams_changes_and_delete_cascades() {
     let sb = sandbox().await;
     install_crd(&sb, NS);
-    ok(&sb, &["-n", NS, "apply", "-f", &sample()]);
-    let uid = ok(
-        &sb,
-        &[
-            "-n",
-            NS,
-            "get",
-            "pk",
-            "example",
-            "-o",
-            "jsonpath={.metadata.uid}",
-        ],
-    );
+    kubectl_ok(&sb, &["-n", NS, "apply", "-f", &sample()]);
+    let uid = jsonpath(&sb, NS, &["pk", "example"], "{.metadata.uid}");
     let owned = format!(
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: example-config\n  namespace: {NS}\n  ownerReferences:\n  - apiVersion: pravega.pravega.io/v1beta1\n    kind: PravegaCluster\n    name: example\n    uid: {uid}\n    controller: true\ndata:\n  a: b\n"
     );
-    ok_stdin(&sb, &["apply", "-f", "-"], &owned);
+    kubectl_stdin_ok(&sb, &["apply", "-f", "-"], &owned);
 
     let mut child = spawn_kubectl(&sb, &["-n", NS, "get", "pravegacluster", "-w"]);
     let stdout = child.stdout.take().expect("stdout");
@@ -300,7 +236,7 @@ async fn get_watch_streams_changes_and_delete_cascades() {
     let _ = child.wait();
 
     // Deleting the owner garbage-collects the owned ConfigMap; kubectl waits for it to go.
-    let out = ok(&sb, &["-n", NS, "delete", "pravegacluster", "example"]);
+    let out = kubectl_ok(&sb, &["-n", NS, "delete", "pravegacluster", "example"]);
     assert!(out.contains("\"example\" deleted"), "{out}");
     let cms = kubectl(&sb, &["-n", NS, "get", "configmap", "example-config"]);
     assert!(!cms.ok && cms.stderr.contains("NotFound"), "{}", cms.stderr);
@@ -309,8 +245,8 @@ async fn get_watch_streams_changes_and_delete_cascades() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn builtins_defaults_tables_and_namespace_deletion() {
     let sb = sandbox().await;
-    ok(&sb, &["create", "namespace", "apps"]);
-    ok(
+    kubectl_ok(&sb, &["create", "namespace", "apps"]);
+    kubectl_ok(
         &sb,
         &[
             "-n",
@@ -322,69 +258,46 @@ async fn builtins_defaults_tables_and_namespace_deletion() {
         ],
     );
     let dep = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  namespace: apps\nspec:\n  selector:\n    matchLabels: {app: web}\n  template:\n    metadata:\n      labels: {app: web}\n    spec:\n      containers:\n      - name: web\n        image: nginx:1.25\n      - name: sidecar\n        image: busybox:1.36\n";
-    ok_stdin(&sb, &["apply", "-f", "-"], dep);
+    kubectl_stdin_ok(&sb, &["apply", "-f", "-"], dep);
     // Defaults the real server applies.
-    let d = ok(
+    let d = jsonpath(
         &sb,
-        &[
-            "-n",
-            "apps",
-            "get",
-            "deploy",
-            "web",
-            "-o",
-            "jsonpath={.spec.replicas} {.spec.revisionHistoryLimit} {.spec.progressDeadlineSeconds} {.spec.strategy.type} {.spec.template.spec.restartPolicy}",
-        ],
+        "apps",
+        &["deploy", "web"],
+        "{.spec.replicas} {.spec.revisionHistoryLimit} {.spec.progressDeadlineSeconds} {.spec.strategy.type} {.spec.template.spec.restartPolicy}",
     );
     assert_eq!(d, "1 10 600 RollingUpdate Always");
     // Client-side apply again with one image changed: strategic merge by container name.
-    ok_stdin(
+    kubectl_stdin_ok(
         &sb,
         &["apply", "-f", "-"],
         &dep.replace("nginx:1.25", "nginx:1.26"),
     );
-    let images = ok(
+    let images = jsonpath(
         &sb,
-        &[
-            "-n",
-            "apps",
-            "get",
-            "deploy",
-            "web",
-            "-o",
-            "jsonpath={.spec.template.spec.containers[*].image} {.metadata.generation}",
-        ],
+        "apps",
+        &["deploy", "web"],
+        "{.spec.template.spec.containers[*].image} {.metadata.generation}",
     );
     assert_eq!(images, "nginx:1.26 busybox:1.36 2");
-    let scaled = ok(
+    let scaled = kubectl_ok(
         &sb,
         &["-n", "apps", "scale", "deployment", "web", "--replicas=3"],
     );
     assert!(scaled.contains("scaled"), "{scaled}");
-    let r = ok(
-        &sb,
-        &[
-            "-n",
-            "apps",
-            "get",
-            "deploy",
-            "web",
-            "-o",
-            "jsonpath={.spec.replicas}",
-        ],
-    );
+    let r = jsonpath(&sb, "apps", &["deploy", "web"], "{.spec.replicas}");
     assert_eq!(r, "3");
-    ok(
+    kubectl_ok(
         &sb,
         &["-n", "apps", "scale", "deployment", "web", "--replicas=1"],
     );
-    let rows = table(&ok(&sb, &["-n", "apps", "get", "deployments"]));
+    let rows = table(&kubectl_get(&sb, "apps", &["deployments"]));
     assert_eq!(rows[0], ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"]);
     assert_eq!(rows[1][..4], ["web", "0/1", "0", "0"]);
 
     // Pod STATUS shows the waiting reason, then Terminating during the grace period.
     let pod = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  namespace: apps\nspec:\n  nodeName: node-1\n  terminationGracePeriodSeconds: 30\n  containers:\n  - name: c\n    image: busybox:1.36\n";
-    ok_stdin(&sb, &["apply", "-f", "-"], pod);
+    kubectl_stdin_ok(&sb, &["apply", "-f", "-"], pod);
     patch_status(
         &sb,
         "apps",
@@ -392,14 +305,14 @@ async fn builtins_defaults_tables_and_namespace_deletion() {
         "p",
         r#"{"status":{"phase":"Running","containerStatuses":[{"name":"c","image":"busybox:1.36","imageID":"","ready":false,"restartCount":3,"state":{"waiting":{"reason":"CrashLoopBackOff"}}}]}}"#,
     );
-    let rows = table(&ok(&sb, &["-n", "apps", "get", "pods"]));
+    let rows = table(&kubectl_get(&sb, "apps", &["pods"]));
     assert_eq!(rows[0], ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]);
     assert_eq!(rows[1][..4], ["p", "0/1", "CrashLoopBackOff", "3"]);
-    ok(&sb, &["-n", "apps", "delete", "pod", "p", "--wait=false"]);
-    let rows = table(&ok(&sb, &["-n", "apps", "get", "pods"]));
+    kubectl_ok(&sb, &["-n", "apps", "delete", "pod", "p", "--wait=false"]);
+    let rows = table(&kubectl_get(&sb, "apps", &["pods"]));
     assert_eq!(rows[1][2], "Terminating");
     // A final delete with grace 0 (what a kubelet does) removes it.
-    ok(
+    kubectl_ok(
         &sb,
         &[
             "-n",
@@ -431,7 +344,7 @@ async fn builtins_defaults_tables_and_namespace_deletion() {
     );
 
     // kubectl explain works for built-ins too.
-    let e = ok(&sb, &["explain", "deployment.spec.strategy"]);
+    let e = kubectl_ok(&sb, &["explain", "deployment.spec.strategy"]);
     assert!(
         e.contains("DeploymentStrategy describes how to replace existing pods"),
         "{e}"
@@ -449,7 +362,7 @@ async fn builtins_defaults_tables_and_namespace_deletion() {
     );
 
     // Prometheus metrics of the API server.
-    let metrics = ok(&sb, &["get", "--raw", "/metrics"]);
+    let metrics = kubectl_ok(&sb, &["get", "--raw", "/metrics"]);
     assert!(
         metrics.contains(
             "apiserver_request_total{verb=\"create\",resource=\"deployments\",code=\"201\"} 1"
@@ -458,7 +371,7 @@ async fn builtins_defaults_tables_and_namespace_deletion() {
     );
 
     // Deleting the namespace deletes its contents; the default namespace cannot be deleted.
-    ok(&sb, &["delete", "namespace", "apps", "--timeout=10s"]);
+    kubectl_ok(&sb, &["delete", "namespace", "apps", "--timeout=10s"]);
     let ns = kubectl(&sb, &["get", "namespace", "apps"]);
     assert!(
         ns.stderr.contains("namespaces \"apps\" not found"),

@@ -3,9 +3,7 @@
 //! `resourceVersion`), and an unknown field under kubectl's default strict validation is the
 //! server's strict decoding error.
 
-mod common;
-
-use common::*;
+use pravega_sandbox::testing::blocking::*;
 
 const NS: &str = "wording";
 
@@ -31,14 +29,14 @@ fn rv(sb: &pravega_sandbox::Sandbox, what: &[&str]) -> String {
     let mut args = vec!["-n", NS, "get"];
     args.extend_from_slice(what);
     args.extend_from_slice(&["-o", "jsonpath={.metadata.resourceVersion}"]);
-    ok(sb, &args)
+    kubectl_ok(sb, &args)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_patch_that_changes_nothing_is_patched_no_change() {
     let sb = sandbox().await;
     install_crd(&sb, NS);
-    ok_stdin(&sb, &["apply", "-f", "-"], DEPLOYMENT);
+    kubectl_stdin_ok(&sb, &["apply", "-f", "-"], DEPLOYMENT);
     let before = rv(&sb, &["deployment", "web"]);
 
     for (kind, patch) in [
@@ -49,14 +47,14 @@ async fn a_patch_that_changes_nothing_is_patched_no_change() {
             r#"[{"op":"replace","path":"/spec/replicas","value":1}]"#,
         ),
     ] {
-        let out = ok(
+        let out = kubectl_ok(
             &sb,
             &["-n", NS, "patch", "deployment", "web", kind, "-p", patch],
         );
         assert_eq!(out, "deployment.apps/web patched (no change)\n", "{kind}");
     }
     // The server answered with the stored object: same resourceVersion.
-    let out = ok(
+    let out = kubectl_ok(
         &sb,
         &[
             "-n",
@@ -73,7 +71,7 @@ async fn a_patch_that_changes_nothing_is_patched_no_change() {
     assert_eq!(out, before);
     assert_eq!(rv(&sb, &["deployment", "web"]), before);
     // A change is `patched`, with a new resourceVersion.
-    let out = ok(
+    let out = kubectl_ok(
         &sb,
         &[
             "-n",
@@ -89,21 +87,10 @@ async fn a_patch_that_changes_nothing_is_patched_no_change() {
     assert_ne!(rv(&sb, &["deployment", "web"]), before);
 
     // The same for a custom resource and its status subresource.
-    let sample = repo_root().join("deploy/sample/pravegacluster.yaml");
-    ok(&sb, &["-n", NS, "apply", "-f", sample.to_str().unwrap()]);
-    let version = ok(
-        &sb,
-        &[
-            "-n",
-            NS,
-            "get",
-            "pk",
-            "example",
-            "-o",
-            "jsonpath={.spec.version}",
-        ],
-    );
-    let out = ok(
+    let sample = workspace_root().join("deploy/sample/pravegacluster.yaml");
+    kubectl_ok(&sb, &["-n", NS, "apply", "-f", sample.to_str().unwrap()]);
+    let version = jsonpath(&sb, NS, &["pk", "example"], "{.spec.version}");
+    let out = kubectl_ok(
         &sb,
         &[
             "-n",
@@ -131,7 +118,7 @@ async fn a_patch_that_changes_nothing_is_patched_no_change() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn unknown_fields_are_the_servers_strict_decoding_error() {
     let sb = sandbox().await;
-    ok(&sb, &["create", "namespace", NS]);
+    kubectl_ok(&sb, &["create", "namespace", NS]);
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("deployment.yaml");
     std::fs::write(

@@ -1,25 +1,25 @@
 //! `kubectl logs` of simulated pods: the API server's `pods/log` subresource, answered by the
 //! simulated kubelets, with a real API server's (and kubelet's) wording for what has no log.
 
-mod common;
-
-use common::*;
 use pravega_sandbox::Sandbox;
 use pravega_sandbox::sim::{FailureMode, Simulation};
+use pravega_sandbox::testing::blocking::*;
 use std::io::Read;
 use std::time::{Duration, Instant};
 
 const NS: &str = "logs";
 
 async fn start() -> (Sandbox, Simulation) {
-    sandbox_with_simulation(NS).await
+    Env::in_namespace(NS).await.into_parts()
 }
 
+/// Waits (30 s at most) until `f` gives a value.
 fn eventually<T>(what: &str, f: impl FnMut() -> Option<T>) -> T {
-    eventually_blocking(what, f)
+    pravega_sandbox::testing::blocking::eventually(what, Duration::from_secs(30), f)
 }
 
-fn jsonpath(sb: &Sandbox, object: &str, path: &str) -> String {
+/// A field of `object`, or empty if kubectl fails.
+fn field(sb: &Sandbox, object: &str, path: &str) -> String {
     let r = kubectl(
         sb,
         &["-n", NS, "get", object, "-o", &format!("jsonpath={path}")],
@@ -28,7 +28,7 @@ fn jsonpath(sb: &Sandbox, object: &str, path: &str) -> String {
 }
 
 fn pod_status(sb: &Sandbox, pod: &str) -> String {
-    table(&ok(sb, &["-n", NS, "get", "pod", pod]))
+    table(&kubectl_get(sb, NS, &["pod", pod]))
         .get(1)
         .and_then(|r| r.get(2).cloned())
         .unwrap_or_default()
@@ -55,7 +55,7 @@ fn pod(name: &str, image: &str, extra: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn logs_of_running_waiting_and_missing_containers() {
     let (sb, sim) = start().await;
-    ok_stdin(
+    kubectl_stdin_ok(
         &sb,
         &["apply", "-f", "-"],
         &pod("web", "busybox:1.36", "    args: [sleep, \"3600\"]\n"),
@@ -73,7 +73,7 @@ async fn logs_of_running_waiting_and_missing_containers() {
     assert!(ts.parse::<jiff::Timestamp>().is_ok(), "{stamped}");
     assert_eq!(line, start);
     // Through the raw API: text/plain.
-    let raw = ok(
+    let raw = kubectl_ok(
         &sb,
         &[
             "get",
@@ -137,7 +137,7 @@ async fn logs_of_running_waiting_and_missing_containers() {
     );
 
     // A container that cannot start yet.
-    ok_stdin(
+    kubectl_stdin_ok(
         &sb,
         &["apply", "-f", "-"],
         &pod(
@@ -156,7 +156,7 @@ async fn logs_of_running_waiting_and_missing_containers() {
         regex::Regex::new(":unpullable$").expect("regex"),
         FailureMode::ImagePull,
     );
-    ok_stdin(
+    kubectl_stdin_ok(
         &sb,
         &["apply", "-f", "-"],
         &pod("pull", "busybox:unpullable", ""),
@@ -179,20 +179,20 @@ async fn logs_of_running_waiting_and_missing_containers() {
         regex::Regex::new(":unschedulable$").expect("regex"),
         FailureMode::Unschedulable,
     );
-    ok_stdin(
+    kubectl_stdin_ok(
         &sb,
         &["apply", "-f", "-"],
         &pod("pending", "busybox:unschedulable", ""),
     );
     eventually("pending unschedulable", || {
-        (jsonpath(&sb, "pod/pending", "{.status.conditions[0].reason}") == "Unschedulable")
+        (field(&sb, "pod/pending", "{.status.conditions[0].reason}") == "Unschedulable")
             .then_some(())
     });
     let r = logs(&sb, &["pending"]);
     assert!(r.ok, "{}", r.stderr);
     assert_eq!(r.stdout, "");
     // Bound to a node that does not exist: the API server cannot find its kubelet.
-    ok_stdin(
+    kubectl_stdin_ok(
         &sb,
         &["apply", "-f", "-"],
         &pod("lost", "busybox:1.36", "").replace("spec:\n", "spec:\n  nodeName: node-x\n"),
@@ -209,7 +209,7 @@ async fn logs_of_running_waiting_and_missing_containers() {
 async fn crashes_show_their_message_and_previous_instances_stay_readable() {
     let (sb, sim) = start().await;
     // A 0.9 bookie with a JVM flag Java 11 removed: it crashes at start.
-    ok_stdin(
+    kubectl_stdin_ok(
         &sb,
         &["apply", "-f", "-"],
         &pod(
@@ -219,7 +219,7 @@ async fn crashes_show_their_message_and_previous_instances_stay_readable() {
         ),
     );
     wait_status(&sb, "bookie", "CrashLoopBackOff");
-    let message = jsonpath(
+    let message = field(
         &sb,
         "pod/bookie",
         "{.status.containerStatuses[0].lastState.terminated.message}",
@@ -241,7 +241,7 @@ async fn crashes_show_their_message_and_previous_instances_stay_readable() {
     );
 
     // A Segment Store that runs but never becomes ready says why.
-    ok_stdin(
+    kubectl_stdin_ok(
         &sb,
         &["apply", "-f", "-"],
         &pod(
@@ -265,7 +265,7 @@ async fn crashes_show_their_message_and_previous_instances_stay_readable() {
         regex::Regex::new(":crashy$").expect("regex"),
         FailureMode::CrashLoop,
     );
-    ok_stdin(
+    kubectl_stdin_ok(
         &sb,
         &["apply", "-f", "-"],
         &pod("flaky", "busybox:crashy", "    args: [run]\n"),
@@ -295,7 +295,7 @@ async fn crashes_show_their_message_and_previous_instances_stay_readable() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn follow_streams_until_the_container_stops() {
     let (sb, sim) = start().await;
-    ok_stdin(
+    kubectl_stdin_ok(
         &sb,
         &["apply", "-f", "-"],
         &pod("web", "busybox:1.36", "    args: [sleep, \"3600\"]\n"),
@@ -308,7 +308,7 @@ async fn follow_streams_until_the_container_stops() {
         "kubectl logs -f keeps following a running container"
     );
     // The pod is deleted: its container stops and the log ends.
-    ok(&sb, &["-n", NS, "delete", "pod", "web", "--wait=false"]);
+    kubectl_ok(&sb, &["-n", NS, "delete", "pod", "web", "--wait=false"]);
     let deadline = Instant::now() + Duration::from_secs(20);
     let status = loop {
         if let Some(s) = follower.try_wait().expect("kubectl") {
@@ -332,7 +332,7 @@ async fn follow_streams_until_the_container_stops() {
 
     // A follower that goes away (Ctrl-C) does not keep anything open: the sandbox stops
     // promptly.
-    ok_stdin(&sb, &["apply", "-f", "-"], &pod("web2", "busybox:1.36", ""));
+    kubectl_stdin_ok(&sb, &["apply", "-f", "-"], &pod("web2", "busybox:1.36", ""));
     wait_status(&sb, "web2", "Running");
     let mut follower = spawn_kubectl(&sb, &["-n", NS, "logs", "-f", "web2"]);
     std::thread::sleep(Duration::from_millis(1000));

@@ -2,10 +2,8 @@
 //! and the Pravega health API there, as the real images of each version would; annotations set
 //! with the real kubectl inject faults.
 
-mod common;
-
-use common::*;
 use pravega_sandbox::Sandbox;
+use pravega_sandbox::testing::blocking::*;
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
@@ -37,7 +35,7 @@ fn until(
     path: &str,
     want: impl Fn(u16, &str) -> bool,
 ) -> (u16, String) {
-    eventually_blocking(what, || match get(ip, port, path) {
+    eventually(what, WAIT, || match get(ip, port, path) {
         Ok((code, body)) if want(code, &body) => Some((code, body)),
         _ => None,
     })
@@ -48,45 +46,22 @@ fn refused(ip: &str, port: u16) -> bool {
 }
 
 fn pod_ip(sb: &Sandbox, ns: &str, pod: &str) -> String {
-    eventually_blocking(&format!("{pod} has an IP"), || {
-        let ip = ok(
-            sb,
-            &[
-                "-n",
-                ns,
-                "get",
-                "pod",
-                pod,
-                "-o",
-                "jsonpath={.status.podIP}",
-            ],
-        );
+    eventually(&format!("{pod} has an IP"), WAIT, || {
+        let ip = jsonpath(sb, ns, &["pod", pod], "{.status.podIP}");
         (!ip.is_empty()).then_some(ip)
     })
 }
 
 fn wait_ready(sb: &Sandbox, ns: &str, selector: &str) {
-    eventually_blocking(&format!("pods {selector} exist"), || {
-        let out = ok(sb, &["-n", ns, "get", "pods", "-l", selector, "-o", "name"]);
+    eventually(&format!("pods {selector} exist"), WAIT, || {
+        let out = kubectl_get(sb, ns, &["pods", "-l", selector, "-o", "name"]);
         (!out.trim().is_empty()).then_some(())
     });
-    ok(
-        sb,
-        &[
-            "-n",
-            ns,
-            "wait",
-            "--for=condition=Ready",
-            "pod",
-            "-l",
-            selector,
-            "--timeout=30s",
-        ],
-    );
+    wait_condition(sb, ns, "Ready", &["pod", "-l", selector]);
 }
 
 fn annotate(sb: &Sandbox, ns: &str, pod: &str, annotation: &str) {
-    ok(
+    kubectl_ok(
         sb,
         &["-n", ns, "annotate", "pod", pod, "--overwrite", annotation],
     );
@@ -123,6 +98,9 @@ spec:
     )
 }
 
+/// How long a pod waits for what it expects.
+const WAIT: Duration = Duration::from_secs(30);
+
 const URL: &str = "/api/v1/autorecovery/list_under_replicated_ledger";
 const RW: &str = "/api/v1/bookie/list_bookies?type=rw";
 const RO: &str = "/api/v1/bookie/list_bookies?type=ro";
@@ -138,12 +116,12 @@ fn id(pod: &str, ns: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn bookies_get_their_own_ips_and_answer_the_admin_api() {
     const NS: &str = "bookies";
-    let (sb, sim) = sandbox_with_simulation(NS).await;
-    ok_stdin(&sb, &["apply", "-f", "-"], &bookies(NS, "0.9.0", 2));
+    let (sb, sim) = Env::in_namespace(NS).await.into_parts();
+    kubectl_stdin_ok(&sb, &["apply", "-f", "-"], &bookies(NS, "0.9.0", 2));
     wait_ready(&sb, NS, "app.kubernetes.io/instance=example");
 
     // Distinct loopback addresses, shown by `kubectl get pod -o wide`.
-    let wide = ok(&sb, &["-n", NS, "get", "pods", "-o", "wide"]);
+    let wide = kubectl_get(&sb, NS, &["pods", "-o", "wide"]);
     let ips: Vec<String> = table(&wide)
         .iter()
         .skip(1)
@@ -208,7 +186,7 @@ async fn bookies_get_their_own_ips_and_answer_the_admin_api() {
         "{body}"
     );
     // Removed: none again.
-    ok(
+    kubectl_ok(
         &sb,
         &[
             "-n",
@@ -270,7 +248,9 @@ async fn bookies_get_their_own_ips_and_answer_the_admin_api() {
         "example-bookie-0",
         "sandbox.pravega.io/unreachable=true",
     );
-    eventually_blocking("bookie 0 unreachable", || refused(&b0, 8000).then_some(()));
+    eventually("bookie 0 unreachable", WAIT, || {
+        refused(&b0, 8000).then_some(())
+    });
     assert_eq!(get(&b1, 8000, "/heartbeat").unwrap().0, 200);
     annotate(
         &sb,
@@ -293,19 +273,16 @@ async fn bookies_get_their_own_ips_and_answer_the_admin_api() {
         "example-bookie-1",
         "sandbox.pravega.io/under-replicated-ledgers=abc",
     );
-    let warning = eventually_blocking("a warning event", || {
-        let out = ok(
+    let warning = eventually("a warning event", WAIT, || {
+        let out = jsonpath(
             &sb,
+            NS,
             &[
-                "-n",
-                NS,
-                "get",
                 "events",
                 "--field-selector",
-                "involvedObject.name=example-bookie-1,type=Warning",
-                "-o",
-                "jsonpath={range .items[*]}{.message}{\"\\n\"}{end}",
+                "involvedObject.name=example-bookie-1, type=Warning",
             ],
+            "{range .items[*]}{.message}{\"\\n\"}{end}",
         );
         out.lines()
             .find(|l| l.contains("under-replicated-ledgers"))
@@ -315,11 +292,11 @@ async fn bookies_get_their_own_ips_and_answer_the_admin_api() {
     assert_eq!(get(&b1, 8000, URL).unwrap().0, 404);
 
     // A deleted pod's servers go with it.
-    ok(
+    kubectl_ok(
         &sb,
         &["-n", NS, "delete", "pod", "example-bookie-1", "--wait=true"],
     );
-    eventually_blocking("the deleted bookie's server stops", || {
+    eventually("the deleted bookie's server stops", WAIT, || {
         refused(&b1, 8000).then_some(())
     });
 
@@ -332,7 +309,7 @@ async fn bookies_get_their_own_ips_and_answer_the_admin_api() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn pravega_0_10_health_answers_true_then_false_when_unhealthy() {
     const NS: &str = "health";
-    let (sb, sim) = sandbox_with_simulation(NS).await;
+    let (sb, sim) = Env::in_namespace(NS).await.into_parts();
     let manifests = format!(
         r#"apiVersion: apps/v1
 kind: Deployment
@@ -380,20 +357,13 @@ spec:
           value: "-Xmx1g -Dpravegaservice.rest.listener.host=$(REST_HOST)"
 "#
     );
-    ok_stdin(&sb, &["apply", "-f", "-"], &manifests);
+    kubectl_stdin_ok(&sb, &["apply", "-f", "-"], &manifests);
     wait_ready(&sb, NS, "app=controller");
-    let pod = ok(
+    let pod = jsonpath(
         &sb,
-        &[
-            "-n",
-            NS,
-            "get",
-            "pods",
-            "-l",
-            "app=controller",
-            "-o",
-            "jsonpath={.items[0].metadata.name}",
-        ],
+        NS,
+        &["pods", "-l", "app=controller"],
+        "{.items[0].metadata.name}",
     );
     let ip = pod_ip(&sb, NS, &pod);
 
@@ -444,7 +414,7 @@ spec:
         (200, "true".to_owned())
     );
     // Bound to localhost (the default): nothing on the pod's IP.
-    ok(
+    kubectl_ok(
         &sb,
         &[
             "-n",
@@ -456,23 +426,12 @@ spec:
         ],
     );
     pod_ip(&sb, NS, "store-1");
-    ok(&sb, &["-n", NS, "delete", "pod", "store-1", "--wait=true"]);
-    let s1 = eventually_blocking("store-1 again, running", || {
-        let phase = ok(
-            &sb,
-            &[
-                "-n",
-                NS,
-                "get",
-                "pod",
-                "store-1",
-                "-o",
-                "jsonpath={.status.phase}",
-            ],
-        );
+    kubectl_ok(&sb, &["-n", NS, "delete", "pod", "store-1", "--wait=true"]);
+    let s1 = eventually("store-1 again, running", WAIT, || {
+        let phase = jsonpath(&sb, NS, &["pod", "store-1"], "{.status.phase}");
         (phase == "Running").then(|| pod_ip(&sb, NS, "store-1"))
     });
-    let log = eventually_blocking("store-1's log", || {
+    let log = eventually("store-1's log", WAIT, || {
         let r = kubectl(&sb, &["-n", NS, "logs", "store-1"]);
         (r.ok && r.stdout.contains("localhost")).then_some(r.stdout)
     });
@@ -489,10 +448,10 @@ spec:
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_0_4_bookie_serves_nothing() {
     const NS: &str = "old";
-    let (sb, sim) = sandbox_with_simulation(NS).await;
+    let (sb, sim) = Env::in_namespace(NS).await.into_parts();
     // Pravega 0.4's bookie image ships BookKeeper 4.5, which has no HTTP server, whatever the
     // pod asks for.
-    ok_stdin(&sb, &["apply", "-f", "-"], &bookies(NS, "0.4.0", 1));
+    kubectl_stdin_ok(&sb, &["apply", "-f", "-"], &bookies(NS, "0.4.0", 1));
     wait_ready(&sb, NS, "app.kubernetes.io/instance=example");
     let ip = pod_ip(&sb, NS, "example-bookie-0");
     assert!(ip.starts_with("127.") && ip != "127.0.0.1", "{ip}");

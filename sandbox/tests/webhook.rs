@@ -1,11 +1,9 @@
 //! Validating admission webhooks: a tiny HTTPS webhook (its own rcgen CA) registered through
 //! kubectl, its denials and warnings as kubectl shows them, and `failurePolicy` when it is down.
 
-mod common;
-
-use common::*;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
+use pravega_sandbox::testing::blocking::*;
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 use serde_json::{Value, json};
 use std::net::SocketAddr;
@@ -151,15 +149,15 @@ async fn webhook_denials_warnings_and_failure_policy() {
     install_crd(&sb, NS);
     let hook = start_webhook().await;
     let url = format!("https://{}/validate", hook.addr);
-    ok_stdin(
+    kubectl_stdin_ok(
         &sb,
         &["apply", "-f", "-"],
         &vwc(&format!("    url: {url}\n"), "Fail", &hook.ca_pem),
     );
 
     // CREATE is reviewed and allowed.
-    let sample = repo_root().join("deploy/sample/pravegacluster.yaml");
-    ok(&sb, &["-n", NS, "apply", "-f", sample.to_str().unwrap()]);
+    let sample = workspace_root().join("deploy/sample/pravegacluster.yaml");
+    kubectl_ok(&sb, &["-n", NS, "apply", "-f", sample.to_str().unwrap()]);
     {
         let reviews = hook.reviews.lock().unwrap();
         assert_eq!(reviews.len(), 1);
@@ -197,18 +195,7 @@ async fn webhook_denials_warnings_and_failure_policy() {
         assert_eq!(r["oldObject"]["spec"]["version"], "0.4.0");
         assert_eq!(r["object"]["spec"]["version"], "0.3.0");
     }
-    let v = ok(
-        &sb,
-        &[
-            "-n",
-            NS,
-            "get",
-            "pk",
-            "example",
-            "-o",
-            "jsonpath={.spec.version}",
-        ],
-    );
+    let v = jsonpath(&sb, NS, &["pk", "example"], "{.spec.version}");
     assert_eq!(v, "0.4.0", "a denied write is not stored");
 
     // Dry run: reviewed with dryRun=true, nothing stored.
@@ -219,18 +206,7 @@ async fn webhook_denials_warnings_and_failure_policy() {
         true
     );
     assert_eq!(
-        ok(
-            &sb,
-            &[
-                "-n",
-                NS,
-                "get",
-                "pk",
-                "example",
-                "-o",
-                "jsonpath={.spec.version}"
-            ]
-        ),
+        jsonpath(&sb, NS, &["pk", "example"], "{.spec.version}"),
         "0.4.0"
     );
 
@@ -252,7 +228,7 @@ async fn webhook_denials_warnings_and_failure_policy() {
 
     // A `service` reference mapped to the local webhook.
     sb.map_service("pravega-system", "pravega-webhook", 443, hook.addr);
-    ok_stdin(
+    kubectl_stdin_ok(
         &sb,
         &["apply", "-f", "-"],
         &vwc(
@@ -270,7 +246,7 @@ async fn webhook_denials_warnings_and_failure_policy() {
 
     // The webhook goes down: failurePolicy Fail blocks writes with the API server's message.
     hook.stop.cancel();
-    ok_stdin(
+    kubectl_stdin_ok(
         &sb,
         &["apply", "-f", "-"],
         &vwc(&format!("    url: {url}\n"), "Fail", &hook.ca_pem),
@@ -287,7 +263,7 @@ async fn webhook_denials_warnings_and_failure_policy() {
         blocked.stderr
     );
     // failurePolicy Ignore lets writes through.
-    ok_stdin(
+    kubectl_stdin_ok(
         &sb,
         &["apply", "-f", "-"],
         &vwc(&format!("    url: {url}\n"), "Ignore", &hook.ca_pem),
@@ -301,7 +277,7 @@ async fn webhook_reviews_carry_the_version_of_the_request() {
     let sb = sandbox().await;
     install_crd(&sb, NS);
     // Serve PravegaCluster as v1alpha1 too (same schema); v1beta1 stays the storage version.
-    let mut crd: Value = serde_json::from_str(&ok(
+    let mut crd: Value = serde_json::from_str(&kubectl_ok(
         &sb,
         &[
             "get",
@@ -323,11 +299,11 @@ async fn webhook_reviews_carry_the_version_of_the_request() {
         alpha["storage"] = json!(false);
         versions.push(alpha);
     }
-    ok_stdin(&sb, &["replace", "-f", "-"], &crd.to_string());
+    kubectl_stdin_ok(&sb, &["replace", "-f", "-"], &crd.to_string());
 
     let hook = start_webhook().await;
     let url = format!("https://{}/validate", hook.addr);
-    ok_stdin(
+    kubectl_stdin_ok(
         &sb,
         &["apply", "-f", "-"],
         &vwc(&format!("    url: {url}\n"), "Fail", &hook.ca_pem)
@@ -335,14 +311,15 @@ async fn webhook_reviews_carry_the_version_of_the_request() {
     );
 
     // An upstream-style v1alpha1 manifest is reviewed at v1alpha1.
-    let sample = std::fs::read_to_string(repo_root().join("deploy/sample/pravegacluster.yaml"))
-        .unwrap()
-        .replace(
-            "apiVersion: pravega.pravega.io/v1beta1",
-            "apiVersion: pravega.pravega.io/v1alpha1",
-        );
+    let sample =
+        std::fs::read_to_string(workspace_root().join("deploy/sample/pravegacluster.yaml"))
+            .unwrap()
+            .replace(
+                "apiVersion: pravega.pravega.io/v1beta1",
+                "apiVersion: pravega.pravega.io/v1alpha1",
+            );
     assert!(sample.contains("pravega.pravega.io/v1alpha1"));
-    ok_stdin(&sb, &["-n", NS, "apply", "-f", "-"], &sample);
+    kubectl_stdin_ok(&sb, &["-n", NS, "apply", "-f", "-"], &sample);
     {
         let reviews = hook.reviews.lock().unwrap();
         let r = &reviews.last().expect("reviewed")["request"];
@@ -358,18 +335,12 @@ async fn webhook_reviews_carry_the_version_of_the_request() {
         assert_eq!(r["object"]["apiVersion"], "pravega.pravega.io/v1alpha1");
     }
     // The denial applies whichever version the change comes through.
-    let denied = kubectl(
+    let denied = patch(
         &sb,
-        &[
-            "-n",
-            NS,
-            "patch",
-            "pravegaclusters.v1alpha1.pravega.pravega.io",
-            "example",
-            "--type=merge",
-            "-p",
-            r#"{"spec":{"version":"0.3.0"}}"#,
-        ],
+        NS,
+        ["pravegaclusters.v1alpha1.pravega.pravega.io", "example"],
+        "merge",
+        r#"{"spec":{"version":"0.3.0"}}"#,
     );
     assert!(
         denied.stderr.contains("denied the request: downgrading"),
@@ -396,12 +367,12 @@ async fn an_untrusted_webhook_certificate_is_worded_as_go_words_it() {
     let hook = start_webhook().await;
     let url = format!("https://{}/validate", hook.addr);
     // The caBundle is another CA than the one that signed the webhook's certificate.
-    ok_stdin(
+    kubectl_stdin_ok(
         &sb,
         &["apply", "-f", "-"],
         &vwc(&format!("    url: {url}\n"), "Fail", sb.ca_pem()),
     );
-    let sample = repo_root().join("deploy/sample/pravegacluster.yaml");
+    let sample = workspace_root().join("deploy/sample/pravegacluster.yaml");
     let refused = kubectl(&sb, &["-n", NS, "apply", "-f", sample.to_str().unwrap()]);
     assert!(!refused.ok);
     let port = hook.addr.port();
@@ -427,20 +398,8 @@ fn vwc_matching(url: &str, failure_policy: &str, ca: &str, conditions: &[(&str, 
     yaml
 }
 
-fn merge_patch(sb: &pravega_sandbox::Sandbox, patch: &str) -> Run {
-    kubectl(
-        sb,
-        &[
-            "-n",
-            NS,
-            "patch",
-            "PravegaCluster",
-            "example",
-            "--type=merge",
-            "-p",
-            patch,
-        ],
-    )
+fn merge_patch(sb: &pravega_sandbox::Sandbox, body: &str) -> Run {
+    patch(sb, NS, ["PravegaCluster", "example"], "merge", body)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -452,7 +411,7 @@ async fn match_conditions_decide_which_requests_reach_the_webhook() {
     let reviewed = || hook.reviews.lock().unwrap().len();
     // The condition of deploy/base: everything but an emergency pause is reviewed.
     let pause = "!(request.operation == 'UPDATE' && has(object.spec.upgrade) && has(object.spec.upgrade.paused) && object.spec.upgrade.paused == true && object.spec.version == oldObject.spec.version)";
-    ok_stdin(
+    kubectl_stdin_ok(
         &sb,
         &["apply", "-f", "-"],
         &vwc_matching(
@@ -462,7 +421,7 @@ async fn match_conditions_decide_which_requests_reach_the_webhook() {
             &[("not-an-emergency-pause", pause)],
         ),
     );
-    let stored = ok(
+    let stored = kubectl_ok(
         &sb,
         &[
             "get",
@@ -474,8 +433,8 @@ async fn match_conditions_decide_which_requests_reach_the_webhook() {
     );
     assert_eq!(stored, "not-an-emergency-pause");
 
-    let sample = repo_root().join("deploy/sample/pravegacluster.yaml");
-    ok(&sb, &["-n", NS, "apply", "-f", sample.to_str().unwrap()]);
+    let sample = workspace_root().join("deploy/sample/pravegacluster.yaml");
+    kubectl_ok(&sb, &["-n", NS, "apply", "-f", sample.to_str().unwrap()]);
     assert_eq!(reviewed(), 1, "a CREATE is reviewed");
     let paused = merge_patch(&sb, r#"{"spec":{"upgrade":{"paused":true}}}"#);
     assert!(paused.ok, "{}", paused.stderr);
@@ -531,7 +490,7 @@ async fn match_conditions_decide_which_requests_reach_the_webhook() {
     );
 
     // An evaluation error under failurePolicy Fail refuses the write as the API server does.
-    ok_stdin(
+    kubectl_stdin_ok(
         &sb,
         &["apply", "-f", "-"],
         &vwc_matching(
@@ -552,7 +511,7 @@ async fn match_conditions_decide_which_requests_reach_the_webhook() {
         refused.stderr
     );
     // ... and skips the webhook under Ignore.
-    ok_stdin(
+    kubectl_stdin_ok(
         &sb,
         &["apply", "-f", "-"],
         &vwc_matching(
@@ -566,18 +525,7 @@ async fn match_conditions_decide_which_requests_reach_the_webhook() {
     assert!(through.ok, "{}", through.stderr);
     assert_eq!(reviewed(), before, "neither was reviewed");
     assert_eq!(
-        ok(
-            &sb,
-            &[
-                "-n",
-                NS,
-                "get",
-                "pk",
-                "example",
-                "-o",
-                "jsonpath={.spec.upgrade.paused}"
-            ]
-        ),
+        jsonpath(&sb, NS, &["pk", "example"], "{.spec.upgrade.paused}"),
         "true"
     );
 }

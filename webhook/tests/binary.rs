@@ -4,20 +4,19 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::body::Bytes;
 use hyper::{Request, StatusCode, header};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use pravega_sandbox::testing::{Process, http_get};
 use pravega_webhook::{DevCa, DevCerts};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
@@ -78,18 +77,17 @@ impl SecretVolume {
     }
 }
 
-/// The running binary; killed on drop if still running.
+/// The running binary (killed on drop) and the addresses it logged.
 struct Webhook {
-    child: Child,
+    process: Process,
     addr: SocketAddr,
     metrics_addr: SocketAddr,
-    logs: Arc<Mutex<Vec<String>>>,
 }
 
 impl Webhook {
-    fn start(volume: &SecretVolume) -> Self {
-        let mut child = Command::new(BIN)
-            .arg("--tls-cert-file")
+    async fn start(volume: &SecretVolume) -> Self {
+        let mut cmd = tokio::process::Command::new(BIN);
+        cmd.arg("--tls-cert-file")
             .arg(volume.cert_file())
             .arg("--tls-key-file")
             .arg(volume.key_file())
@@ -102,77 +100,33 @@ impl Webhook {
                 "100ms",
                 "--log-json",
             ])
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start pravega-webhook");
-        let stderr = child.stderr.take().expect("stderr");
-        let logs = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        {
-            let logs = logs.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                    if let Ok(v) = serde_json::from_str::<Value>(&line) {
-                        let fields = &v["fields"];
-                        if let (Some(a), Some(m)) = (
-                            fields["webhook_addr"].as_str(),
-                            fields["metrics_addr"].as_str(),
-                        ) {
-                            let _ = tx.send((a.to_owned(), m.to_owned()));
-                        }
-                    }
-                    logs.lock().expect("logs").push(line);
-                }
-            });
-        }
-        let (addr, metrics_addr) = rx
-            .recv_timeout(Duration::from_secs(30))
-            .unwrap_or_else(|_| panic!("no listening line; logs: {:?}", logs.lock()));
+            .env("RUST_LOG", "info");
+        let mut process = Process::spawn("pravega-webhook", cmd);
+        let (addr, metrics_addr) = process
+            .wait_log("listening line", Duration::from_secs(30), |line| {
+                let v: Value = serde_json::from_str(line).ok()?;
+                let fields = &v["fields"];
+                Some((
+                    fields["webhook_addr"]
+                        .as_str()?
+                        .parse()
+                        .expect("webhook addr"),
+                    fields["metrics_addr"]
+                        .as_str()?
+                        .parse()
+                        .expect("metrics addr"),
+                ))
+            })
+            .await;
         Self {
-            child,
-            addr: addr.parse().expect("webhook addr"),
-            metrics_addr: metrics_addr.parse().expect("metrics addr"),
-            logs,
+            process,
+            addr,
+            metrics_addr,
         }
     }
 
     fn logs_contain(&self, needle: &str) -> bool {
-        self.logs
-            .lock()
-            .expect("logs")
-            .iter()
-            .any(|l| l.contains(needle))
-    }
-
-    fn sigterm(&self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("kill");
-        assert!(status.success());
-    }
-
-    fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "the webhook did not exit");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Webhook {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+        self.process.log().contains(needle)
     }
 }
 
@@ -239,6 +193,20 @@ fn check_denied(answer: &Value, uid: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The answer is HTTP 200 and denies request `uid`.
+async fn check_answer<B>(response: hyper::Response<B>, uid: &str) -> Result<(), String>
+where
+    B: hyper::body::Body,
+    B::Error: std::fmt::Display,
+{
+    let (status, _, body) = common::parts(response).await?;
+    if status != StatusCode::OK {
+        return Err(format!("HTTP {status}"));
+    }
+    let answer: Value = serde_json::from_slice(&body).map_err(|e| e.to_string())?;
+    check_denied(&answer, uid)
+}
+
 /// One request over the pooled (keep-alive) client.
 async fn pooled_request(client: &Pooled, addr: SocketAddr, uid: &str) -> Result<(), String> {
     let request = Request::post(format!("https://localhost:{}/validate", addr.port()))
@@ -249,17 +217,7 @@ async fn pooled_request(client: &Pooled, addr: SocketAddr, uid: &str) -> Result<
         .request(request)
         .await
         .map_err(|e| format!("{e:?}"))?;
-    if response.status() != StatusCode::OK {
-        return Err(format!("HTTP {}", response.status()));
-    }
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| e.to_string())?
-        .to_bytes();
-    let answer: Value = serde_json::from_slice(&body).map_err(|e| e.to_string())?;
-    check_denied(&answer, uid)
+    check_answer(response, uid).await
 }
 
 /// One request over a new TLS connection; returns the leaf certificate the server presented.
@@ -294,39 +252,8 @@ async fn fresh_request(
         .send_request(request)
         .await
         .map_err(|e| e.to_string())?;
-    if response.status() != StatusCode::OK {
-        return Err(format!("HTTP {}", response.status()));
-    }
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| e.to_string())?
-        .to_bytes();
-    let answer: Value = serde_json::from_slice(&body).map_err(|e| e.to_string())?;
-    check_denied(&answer, uid)?;
+    check_answer(response, uid).await?;
     Ok(leaf)
-}
-
-/// Plain-HTTP GET on the metrics address: (status, body).
-async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
-    let mut tcp = TcpStream::connect(addr).await.expect("connect metrics");
-    tcp.write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
-        .await
-        .expect("write");
-    let mut raw = Vec::new();
-    tcp.read_to_end(&mut raw).await.expect("read");
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
 }
 
 async fn wait_ready(webhook: &Webhook) {
@@ -363,7 +290,7 @@ async fn rotation_without_failed_requests_and_a_broken_pair_keeps_the_old_certif
     let mut volume = SecretVolume::new(&tmp.path().join("webhook-tls"));
     volume.publish(&a.cert_pem, &a.key_pem);
 
-    let webhook = Webhook::start(&volume);
+    let webhook = Webhook::start(&volume).await;
     wait_ready(&webhook).await;
     let (status, text) = http_get(webhook.metrics_addr, "/healthz").await;
     assert_eq!((status, text.as_str()), (200, "ok\n"));
@@ -502,7 +429,7 @@ async fn sigterm_finishes_the_request_in_flight_then_exits_cleanly() {
     let a = issue(&ca);
     let mut volume = SecretVolume::new(&tmp.path().join("webhook-tls"));
     volume.publish(&a.cert_pem, &a.key_pem);
-    let mut webhook = Webhook::start(&volume);
+    let mut webhook = Webhook::start(&volume).await;
     wait_ready(&webhook).await;
 
     // Start a request and send only half of its body.
@@ -527,7 +454,7 @@ async fn sigterm_finishes_the_request_in_flight_then_exits_cleanly() {
     tls.flush().await.expect("flush");
     tokio::time::sleep(Duration::from_millis(200)).await;
 
-    webhook.sigterm();
+    webhook.process.signal("TERM").await;
     let deadline = Instant::now() + Duration::from_secs(10);
     while !webhook.logs_contain("shutting down") {
         assert!(Instant::now() < deadline, "no shutdown log");
@@ -538,7 +465,14 @@ async fn sigterm_finishes_the_request_in_flight_then_exits_cleanly() {
     let (status, text) = http_get(webhook.metrics_addr, "/readyz").await;
     assert_eq!((status, text.as_str()), (503, "not ready: shutting down\n"));
     assert!(TcpStream::connect(webhook.addr).await.is_err());
-    assert!(webhook.child.try_wait().expect("try_wait").is_none());
+    assert!(
+        webhook
+            .process
+            .child
+            .try_wait()
+            .expect("try_wait")
+            .is_none()
+    );
 
     // ...but the request in flight is answered.
     tls.write_all(rest).await.expect("rest");
@@ -563,7 +497,7 @@ async fn sigterm_finishes_the_request_in_flight_then_exits_cleanly() {
     .expect("json answer");
     check_denied(&answer, "in-flight").expect("answer");
 
-    let status = webhook.wait_exit(Duration::from_secs(10));
+    let status = webhook.process.wait_exit(Duration::from_secs(10)).await;
     assert!(status.success(), "exit status {status}");
     assert!(webhook.logs_contain("shutdown complete"));
 }

@@ -19,7 +19,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::http::{Method, Request, header};
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::body::{Bytes, Frame};
 use pravega_crds::spec_rules::check_cluster_name;
 use pravega_crds::{Decision, PravegaCluster, validate_create, validate_update};
@@ -111,21 +111,11 @@ where
         Ok(response) => response,
         Err(never) => match never {},
     };
-    let status = response.status().as_u16();
-    let content_type = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
-    let body = response
-        .into_body()
-        .collect()
+    let (status, content_type, body) = common::parts(response)
         .await
-        .map_err(|e| TestCaseError::fail(format!("reading the answer: {e}")))?
-        .to_bytes();
+        .map_err(|e| TestCaseError::fail(format!("reading the answer: {e}")))?;
     let elapsed = started.elapsed();
-    Ok((well_formed(status, &content_type, &body)?, elapsed))
+    Ok((well_formed(status.as_u16(), &content_type, &body)?, elapsed))
 }
 
 /// Checks that an answer is one the API server accepts, and reads it.

@@ -10,13 +10,12 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
-use http_body_util::BodyExt;
 use hyper::body::{Bytes, Frame};
 use pravega_webhook::{AppState, metrics_router, webhook_service};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
-use common::{cluster, review, status, update};
+use common::{cluster, parts, review, status, update};
 
 fn state() -> Arc<AppState> {
     Arc::new(AppState::new(3 * 1024 * 1024, Duration::from_secs(10)))
@@ -33,20 +32,7 @@ async fn post_raw(state: &Arc<AppState>, body: Body) -> (StatusCode, String, Vec
         .oneshot(request)
         .await
         .expect("infallible");
-    let status = response.status();
-    let content_type = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .expect("body")
-        .to_bytes();
-    (status, content_type, body.to_vec())
+    parts(response).await.expect("body")
 }
 
 /// POSTs `review` and returns the AdmissionReview answer (asserting HTTP 200 JSON).
@@ -624,13 +610,7 @@ async fn get(state: &Arc<AppState>, path: &str) -> (StatusCode, String) {
         .oneshot(Request::get(path).body(Body::empty()).expect("request"))
         .await
         .expect("infallible");
-    let status = response.status();
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .expect("body")
-        .to_bytes();
+    let (status, _, body) = parts(response).await.expect("body");
     (status, String::from_utf8_lossy(&body).into_owned())
 }
 

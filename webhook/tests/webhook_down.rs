@@ -4,10 +4,8 @@
 //! a `service` reference to `pravega-system/pravega-webhook`), then its process is stopped.
 
 use std::path::Path;
-use std::process::Stdio;
 
-use pravega_sandbox::{Sandbox, SandboxOptions};
-use tokio::process::Command;
+use pravega_sandbox::testing::{Run, Webhook, kubectl, kubectl_ok, sandbox, workspace_file};
 
 const CLUSTER: &str = r#"apiVersion: pravega.pravega.io/v1beta1
 kind: PravegaCluster
@@ -23,37 +21,32 @@ spec:
     segmentStoreReplicas: 3
 "#;
 
-/// Runs kubectl against the sandbox: success, stdout, stderr.
-async fn kubectl(kubeconfig: &Path, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new("kubectl")
-        .args(args)
-        .env("KUBECONFIG", kubeconfig)
-        .stdin(Stdio::null())
-        .output()
-        .await
-        .expect("kubectl runs");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
+/// `kubectl patch PravegaCluster example` to `version` (a merge patch).
+async fn patch_version(kubeconfig: &Path, version: &str) -> Run {
+    let patch = format!(r#"{{"spec":{{"version":"{version}"}}}}"#);
+    kubectl(
+        kubeconfig,
+        &[
+            "patch",
+            "PravegaCluster",
+            "example",
+            "--type=merge",
+            "-p",
+            &patch,
+        ],
     )
-}
-
-async fn kubectl_ok(kubeconfig: &Path, args: &[&str]) -> String {
-    let (ok, out, err) = kubectl(kubeconfig, args).await;
-    assert!(ok, "kubectl {args:?}: {err}");
-    out
+    .await
 }
 
 fn read(relative: &str) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(relative);
+    let path = workspace_file(relative);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 /// The message quoted in `deploy/README.md`, split around the address the API server dialled
 /// (which differs from cluster to cluster): the text before `dial tcp ` and after the address.
 fn deploy_readme_message() -> (String, String) {
-    let readme = read("../deploy/README.md");
+    let readme = read("deploy/README.md");
     let line = readme
         .lines()
         .find(|l| {
@@ -72,7 +65,7 @@ fn deploy_readme_message() -> (String, String) {
 /// The entry of `README.md`'s troubleshooting list: `failed calling webhook "...": ... connection
 /// refused`, split around its `...`.
 fn readme_entry() -> (String, String) {
-    let readme = read("../README.md");
+    let readme = read("README.md");
     let start = readme
         .find("**`failed calling webhook \"")
         .expect("README.md has a troubleshooting entry for the webhook being down");
@@ -120,9 +113,7 @@ fn assert_quoted(what: &str, stderr: &str, prefix: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_prints_the_readme_message_when_the_webhook_is_down() {
-    let sandbox = Sandbox::start(SandboxOptions::default())
-        .await
-        .expect("sandbox starts");
+    let sandbox = sandbox().await;
     let client = sandbox.client().await.expect("client");
     let kubeconfig = sandbox.kubeconfig_path().to_path_buf();
     let dir = tempfile::tempdir().expect("temp dir");
@@ -145,49 +136,36 @@ async fn kubectl_prints_the_readme_message_when_the_webhook_is_down() {
     )
     .await;
 
-    let mut webhook = pravega_sandbox::demo::start_webhook(
+    let mut webhook = Webhook::start(
         &sandbox,
         &client,
         Path::new(env!("CARGO_BIN_EXE_pravega-webhook")),
-        dir.path(),
     )
-    .await
-    .expect("the webhook starts and is registered");
+    .await;
 
     let manifest = dir.path().join("pravega.yaml");
     let file = manifest.to_string_lossy().into_owned();
     std::fs::write(&manifest, CLUSTER.replace("VERSION", "0.4.0")).expect("write the cluster");
     kubectl_ok(&kubeconfig, &["apply", "-f", &file]).await;
     // The webhook judges while it runs.
-    let (ok, _, denied) = kubectl(
-        &kubeconfig,
-        &[
-            "patch",
-            "PravegaCluster",
-            "example",
-            "--type=merge",
-            "-p",
-            r#"{"spec":{"version":"v0.5.0"}}"#,
-        ],
-    )
-    .await;
+    let Run {
+        ok, stderr: denied, ..
+    } = patch_version(&kubeconfig, "v0.5.0").await;
     assert!(!ok && denied.contains("denied the request"), "{denied}");
 
     // The webhook stops.
-    webhook.child.kill().await.expect("the webhook is stopped");
+    webhook
+        .process
+        .child
+        .kill()
+        .await
+        .expect("the webhook is stopped");
 
-    let (ok, _, patched) = kubectl(
-        &kubeconfig,
-        &[
-            "patch",
-            "PravegaCluster",
-            "example",
-            "--type=merge",
-            "-p",
-            r#"{"spec":{"version":"0.5.0"}}"#,
-        ],
-    )
-    .await;
+    let Run {
+        ok,
+        stderr: patched,
+        ..
+    } = patch_version(&kubeconfig, "0.5.0").await;
     assert!(!ok, "the patch went through without the webhook");
     assert_quoted(
         "kubectl patch",
@@ -196,7 +174,11 @@ async fn kubectl_prints_the_readme_message_when_the_webhook_is_down() {
     );
 
     std::fs::write(&manifest, CLUSTER.replace("VERSION", "0.5.0")).expect("write the cluster");
-    let (ok, _, applied) = kubectl(&kubeconfig, &["apply", "-f", &file]).await;
+    let Run {
+        ok,
+        stderr: applied,
+        ..
+    } = kubectl(&kubeconfig, &["apply", "-f", &file]).await;
     assert!(!ok, "the apply went through without the webhook");
     assert!(
         applied.starts_with("Error from server (InternalError): error when applying patch:"),

@@ -1,14 +1,11 @@
 //! Helpers of the upgrade acceptance tests and of the upgrade benchmark: a pod-watch monitor that
 //! records every change of the cluster's pods (when an old pod starts terminating, when a new pod
 //! appears and becomes Ready, how many members of a component are down), a PravegaCluster watch
-//! that records condition transitions, and the real `pravega-webhook` binary registered with the
-//! sandbox. Self-contained, so the benchmark example can use it too.
+//! that records condition transitions. Self-contained, so the benchmark examples can use it too.
 
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -18,8 +15,8 @@ use kube::runtime::watcher;
 use kube::{Api, ResourceExt};
 use pravega_crds::names::{Component, VERSION_KEY, cluster_selector, component_of};
 use pravega_crds::{ConditionType, PravegaCluster};
-use pravega_sandbox::Sandbox;
-use tokio::process::Command;
+use pravega_sandbox::sim::SimOptions;
+use pravega_sandbox::testing::{Env, EnvOptions};
 use tokio::task::JoinHandle;
 
 /// The name the webhook is registered under (as in `deploy/`).
@@ -347,99 +344,18 @@ impl Drop for ClusterMonitor {
     }
 }
 
-/// Runs kubectl with `kubeconfig`; returns (success, stdout, stderr).
-pub async fn kubectl(kubeconfig: &Path, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new("kubectl")
-        .args(args)
-        .env("KUBECONFIG", kubeconfig)
-        .stdin(Stdio::null())
-        .output()
-        .await
-        .expect("kubectl runs");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-/// The workspace's `target/<profile>` directory of the running test or example binary.
-fn profile_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("current exe");
-    // target/<profile>/deps/<test> or target/<profile>/examples/<example>.
-    exe.parent()
-        .and_then(Path::parent)
-        .expect("binary under target/<profile>/")
-        .to_path_buf()
-}
-
-/// A binary of the workspace built in the same profile as the running test or example: built
-/// with cargo first (a no-op when it is fresh), so it never lags behind its sources.
-pub fn workspace_binary(package: &str, bin: &str) -> PathBuf {
-    let dir = profile_dir();
-    let release = dir.file_name().is_some_and(|n| n == "release");
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut cmd = std::process::Command::new(cargo);
-    cmd.arg("build")
-        .arg("--quiet")
-        .arg("--manifest-path")
-        .arg(&manifest)
-        .args(["-p", package, "--bin", bin]);
-    if release {
-        cmd.arg("--release");
-    }
-    let status = cmd.status().expect("cargo build runs");
-    assert!(status.success(), "cargo build -p {package} failed");
-    let path = dir.join(bin);
-    assert!(path.is_file(), "{} not built", path.display());
-    path
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind(("127.0.0.1", 0))
-        .expect("bind")
-        .local_addr()
-        .expect("local addr")
-        .port()
-}
-
-/// The real `pravega-webhook` binary serving on loopback, registered with the sandbox exactly as
-/// the demo does it (`pravega_sandbox::demo::start_webhook`).
-pub struct Webhook {
-    process: pravega_sandbox::demo::WebhookProcess,
-    dir: PathBuf,
-}
-
-impl Webhook {
-    pub async fn start(sandbox: &Sandbox, client: &kube::Client) -> Webhook {
-        let bin = workspace_binary("pravega-webhook", "pravega-webhook");
-        let dir = std::env::temp_dir().join(format!(
-            "pravega-webhook-test-{}-{}",
-            std::process::id(),
-            free_port()
-        ));
-        std::fs::create_dir_all(&dir).expect("webhook work dir");
-        let process = pravega_sandbox::demo::start_webhook(sandbox, client, &bin, &dir)
-            .await
-            .expect("webhook starts and is registered");
-        Webhook { process, dir }
-    }
-
-    /// Where it serves `/metrics`.
-    pub fn metrics_addr(&self) -> std::net::SocketAddr {
-        std::net::SocketAddr::from(([127, 0, 0, 1], self.process.metrics_port))
-    }
-
-    pub async fn stop(mut self) {
-        let _ = self.process.child.kill().await;
-    }
-}
-
-impl Drop for Webhook {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+/// The benchmarks' sandbox: simulated pods Ready `ready_delay` after they start, and
+/// terminating in `termination_grace`.
+pub async fn bench_env(ready_delay: Duration, termination_grace: Duration) -> Env {
+    Env::launch(EnvOptions {
+        sim: Some(SimOptions {
+            ready_delay,
+            termination_grace: Some(termination_grace),
+            ..SimOptions::default()
+        }),
+        ..EnvOptions::default()
+    })
+    .await
 }
 
 /// The `p`-th percentile (0..=100, nearest rank) of `samples`.

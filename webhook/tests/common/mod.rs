@@ -1,7 +1,31 @@
-//! Builders of AdmissionReview bodies for the tests.
+//! Builders of AdmissionReview bodies for the tests, and a reader of the routers' answers.
 #![allow(dead_code)]
 
+use axum::http::{Response, StatusCode, header};
+use http_body_util::BodyExt;
 use serde_json::{Value, json};
+
+/// The status, content type and body of a router's answer.
+pub async fn parts<B>(response: Response<B>) -> Result<(StatusCode, String, Vec<u8>), String>
+where
+    B: hyper::body::Body,
+    B::Error: std::fmt::Display,
+{
+    let status = response.status();
+    let content_type = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?
+        .to_bytes();
+    Ok((status, content_type, body.to_vec()))
+}
 
 /// A PravegaCluster object at `version` with `status` (or none).
 pub fn cluster(version: &str, status: Option<Value>) -> Value {
