@@ -787,14 +787,22 @@ async fn refused(
             message,
         }));
     }
-    let workloads_exist = snapshot.bookkeeper.is_some() || snapshot.segmentstore.is_some();
-    Ok(newer_data(ctx, cluster, &key.namespace, workloads_exist)
-        .await?
-        .map(|message| Refused {
-            reason: reasons::DATA_FROM_NEWER_VERSION,
-            detail: reasons::DATA_FROM_NEWER_VERSION,
-            message,
-        }))
+    let version = &cluster.spec.version;
+    let checked = ctx
+        .records
+        .with(key, |r| r.claims_checked.as_ref() == Some(version));
+    let workloads_exist =
+        checked || snapshot.bookkeeper.is_some() || snapshot.segmentstore.is_some();
+    let newer = newer_data(ctx, cluster, &key.namespace, workloads_exist).await?;
+    if newer.is_none() {
+        ctx.records
+            .with(key, |r| r.claims_checked = Some(version.clone()));
+    }
+    Ok(newer.map(|message| Refused {
+        reason: reasons::DATA_FROM_NEWER_VERSION,
+        detail: reasons::DATA_FROM_NEWER_VERSION,
+        message,
+    }))
 }
 
 /// Report, for a refused spec: the `Error` condition (or, while an upgrade failure shows there,

@@ -48,6 +48,9 @@ pub struct ClusterRecord {
     pub reported_refusal: Option<String>,
     /// This operator's writes that the caches may not show yet.
     pub pending: PendingWrites,
+    /// The `spec.version` for which the cluster's volume claims were last found to hold no newer
+    /// data (so that a cluster that cannot deploy yet does not read them on every retry).
+    pub claims_checked: Option<String>,
 }
 
 /// The records of every cluster.

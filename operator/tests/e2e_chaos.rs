@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use pravega_sandbox::sim::FailureMode;
 use pravega_sandbox::{FaultOptions, SandboxOptions};
-use support::{Env, Operator, col, eventually, workspace_file};
+use support::{Env, OPERATOR, Operator, col, eventually, workspace_file};
 use support_upgrade::PodMonitor;
 
 const WAIT: Duration = Duration::from_secs(120);
@@ -63,7 +63,7 @@ async fn an_upgrade_through_api_faults_and_operator_kills_completes_safely_and_r
     })
     .await;
     let pods = PodMonitor::start(env.client.clone(), "default", "example");
-    let mut op = Operator::start(env.kubeconfig(), &[]).await;
+    let mut op = Operator::start(OPERATOR, env.kubeconfig(), &[]).await;
     let mut logs = Vec::new();
     let sample = workspace_file("deploy/sample/pravegacluster.yaml");
     env.kubectl_retry(&["apply", "-f", sample.to_str().expect("utf-8 path")])
@@ -77,7 +77,7 @@ async fn an_upgrade_through_api_faults_and_operator_kills_completes_safely_and_r
         op.child.start_kill().expect("SIGKILL");
         op.child.wait().await.expect("killed operator exits");
         logs.push(op.log());
-        op = Operator::start(env.kubeconfig(), &[]).await;
+        op = Operator::start(OPERATOR, env.kubeconfig(), &[]).await;
     }
     wait_row(&env, "0.5.0", "").await;
     pods.disarm();
@@ -125,7 +125,7 @@ async fn an_upgrade_through_api_faults_and_operator_kills_completes_safely_and_r
     );
     set_version(&env, "0.6.0").await;
     eventually("UpgradeFailed", WAIT, || async {
-        let (_, c, _) = env
+        let c = env
             .kubectl(&[
                 "get",
                 "pravegacluster",
@@ -133,7 +133,8 @@ async fn an_upgrade_through_api_faults_and_operator_kills_completes_safely_and_r
                 "-o",
                 r#"jsonpath={.status.conditions[?(@.type=="Error")].reason}"#,
             ])
-            .await;
+            .await
+            .stdout;
         if c == "UpgradeFailed" { Ok(()) } else { Err(c) }
     })
     .await;

@@ -473,13 +473,14 @@ spec:
     }
     env.apply_yaml(&yaml).await;
     eventually("50 clusters Ready", Duration::from_secs(240), || async {
+        // Deployed, and the version recorded on the volumes: the last step that reads.
         let out = env
             .jsonpath(
                 &["pravegacluster"],
-                r#"{range .items[*]}{.metadata.name}={.status.currentVersion}{"\n"}{end}"#,
+                r#"{range .items[*]}{.metadata.name}={.status.currentVersion}/{.status.volumesVersion}{"\n"}{end}"#,
             )
             .await;
-        let ready = out.lines().filter(|l| l.ends_with("=0.4.0")).count();
+        let ready = out.lines().filter(|l| l.ends_with("=0.4.0/0.4.0")).count();
         if ready == 50 {
             Ok(())
         } else {

@@ -234,9 +234,17 @@ async fn a_replacement_that_crashes_within_its_soak_time_fails_the_upgrade() {
     let (env, op) = start("0.4.0", "{timeout: 1m, podStabilization: 2s}").await;
     set_version(&env, "0.5.0").await;
     eventually("bookie-0 at 0.5.0 and Ready", WAIT, || async {
+        // The pod may be between its deletion and its replacement: not found is not yet.
         let ready = env
-            .jsonpath(&["pod", "example-bookie-0"], r#"{.metadata.labels.pravega\.pravega\.io/version} {.status.conditions[?(@.type=="Ready")].status}"#)
-            .await;
+            .kubectl(&[
+                "get",
+                "pod",
+                "example-bookie-0",
+                "-o",
+                r#"jsonpath={.metadata.labels.pravega\.pravega\.io/version} {.status.conditions[?(@.type=="Ready")].status}"#,
+            ])
+            .await
+            .stdout;
         if ready == "0.5.0 True" { Ok(()) } else { Err(ready) }
     })
     .await;
