@@ -20,21 +20,12 @@ const WAIT: Duration = Duration::from_secs(120);
 const KILLS: usize = 5;
 
 async fn wait_row(env: &Env, version: &str, desired: &str) {
-    eventually(
-        &format!("example at {version} (desired '{desired}'), 7/7"),
-        WAIT,
-        || async {
-            let row = env.cluster_row("example").await.ok_or("no row")?;
-            if col(&row, "VERSION") == version
-                && col(&row, "DESIRED VERSION") == desired
-                && col(&row, "READY MEMBERS") == "7"
-            {
-                Ok(())
-            } else {
-                Err(format!("{row:?}"))
-            }
-        },
-    )
+    let what = format!("example at {version} (desired '{desired}'), 7/7");
+    env.wait_row("example", &what, WAIT, |row| {
+        col(row, "VERSION") == version
+            && col(row, "DESIRED VERSION") == desired
+            && col(row, "READY MEMBERS") == "7"
+    })
     .await;
 }
 

@@ -182,22 +182,13 @@ async fn a_failed_rollback_has_a_way_out() {
     let row_is = |version: &'static str, desired: &'static str| {
         let env = &env;
         async move {
-            eventually(
-                &format!("VERSION {version}, DESIRED VERSION '{desired}', 7 ready"),
-                WAIT,
-                || async {
-                    let row = env.cluster_row("example").await.ok_or("no row")?;
-                    if col(&row, "VERSION") == version
-                        && col(&row, "DESIRED VERSION") == desired
-                        && col(&row, "READY MEMBERS") == "7"
-                    {
-                        Ok(())
-                    } else {
-                        Err(format!("{row:?}"))
-                    }
-                },
-            )
-            .await
+            let what = format!("VERSION {version}, DESIRED VERSION '{desired}', 7 ready");
+            env.wait_row("example", &what, WAIT, |row| {
+                col(row, "VERSION") == version
+                    && col(row, "DESIRED VERSION") == desired
+                    && col(row, "READY MEMBERS") == "7"
+            })
+            .await;
         }
     };
     row_is("0.5.0", "").await;
