@@ -97,6 +97,16 @@ where
         .map(|k| (*k).clone())
 }
 
+/// The resourceVersion of `name` in `ns` as `store` has it (no copy of the object).
+fn rv_of<K>(store: &Store<K>, ns: &str, name: &str) -> Option<String>
+where
+    K: kube::Resource<DynamicType = ()> + Clone + 'static,
+{
+    store
+        .get(&ObjectRef::new(name).within(ns))
+        .and_then(|o| o.meta().resource_version.clone())
+}
+
 /// A write the cache must show before the next decision ([`PendingWrites`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Write {
@@ -211,29 +221,14 @@ pub struct NamespaceView<'c> {
 impl CacheView for NamespaceView<'_> {
     fn resource_version(&self, key: &str) -> Option<String> {
         let (kind, name) = key.split_once('/')?;
-        let ns = self.namespace;
-        let rv = |meta: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta>| {
-            meta.and_then(|m| m.resource_version.clone())
-        };
+        let c = self.caches;
         match kind {
-            "PravegaCluster" => rv(cached(&self.caches.clusters, ns, name)
-                .as_ref()
-                .map(|o| &o.metadata)),
-            "StatefulSet" => rv(cached(&self.caches.stateful_sets, ns, name)
-                .as_ref()
-                .map(|o| &o.metadata)),
-            "Deployment" => rv(cached(&self.caches.deployments, ns, name)
-                .as_ref()
-                .map(|o| &o.metadata)),
-            "Service" => rv(cached(&self.caches.services, ns, name)
-                .as_ref()
-                .map(|o| &o.metadata)),
-            "ConfigMap" => rv(cached(&self.caches.config_maps, ns, name)
-                .as_ref()
-                .map(|o| &o.metadata)),
-            "PodDisruptionBudget" => rv(cached(&self.caches.pod_disruption_budgets, ns, name)
-                .as_ref()
-                .map(|o| &o.metadata)),
+            "PravegaCluster" => rv_of(&c.clusters, self.namespace, name),
+            "StatefulSet" => rv_of(&c.stateful_sets, self.namespace, name),
+            "Deployment" => rv_of(&c.deployments, self.namespace, name),
+            "Service" => rv_of(&c.services, self.namespace, name),
+            "ConfigMap" => rv_of(&c.config_maps, self.namespace, name),
+            "PodDisruptionBudget" => rv_of(&c.pod_disruption_budgets, self.namespace, name),
             _ => None,
         }
     }

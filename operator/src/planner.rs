@@ -1250,7 +1250,7 @@ fn advance(
     if !blocked.is_some_and(Blocked::stops_clock) {
         let elapsed = ctx.elapsed_since(&last_progress);
         // Checks not run yet are run first: a timeout then names what they found.
-        let pending = matches!(blocked, Some(Blocked::ChecksPending { .. }));
+        let pending = matches!(blocked, Some(Blocked::ChecksPending(_)));
         if elapsed >= ctx.timeout && !pending {
             let mut detail = format!("no progress for {}", format_duration(ctx.timeout));
             if let Some(b) = blocked.filter(|b| b.notable()) {
@@ -1264,7 +1264,7 @@ fn advance(
             Some(
                 Blocked::SafetyCheckFailed { .. }
                 | Blocked::SafetyCheckUnreachable { .. }
-                | Blocked::ChecksPending { .. },
+                | Blocked::ChecksPending(_),
             ) => left.min(gates::CHECK_INTERVAL),
             _ => left,
         });
@@ -1315,13 +1315,7 @@ fn advance(
         )),
         Ok(Move::ChangeTemplate) => {}
         Ok(Move::DeletePod(pod)) => actions.push(delete_pod(ctx, out, op, component, pod)),
-        Err(Blocked::ChecksPending { checks }) => {
-            probe = Some(ProbeRequest {
-                component,
-                candidate: candidate_of(ctx, op, index, template_at_target),
-                checks,
-            });
-        }
+        Err(Blocked::ChecksPending(request)) => probe = Some(request),
         Err(_) => {}
     }
     Step::Done(Outcome {
@@ -1398,20 +1392,6 @@ fn next_move<'c, 'a>(
             Ok(Move::ChangeTemplate)
         }
     }
-}
-
-/// The pod the pending checks are for (the one [`next_move`] would delete).
-fn candidate_of(
-    ctx: &Ctx<'_, '_>,
-    op: &Op,
-    index: usize,
-    template_at_target: bool,
-) -> Option<String> {
-    let view = ctx.view(op.order[index]);
-    if !template_at_target || view.component.workload_kind() != WorkloadKind::StatefulSet {
-        return None;
-    }
-    pod_to_delete(view, &op.to).ok().map(|p| p.name.to_owned())
 }
 
 /// Reports the blocker (or its absence): `status.upgrade.blockedBy`, the condition, an Event

@@ -95,11 +95,8 @@ pub enum Blocked {
         /// What went wrong.
         message: String,
     },
-    /// The safety checks of this step have not been run yet.
-    ChecksPending {
-        /// The checks to run.
-        checks: Vec<SafetyCheck>,
-    },
+    /// The safety checks of this step have not been run yet: the request for the prober.
+    ChecksPending(ProbeRequest),
 }
 
 impl Blocked {
@@ -117,7 +114,7 @@ impl Blocked {
             Blocked::Soaking { .. } => "Soaking",
             Blocked::SafetyCheckFailed { .. } => "SafetyCheckFailed",
             Blocked::SafetyCheckUnreachable { .. } => "SafetyCheckUnreachable",
-            Blocked::ChecksPending { .. } => "SafetyChecksPending",
+            Blocked::ChecksPending(_) => "SafetyChecksPending",
         }
     }
 
@@ -163,8 +160,8 @@ impl Blocked {
             Blocked::SafetyCheckUnreachable { check, message } => {
                 format!("safety check {check} cannot be run: {message}")
             }
-            Blocked::ChecksPending { checks } => {
-                let names: Vec<&str> = checks.iter().map(|c| c.as_str()).collect();
+            Blocked::ChecksPending(request) => {
+                let names: Vec<&str> = request.checks.iter().map(|c| c.as_str()).collect();
                 format!("running safety checks {}", names.join(", "))
             }
         }
@@ -511,6 +508,10 @@ pub(super) fn safety_checks(
     if pending.is_empty() {
         Ok(())
     } else {
-        Err(Blocked::ChecksPending { checks: pending })
+        Err(Blocked::ChecksPending(ProbeRequest {
+            component,
+            candidate: candidate_name,
+            checks: pending,
+        }))
     }
 }
