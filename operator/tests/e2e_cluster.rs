@@ -370,27 +370,8 @@ spec:
 async fn an_api_error_surfaces_as_reconcile_failed_and_is_retried_until_it_clears() {
     let env = Env::start().await;
     // A StatefulSet in the way, whose spec the API server will not let the operator change.
-    env.apply_yaml(
-        r#"
-apiVersion: apps/v1
-kind: StatefulSet
-metadata:
-  name: example-bookie
-spec:
-  serviceName: somebody-else
-  replicas: 0
-  selector:
-    matchLabels: {app: somebody-else}
-  template:
-    metadata:
-      labels: {app: somebody-else}
-    spec:
-      containers:
-      - name: c
-        image: busybox:1
-"#,
-    )
-    .await;
+    env.apply_yaml(&statefulset_in_the_way("example-bookie"))
+        .await;
     let op = Operator::start(OPERATOR, env.kubeconfig(), &[]).await;
     env.apply_file("deploy/sample/pravegacluster.yaml").await;
     let failed = eventually("ReconcileFailed", WAIT, || async {
@@ -437,27 +418,8 @@ spec:
 async fn a_failing_cluster_does_not_delay_fifty_others_and_reads_come_from_caches() {
     let env = Env::start().await;
     // The failing one: a StatefulSet in the way, whose spec the operator may not change.
-    env.apply_yaml(
-        r#"
-apiVersion: apps/v1
-kind: StatefulSet
-metadata:
-  name: stuck-bookie
-spec:
-  serviceName: somebody-else
-  replicas: 0
-  selector:
-    matchLabels: {app: somebody-else}
-  template:
-    metadata:
-      labels: {app: somebody-else}
-    spec:
-      containers:
-      - name: c
-        image: busybox:1
-"#,
-    )
-    .await;
+    env.apply_yaml(&statefulset_in_the_way("stuck-bookie"))
+        .await;
     env.apply_yaml(support::TIER2_CLAIM).await;
     let op = Operator::start(OPERATOR, env.kubeconfig(), &["--concurrency", "4"]).await;
     let cluster = |name: &str| {
@@ -517,4 +479,29 @@ spec:
     );
     op.terminate().await;
     env.shutdown().await;
+}
+
+/// A StatefulSet named like a cluster's workload but owned by somebody else, whose spec the API
+/// server will not let the operator change: every apply of it fails.
+fn statefulset_in_the_way(name: &str) -> String {
+    format!(
+        r#"
+apiVersion: apps/v1
+kind: StatefulSet
+metadata:
+  name: {name}
+spec:
+  serviceName: somebody-else
+  replicas: 0
+  selector:
+    matchLabels: {{app: somebody-else}}
+  template:
+    metadata:
+      labels: {{app: somebody-else}}
+    spec:
+      containers:
+      - name: c
+        image: busybox:1
+"#
+    )
 }
