@@ -39,6 +39,8 @@ struct RunFigures {
     wall: Duration,
     pod_start_sum: Duration,
     termination_sum: Duration,
+    /// Time the safety checks took, summed, and how many steps ran them.
+    checks: (Duration, u64),
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 4)]
@@ -84,6 +86,13 @@ async fn main() -> Result<(), Box<dyn Error>> {
         ms(percentile(&steps, 50.0)),
         ms(percentile(&steps, 99.0)),
         ms(percentile(&steps, 100.0)),
+    );
+    let (check_time, check_steps) = all.iter().fold((Duration::ZERO, 0u64), |(t, n), f| {
+        (t + f.checks.0, n + f.checks.1)
+    });
+    println!(
+        "safety checks included in those steps: {check_steps} steps ran them, {:.2} ms each on average (all of a step's checks, concurrently)",
+        ms(check_time) / (check_steps.max(1) as f64),
     );
     println!(
         "controller hand-over: p50 {:.1} ms, max {:.1} ms",
@@ -142,13 +151,23 @@ async fn one_run(operator: &std::path::Path) -> Result<RunFigures, Box<dyn Error
     // catch up with anything in flight.
     tokio::time::sleep(Duration::from_millis(100)).await;
     let hist = histories(&pods.log());
+    let checks = (
+        Duration::from_secs_f64(
+            op.metric("pravega_operator_safety_check_duration_seconds_sum")
+                .await,
+        ),
+        op.metric("pravega_operator_safety_check_duration_seconds_count")
+            .await as u64,
+    );
     op.child.kill().await?;
     drop(pods);
     if let Some(sim) = sim {
         sim.shutdown().await;
     }
     sandbox.shutdown().await;
-    figures(&hist, started)
+    let mut f = figures(&hist, started)?;
+    f.checks = checks;
+    Ok(f)
 }
 
 async fn wait_settled(api: &Api<PravegaCluster>, version: &str) -> Result<(), Box<dyn Error>> {
@@ -223,5 +242,6 @@ fn figures(hist: &[PodHistory], started: Instant) -> Result<RunFigures, Box<dyn 
             .iter()
             .filter_map(|h| Some(h.gone? - h.terminating?))
             .sum(),
+        checks: (Duration::ZERO, 0),
     })
 }

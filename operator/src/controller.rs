@@ -875,7 +875,11 @@ async fn decide(
     let Some(request) = &plan.probe else {
         return plan;
     };
+    let probed = Instant::now();
     let facts = probe::run(request, cluster, &snapshot.pods).await;
+    ctx.metrics
+        .safety_check_duration
+        .observe(probed.elapsed().as_secs_f64());
     ctx.metrics.count_checks(&facts);
     observation.checks = Some(&facts);
     planner::plan(&observation, member_status)

@@ -153,6 +153,8 @@ pub struct Metrics {
     pub upgrade_blocked: Family<BlockedLabels, Gauge>,
     /// Safety checks run before restarts, by check and outcome.
     pub safety_checks: Family<CheckLabels, Counter>,
+    /// Time the prober took to run the safety checks of one step, in seconds.
+    pub safety_check_duration: Histogram,
     /// 1 while this replica holds the leader lease (or runs without leader election).
     pub leader: Gauge,
     /// Pods of a component at the version being rolled out, while a version change is in flight.
@@ -186,6 +188,7 @@ impl Metrics {
             api_requests: Family::default(),
             upgrade_blocked: Family::default(),
             safety_checks: Family::default(),
+            safety_check_duration: Histogram::new(exponential_buckets(0.0005, 2.0, 14)),
             leader: Gauge::default(),
             upgrade_pods_updated: Family::default(),
             upgrade_pods_target: Family::default(),
@@ -259,6 +262,11 @@ impl Metrics {
             "safety_checks",
             "Safety checks run before pod restarts, by check and outcome",
             metrics.safety_checks.clone(),
+        );
+        r.register(
+            "safety_check_duration_seconds",
+            "Time the safety checks of one restart took to run (all of them, concurrently)",
+            metrics.safety_check_duration.clone(),
         );
         r.register(
             "leader",
