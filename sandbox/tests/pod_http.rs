@@ -119,6 +119,17 @@ async fn bookies_get_their_own_ips_and_answer_the_admin_api() {
     let (sb, sim) = Env::in_namespace(NS).await.into_parts();
     kubectl_stdin_ok(&sb, &["apply", "-f", "-"], &bookies(NS, "0.9.0", 2));
     wait_ready(&sb, NS, "app.kubernetes.io/instance=example");
+    // The StatefulSet starts bookie-1 once bookie-0 is Ready: wait for both.
+    let (b0, b1) = (
+        pod_ip(&sb, NS, "example-bookie-0"),
+        pod_ip(&sb, NS, "example-bookie-1"),
+    );
+    wait_condition(
+        &sb,
+        NS,
+        "Ready",
+        &["pod", "example-bookie-0", "example-bookie-1"],
+    );
 
     // Distinct loopback addresses, shown by `kubectl get pod -o wide`.
     let wide = kubectl_get(&sb, NS, &["pods", "-o", "wide"]);
@@ -136,10 +147,6 @@ async fn bookies_get_their_own_ips_and_answer_the_admin_api() {
             "{wide}"
         );
     }
-    let (b0, b1) = (
-        pod_ip(&sb, NS, "example-bookie-0"),
-        pod_ip(&sb, NS, "example-bookie-1"),
-    );
     assert_eq!(ips, [b0.clone(), b1.clone()]);
 
     assert_eq!(
