@@ -141,6 +141,8 @@ async fn an_upgrade_through_api_faults_and_operator_kills_completes_safely_and_r
         ])
         .await;
     assert_eq!(history, r#"["0.4.0","0.5.0"]"#);
+    // Everything it did on this bad day, retries included, its RBAC rules allow.
+    assert_operator_accesses_are_granted(&env.sandbox);
     op.terminate().await;
     env.shutdown().await;
 }

@@ -87,6 +87,8 @@ async fn only_the_leader_reconciles_and_a_standby_takes_over_without_writes() {
         "a new leader finds the cluster converged"
     );
     assert_eq!(standby.terminate().await, Some(0));
+    // Leader election included, the RBAC rules cover all that both replicas did.
+    assert_operator_accesses_are_granted(&env.sandbox);
     env.shutdown().await;
 }
 

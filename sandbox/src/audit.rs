@@ -4,8 +4,13 @@
 //!
 //! Tests use it to prove properties that watches cannot show, e.g. that no pod was deleted twice:
 //! a second DELETE of a pod that is already terminating changes nothing a watch would see.
+//!
+//! Beside the log, every distinct kind of access (client, verb, group, resource) is kept, reads
+//! and watches included, read with [`crate::Sandbox::accesses`]. The sandbox authorises every
+//! authenticated request; tests compare what a client really did with the RBAC rules it is
+//! deployed with, so a missing permission is found without a real server.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
@@ -57,10 +62,26 @@ pub struct AuditEntry {
     pub user_agent: String,
 }
 
-/// A shared, bounded audit log.
+/// One kind of access a client made, as RBAC names it: the verb of the request (`get`, `list`,
+/// `watch`, `create`, `update`, `patch`, `delete`, `deletecollection`) on a resource of a group.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Access {
+    /// The product of the client's `User-Agent` (the part before the first `/`), e.g.
+    /// `pravega-operator`.
+    pub client: String,
+    /// The RBAC verb.
+    pub verb: String,
+    /// API group (empty for the core group).
+    pub group: String,
+    /// Resource, with `/subresource` where the request named one (`pods/log`).
+    pub resource: String,
+}
+
+/// A shared, bounded audit log, and the set of accesses made.
 #[derive(Debug, Clone, Default)]
 pub struct AuditLog {
     entries: Arc<Mutex<VecDeque<AuditEntry>>>,
+    accesses: Arc<Mutex<BTreeSet<Access>>>,
 }
 
 impl AuditLog {
@@ -94,6 +115,39 @@ impl AuditLog {
             entries.pop_front();
         }
         entries.push_back(entry);
+    }
+
+    /// Notes a request on a resource made with `verb` (see [`Access`]); the set holds each
+    /// distinct access once, so its size is bounded by the API, not by the traffic.
+    pub fn access(&self, verb: &str, path: &str, user_agent: &str) {
+        let (group, resource, _, _, subresource) = parse_path(path);
+        if resource.is_empty() {
+            return;
+        }
+        let resource = match subresource {
+            Some(sub) => format!("{resource}/{sub}"),
+            None => resource,
+        };
+        let access = Access {
+            client: user_agent.split('/').next().unwrap_or_default().to_owned(),
+            verb: verb.to_owned(),
+            group,
+            resource,
+        };
+        self.accesses
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(access);
+    }
+
+    /// Every distinct access made so far, in order.
+    pub fn accesses(&self) -> Vec<Access> {
+        self.accesses
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .cloned()
+            .collect()
     }
 
     /// Every recorded entry, oldest first.
@@ -213,6 +267,38 @@ mod tests {
             Some("u1")
         );
         assert!(!entries[0].injected_fault);
+    }
+
+    #[test]
+    fn accesses_are_kept_once_each_by_client_product_verb_and_resource() {
+        let log = AuditLog::default();
+        for _ in 0..3 {
+            log.access("watch", "/api/v1/pods", "pravega-operator/0.1.0 (linux)");
+        }
+        log.access(
+            "patch",
+            "/apis/pravega.pravega.io/v1beta1/namespaces/ns/pravegaclusters/x/status",
+            "pravega-operator/0.1.0",
+        );
+        log.access("get", "/apis", "kubectl/v1.32.0");
+        let accesses = log.accesses();
+        let seen: Vec<(&str, &str, &str, &str)> = accesses
+            .iter()
+            .map(|a| (&*a.client, &*a.verb, &*a.group, &*a.resource))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (
+                    "pravega-operator",
+                    "patch",
+                    "pravega.pravega.io",
+                    "pravegaclusters/status"
+                ),
+                ("pravega-operator", "watch", "", "pods"),
+            ],
+            "discovery names no resource and is not an access"
+        );
     }
 
     #[test]

@@ -58,7 +58,7 @@ pub mod testing;
 mod tls;
 mod util;
 
-pub use audit::{AuditEntry, DeleteDetails};
+pub use audit::{Access, AuditEntry, DeleteDetails};
 pub use error::{ApiError, Error};
 pub use fault::FaultOptions;
 pub use sandbox::{Sandbox, SandboxOptions};

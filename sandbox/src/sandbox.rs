@@ -203,6 +203,12 @@ impl Sandbox {
         self.audit.entries()
     }
 
+    /// Every distinct access (client, RBAC verb, group, resource) that clients other than the
+    /// simulation made so far, reads and watches included.
+    pub fn accesses(&self) -> Vec<crate::audit::Access> {
+        self.audit.accesses()
+    }
+
     /// Stops serving and waits for the listener to close.
     pub async fn shutdown(mut self) {
         self.core.shutdown.cancel();

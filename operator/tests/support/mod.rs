@@ -34,3 +34,33 @@ pub fn sample_at(version: &str) -> String {
         .expect("sample")
         .replace("version: 0.4.0", &format!("version: {version}"))
 }
+
+/// Asserts that every kind of request the operator made to `sandbox` (reads and watches too) is
+/// granted by the RBAC rules it is deployed with (`pravega_operator::rbac::RBAC_RULES`, which the
+/// manifests in `deploy/` are checked against). The sandbox authorises every request, so without
+/// this a permission missing from the manifests would show only on a real cluster, as
+/// `Forbidden`. Returns how many distinct accesses were checked.
+pub fn assert_operator_accesses_are_granted(sandbox: &pravega_sandbox::Sandbox) -> usize {
+    use pravega_operator::rbac::RBAC_RULES;
+    let used: Vec<_> = sandbox
+        .accesses()
+        .into_iter()
+        .filter(|a| a.client == "pravega-operator")
+        .collect();
+    assert!(!used.is_empty(), "the operator made no request");
+    let denied: Vec<String> = used
+        .iter()
+        .filter(|a| {
+            !RBAC_RULES.iter().any(|r| {
+                r.api_group == a.group && r.resource == a.resource && r.verbs.contains(&&*a.verb)
+            })
+        })
+        .map(|a| format!("{} {}/{}", a.verb, a.group, a.resource))
+        .collect();
+    assert!(
+        denied.is_empty(),
+        "the operator made requests its RBAC rules do not grant (Forbidden on a real cluster): \
+         {denied:?}"
+    );
+    used.len()
+}

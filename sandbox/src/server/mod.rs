@@ -201,6 +201,9 @@ async fn handle(ctx: Arc<Ctx>, req: Request<Incoming>) -> Response<Body> {
         tracing::info!(%user_agent, "injected fault: {} {verb} {path}", fault.code);
     }
     ctx.audit.record(&method, &path, &user_agent, &resp);
+    if !control_plane {
+        ctx.audit.access(verb, &path, &user_agent);
+    }
     tracing::debug!(%method, %path, status = resp.status().as_u16(), "request");
     resp
 }
