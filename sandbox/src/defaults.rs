@@ -92,6 +92,19 @@ pub fn apply_defaults(resource: &str, group: &str, obj: &mut Value, next_ip: &dy
                     "strategy",
                     json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}}),
                 );
+                // `strategy: {}` (what `kubectl create deployment` sends) is defaulted the same
+                // way: apps/v1 defaults.go SetDefaults_Deployment (v1.33).
+                if let Some(st) = s.get_mut("strategy").and_then(Value::as_object_mut) {
+                    set_default(st, "type", json!("RollingUpdate"));
+                    if st.get("type").and_then(Value::as_str) == Some("RollingUpdate") {
+                        set_default(st, "rollingUpdate", json!({}));
+                        if let Some(ru) = st.get_mut("rollingUpdate").and_then(Value::as_object_mut)
+                        {
+                            set_default(ru, "maxUnavailable", json!("25%"));
+                            set_default(ru, "maxSurge", json!("25%"));
+                        }
+                    }
+                }
                 set_default(s, "revisionHistoryLimit", json!(10));
                 set_default(s, "progressDeadlineSeconds", json!(600));
                 default_template(s);
@@ -142,6 +155,12 @@ pub fn apply_defaults(resource: &str, group: &str, obj: &mut Value, next_ip: &dy
                     for p in ports {
                         if let Some(pm) = p.as_object_mut() {
                             set_default(pm, "protocol", json!("TCP"));
+                            // A targetPort of 0 or "" is unset too (pkg/apis/core/v1/defaults.go
+                            // SetDefaults_Service, v1.33); a protobuf body carries it so.
+                            if matches!(pm.get("targetPort"), Some(t) if t == &json!(0) || t == &json!(""))
+                            {
+                                pm.remove("targetPort");
+                            }
                             if let Some(port) = pm.get("port").cloned() {
                                 set_default(pm, "targetPort", port);
                             }
@@ -375,6 +394,29 @@ mod tests {
         let c = &d["spec"]["template"]["spec"]["containers"][0];
         assert_eq!(c["imagePullPolicy"], "IfNotPresent");
         assert_eq!(d["spec"]["template"]["spec"]["restartPolicy"], "Always");
+    }
+
+    #[test]
+    fn empty_strategy_and_zero_target_port_are_defaulted() {
+        let mut d = json!({"spec": {"strategy": {}, "template": {"spec": {"containers": []}}}});
+        apply_defaults("deployments", "apps", &mut d, &|| "10.96.0.1".into());
+        assert_eq!(
+            d["spec"]["strategy"],
+            json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}})
+        );
+        let mut d = json!({"spec": {"strategy": {"type": "Recreate"}}});
+        apply_defaults("deployments", "apps", &mut d, &|| "10.96.0.1".into());
+        assert_eq!(d["spec"]["strategy"], json!({"type": "Recreate"}));
+
+        let mut s = json!({"spec": {"ports": [{"port": 80, "targetPort": 0}, {"port": 81, "targetPort": ""}, {"port": 82, "targetPort": "http"}]}});
+        apply_defaults("services", "", &mut s, &|| "10.96.0.1".into());
+        let targets: Vec<&Value> = s["spec"]["ports"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|p| &p["targetPort"])
+            .collect();
+        assert_eq!(targets, [&json!(80), &json!(81), &json!("http")]);
     }
 
     #[test]

@@ -413,7 +413,10 @@ pub(super) fn decode_object(body: &[u8], content_type: &str) -> Result<Value, Ap
         "application/yaml" => serde_saphyr::from_slice(body)
             .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?,
         "application/vnd.kubernetes.protobuf" => {
-            crate::protobuf::decode(body).map_err(ApiError::unsupported_media)?
+            crate::protobuf::decode(body).map_err(|e| match e {
+                crate::protobuf::DecodeError::Malformed(m) => ApiError::bad_request(m),
+                crate::protobuf::DecodeError::Unsupported(m) => ApiError::unsupported_media(m),
+            })?
         }
         "application/cbor" => {
             return Err(ApiError::unsupported_media(format!(
