@@ -169,23 +169,28 @@ pub fn members<'a>(cluster: &str, pods: &'a [Pod]) -> impl Iterator<Item = (Comp
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use k8s_openapi::api::core::v1::{PodCondition, PodStatus};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
     use k8s_openapi::jiff::Timestamp;
 
+    /// A pod's status in `phase`, Ready or not.
+    pub(crate) fn pod_status(ready: bool, phase: &str) -> PodStatus {
+        PodStatus {
+            phase: Some(phase.into()),
+            conditions: Some(vec![PodCondition {
+                type_: "Ready".into(),
+                status: if ready { "True" } else { "False" }.into(),
+                ..PodCondition::default()
+            }]),
+            ..PodStatus::default()
+        }
+    }
+
     fn pod(ready: bool, phase: &str) -> Pod {
         Pod {
-            status: Some(PodStatus {
-                phase: Some(phase.into()),
-                conditions: Some(vec![PodCondition {
-                    type_: "Ready".into(),
-                    status: if ready { "True" } else { "False" }.into(),
-                    ..PodCondition::default()
-                }]),
-                ..PodStatus::default()
-            }),
+            status: Some(pod_status(ready, phase)),
             ..Pod::default()
         }
     }

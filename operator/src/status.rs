@@ -233,7 +233,6 @@ fn strip_nulls(value: &Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k8s_openapi::api::core::v1::{PodCondition, PodStatus};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
     use k8s_openapi::jiff::Timestamp;
     use pravega_crds::PravegaClusterSpec;
@@ -318,15 +317,7 @@ mod tests {
                 labels: Some(labels),
                 ..ObjectMeta::default()
             },
-            status: Some(PodStatus {
-                phase: Some("Running".into()),
-                conditions: Some(vec![PodCondition {
-                    type_: "Ready".into(),
-                    status: if ready { "True" } else { "False" }.into(),
-                    ..PodCondition::default()
-                }]),
-                ..PodStatus::default()
-            }),
+            status: Some(crate::pods::tests::pod_status(ready, "Running")),
             ..Pod::default()
         }
     }

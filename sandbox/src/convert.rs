@@ -26,6 +26,47 @@ fn mv(from: &mut Map<String, Value>, to: &mut Map<String, Value>, a: &str, b: &s
     }
 }
 
+/// The fields of an `events.k8s.io/v1` Event, each with the field of the core `v1` Event it is
+/// stored as, in the order they are written.
+const EVENT_FIELDS: [(&str, &str); 15] = [
+    ("metadata", "metadata"),
+    ("reason", "reason"),
+    ("type", "type"),
+    ("action", "action"),
+    ("related", "related"),
+    ("series", "series"),
+    ("eventTime", "eventTime"),
+    ("regarding", "involvedObject"),
+    ("note", "message"),
+    ("reportingController", "reportingComponent"),
+    ("reportingInstance", "reportingInstance"),
+    ("deprecatedCount", "count"),
+    ("deprecatedFirstTimestamp", "firstTimestamp"),
+    ("deprecatedLastTimestamp", "lastTimestamp"),
+    ("deprecatedSource", "source"),
+];
+
+/// An Event moved field by field between the two APIs: to the core `v1` form (`to_core`) or
+/// to the `events.k8s.io/v1` form, labelled `api_version`.
+fn convert_event(
+    mut src: Map<String, Value>,
+    api_version: &str,
+    to_core: bool,
+) -> Map<String, Value> {
+    let mut out = Map::new();
+    out.insert("apiVersion".into(), json!(api_version));
+    out.insert("kind".into(), json!("Event"));
+    for (events_v1, core) in EVENT_FIELDS {
+        let (from, to) = if to_core {
+            (events_v1, core)
+        } else {
+            (core, events_v1)
+        };
+        mv(&mut src, &mut out, from, to);
+    }
+    out
+}
+
 /// Converts a request object of `info` into its stored form.
 pub fn to_internal(info: &ResourceInfo, obj: Value) -> Value {
     if is_core_event(info)
@@ -36,47 +77,10 @@ pub fn to_internal(info: &ResourceInfo, obj: Value) -> Value {
     if !is_events_v1(info) {
         return obj;
     }
-    let Value::Object(mut src) = obj else {
+    let Value::Object(src) = obj else {
         return obj;
     };
-    let mut out = Map::new();
-    out.insert("apiVersion".into(), json!("v1"));
-    out.insert("kind".into(), json!("Event"));
-    for k in [
-        "metadata",
-        "reason",
-        "type",
-        "action",
-        "related",
-        "series",
-        "eventTime",
-    ] {
-        mv(&mut src, &mut out, k, k);
-    }
-    mv(&mut src, &mut out, "regarding", "involvedObject");
-    mv(&mut src, &mut out, "note", "message");
-    mv(
-        &mut src,
-        &mut out,
-        "reportingController",
-        "reportingComponent",
-    );
-    mv(&mut src, &mut out, "reportingInstance", "reportingInstance");
-    mv(&mut src, &mut out, "deprecatedCount", "count");
-    mv(
-        &mut src,
-        &mut out,
-        "deprecatedFirstTimestamp",
-        "firstTimestamp",
-    );
-    mv(
-        &mut src,
-        &mut out,
-        "deprecatedLastTimestamp",
-        "lastTimestamp",
-    );
-    mv(&mut src, &mut out, "deprecatedSource", "source");
-    Value::Object(without_zero_values(out))
+    Value::Object(without_zero_values(convert_event(src, "v1", true)))
 }
 
 fn is_core_event(info: &ResourceInfo) -> bool {
@@ -193,45 +197,10 @@ pub fn to_external(info: &ResourceInfo, obj: &Value) -> Value {
     let Value::Object(src) = obj else {
         return obj.clone();
     };
-    let mut src = src.clone();
-    let mut out = Map::new();
-    out.insert("apiVersion".into(), json!("events.k8s.io/v1"));
-    out.insert("kind".into(), json!("Event"));
-    for k in [
-        "metadata",
-        "reason",
-        "type",
-        "action",
-        "related",
-        "series",
-        "eventTime",
-    ] {
-        mv(&mut src, &mut out, k, k);
-    }
-    mv(&mut src, &mut out, "involvedObject", "regarding");
-    mv(&mut src, &mut out, "message", "note");
-    mv(
-        &mut src,
-        &mut out,
-        "reportingComponent",
-        "reportingController",
-    );
-    mv(&mut src, &mut out, "reportingInstance", "reportingInstance");
-    mv(&mut src, &mut out, "count", "deprecatedCount");
-    mv(
-        &mut src,
-        &mut out,
-        "firstTimestamp",
-        "deprecatedFirstTimestamp",
-    );
-    mv(
-        &mut src,
-        &mut out,
-        "lastTimestamp",
-        "deprecatedLastTimestamp",
-    );
-    mv(&mut src, &mut out, "source", "deprecatedSource");
-    with_zero_values(out, &EVENTS_V1_ZERO_VALUES)
+    with_zero_values(
+        convert_event(src.clone(), "events.k8s.io/v1", false),
+        &EVENTS_V1_ZERO_VALUES,
+    )
 }
 
 #[cfg(test)]

@@ -474,16 +474,6 @@ fn str_of(v: &Value, k: &str) -> String {
         .to_string()
 }
 
-fn str_list(v: Option<&Value>) -> Vec<String> {
-    v.and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|x| x.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 fn printer_columns(ver: &Value) -> Vec<PrinterColumn> {
     ver.get("additionalPrinterColumns")
         .and_then(Value::as_array)
@@ -627,8 +617,8 @@ pub fn crd_resources(crd: &Value) -> Result<CrdServing, Vec<(String, String)>> {
             singular: singular.clone(),
             kind: kind.clone(),
             namespaced: scope == "Namespaced",
-            short_names: str_list(names.get("shortNames")),
-            categories: str_list(names.get("categories")),
+            short_names: crate::util::string_list(names.get("shortNames")),
+            categories: crate::util::string_list(names.get("categories")),
             status: ver
                 .get("subresources")
                 .and_then(|s| s.get("status"))

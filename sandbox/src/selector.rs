@@ -214,15 +214,7 @@ pub fn from_label_selector_object(v: Option<&Value>) -> Result<LabelSelector, St
                 .and_then(Value::as_str)
                 .unwrap_or_default()
                 .to_string();
-            let values: Vec<String> = e
-                .get("values")
-                .and_then(Value::as_array)
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|x| x.as_str().map(str::to_string))
-                        .collect()
-                })
-                .unwrap_or_default();
+            let values = crate::util::string_list(e.get("values"));
             let op = e
                 .get("operator")
                 .and_then(Value::as_str)

@@ -410,6 +410,14 @@ fn cells(info: &ResourceInfo, o: &Value) -> Vec<Value> {
     }
     let spec = o.get("spec");
     let status = o.get("status").cloned().unwrap_or(json!({}));
+    // The READY column of Deployments and StatefulSets: ready of desired replicas.
+    let ready_of_replicas = || {
+        json!(format!(
+            "{}/{}",
+            i(status.get("readyReplicas")),
+            i(spec.and_then(|s| s.get("replicas")))
+        ))
+    };
     match (info.group.as_str(), info.plural.as_str()) {
         ("", "pods") => {
             let total = spec
@@ -454,11 +462,7 @@ fn cells(info: &ResourceInfo, o: &Value) -> Vec<Value> {
                 .unwrap_or_default();
             vec![
                 name,
-                json!(format!(
-                    "{}/{}",
-                    i(status.get("readyReplicas")),
-                    i(spec.and_then(|s| s.get("replicas")))
-                )),
+                ready_of_replicas(),
                 json!(i(status.get("updatedReplicas"))),
                 json!(i(status.get("availableReplicas"))),
                 a,
@@ -472,17 +476,7 @@ fn cells(info: &ResourceInfo, o: &Value) -> Vec<Value> {
                 spec.and_then(|s| s.get("template"))
                     .and_then(|t| t.get("spec")),
             );
-            vec![
-                name,
-                json!(format!(
-                    "{}/{}",
-                    i(status.get("readyReplicas")),
-                    i(spec.and_then(|s| s.get("replicas")))
-                )),
-                a,
-                json!(c),
-                json!(im),
-            ]
+            vec![name, ready_of_replicas(), a, json!(c), json!(im)]
         }
         ("apps", "replicasets") => vec![
             name,

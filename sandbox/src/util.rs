@@ -259,6 +259,17 @@ pub fn string_map(v: Option<&Value>) -> std::collections::BTreeMap<String, Strin
         .unwrap_or_default()
 }
 
+/// A JSON array of strings as a list (non-string items are skipped; anything else is empty).
+pub fn string_list(v: Option<&Value>) -> Vec<String> {
+    v.and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Whether `name` is a valid DNS-1123 subdomain (most object names).
 pub fn is_dns_subdomain(name: &str) -> bool {
     !name.is_empty()

@@ -156,11 +156,11 @@ fn pods_of<'a>(
     views
 }
 
-fn statefulset_view<'a>(
+/// The name of `component`'s workload and its pods.
+fn workload_pods<'a>(
     observation: &Observation<'a>,
     component: Component,
-    sts: Option<&'a StatefulSet>,
-) -> ComponentView<'a> {
+) -> (String, Vec<PodView<'a>>) {
     let cluster = observation
         .cluster
         .metadata
@@ -169,6 +169,15 @@ fn statefulset_view<'a>(
         .unwrap_or_default();
     let workload = component.workload_name(cluster);
     let pods = pods_of(observation, component, &workload);
+    (workload, pods)
+}
+
+fn statefulset_view<'a>(
+    observation: &Observation<'a>,
+    component: Component,
+    sts: Option<&'a StatefulSet>,
+) -> ComponentView<'a> {
+    let (workload, pods) = workload_pods(observation, component);
     let status = sts.and_then(|s| s.status.as_ref());
     ComponentView {
         component,
@@ -193,14 +202,7 @@ fn deployment_view<'a>(
     dep: Option<&'a Deployment>,
 ) -> ComponentView<'a> {
     let component = Component::Controller;
-    let cluster = observation
-        .cluster
-        .metadata
-        .name
-        .as_deref()
-        .unwrap_or_default();
-    let workload = component.workload_name(cluster);
-    let pods = pods_of(observation, component, &workload);
+    let (workload, pods) = workload_pods(observation, component);
     let desired = component.replicas(&observation.cluster.spec);
     let status = dep.and_then(|d| d.status.as_ref());
     let deadline_exceeded = status

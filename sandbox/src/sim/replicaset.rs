@@ -5,17 +5,15 @@ use std::sync::{Arc, Mutex};
 use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetStatus};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::api::{DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::runtime::controller::Action;
 use kube::{Api, Client, ResourceExt};
-use serde_json::json;
 
 use super::SimError;
 use super::events;
 use super::rng::SplitMix64;
 use super::util::{
-    Availability, availability, controller_ref, earliest, is_active, is_controlled_by,
-    is_pod_ready, is_status, list_selected, live_object, now_time, pod_phase,
+    Availability, availability, controller_ref, create_pod, delete_pod, earliest, is_active,
+    is_controlled_by, is_pod_ready, list_selected, live_object, now_time, pod_phase, write_status,
 };
 
 /// What deciding which pods to delete needs to know about a pod.
@@ -157,47 +155,29 @@ pub(crate) async fn reconcile(obj: Arc<ReplicaSet>, ctx: Arc<Ctx>) -> Result<Act
         };
         let pod_name = format!("{name}-{suffix}");
         tracing::debug!(replicaset = %name, namespace = %ns, pod = %pod_name, "creating pod");
-        match pods_api
-            .create(&PostParams::default(), &new_pod(&rs, pod_name.clone()))
-            .await
-        {
-            Ok(_) => events::emit(
+        // A name clash: the next reconcile picks another name.
+        if create_pod(&pods_api, &ns, &new_pod(&rs, pod_name.clone())).await? {
+            events::emit(
                 &ctx.client,
                 events::reference(&rs),
                 false,
                 "SuccessfulCreate",
                 format!("Created pod: {pod_name}"),
                 "replicaset-controller",
-            ),
-            // A name clash: the next reconcile picks another name.
-            Err(e) if is_status(&e, 409) => {}
-            Err(e) => return Err(SimError::api(format!("create pod {ns}/{pod_name}"), e)),
+            );
         }
     }
     for pod_name in &decision.delete {
         tracing::debug!(replicaset = %name, namespace = %ns, pod = %pod_name, "deleting pod");
-        let dp = DeleteParams {
-            preconditions: pods
-                .iter()
-                .find(|p| &p.name_any() == pod_name)
-                .and_then(|p| p.uid())
-                .map(|uid| Preconditions {
-                    uid: Some(uid),
-                    resource_version: None,
-                }),
-            ..Default::default()
-        };
-        match pods_api.delete(pod_name, &dp).await {
-            Ok(_) => events::emit(
+        if delete_pod(&pods_api, &ns, &pods, pod_name).await? {
+            events::emit(
                 &ctx.client,
                 events::reference(&rs),
                 false,
                 "SuccessfulDelete",
                 format!("Deleted pod: {pod_name}"),
                 "replicaset-controller",
-            ),
-            Err(e) if is_status(&e, 404) || is_status(&e, 409) => {}
-            Err(e) => return Err(SimError::api(format!("delete pod {ns}/{pod_name}"), e)),
+            );
         }
     }
 
@@ -226,19 +206,16 @@ pub(crate) async fn reconcile(obj: Arc<ReplicaSet>, ctx: Arc<Ctx>) -> Result<Act
         conditions: old.conditions.clone(),
         terminating_replicas: None,
     };
-    if rs.status.as_ref() != Some(&new_status) {
-        sets.patch_status(
-            &name,
-            &PatchParams::default(),
-            &Patch::Merge(json!({ "status": new_status })),
-        )
-        .await
-        .map_err(|e| SimError::api(format!("update replicaset {ns}/{name} status"), e))?;
-    }
-    Ok(match requeue {
-        Some(d) => Action::requeue(d),
-        None => Action::await_change(),
-    })
+    write_status(
+        &sets,
+        "replicaset",
+        &ns,
+        &name,
+        rs.status.as_ref(),
+        new_status,
+        requeue,
+    )
+    .await
 }
 
 #[cfg(test)]

@@ -5,8 +5,12 @@ use std::time::Duration;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
-use kube::{Api, Resource};
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams, Preconditions};
+use kube::runtime::controller::Action;
+use kube::{Api, Resource, ResourceExt};
+use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde_json::json;
 
 use super::SimError;
 
@@ -142,6 +146,75 @@ where
         let uid = o.meta().uid.clone()?;
         Some((o, uid))
     }))
+}
+
+/// The end of a controller's reconcile: writes `status` as the status of `name` when it differs
+/// from `current`, then asks to run again after `requeue` (without one, when something changes).
+pub(crate) async fn write_status<K, S>(
+    api: &Api<K>,
+    kind: &str,
+    ns: &str,
+    name: &str,
+    current: Option<&S>,
+    status: S,
+    requeue: Option<Duration>,
+) -> Result<Action, SimError>
+where
+    K: Clone + DeserializeOwned + std::fmt::Debug,
+    S: Serialize + PartialEq,
+{
+    if current != Some(&status) {
+        api.patch_status(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "status": status })),
+        )
+        .await
+        .map_err(|e| SimError::api(format!("update {kind} {ns}/{name} status"), e))?;
+    }
+    Ok(match requeue {
+        Some(d) => Action::requeue(d),
+        None => Action::await_change(),
+    })
+}
+
+/// Creates `pod` (named); `false` when a pod of that name already exists (the next reconcile
+/// decides again).
+pub(crate) async fn create_pod(api: &Api<Pod>, ns: &str, pod: &Pod) -> Result<bool, SimError> {
+    match api.create(&PostParams::default(), pod).await {
+        Ok(_) => Ok(true),
+        Err(e) if is_status(&e, 409) => Ok(false),
+        Err(e) => Err(SimError::api(
+            format!("create pod {ns}/{}", pod.name_any()),
+            e,
+        )),
+    }
+}
+
+/// Deletes the pod `name`, one of `pods`, with its uid as a precondition (a pod recreated under
+/// the same name since is not deleted). `false` when it was already gone or replaced.
+pub(crate) async fn delete_pod(
+    api: &Api<Pod>,
+    ns: &str,
+    pods: &[Pod],
+    name: &str,
+) -> Result<bool, SimError> {
+    let dp = DeleteParams {
+        preconditions: pods
+            .iter()
+            .find(|p| p.name_any() == name)
+            .and_then(|p| p.uid())
+            .map(|uid| Preconditions {
+                uid: Some(uid),
+                resource_version: None,
+            }),
+        ..Default::default()
+    };
+    match api.delete(name, &dp).await {
+        Ok(_) => Ok(true),
+        Err(e) if is_status(&e, 404) || is_status(&e, 409) => Ok(false),
+        Err(e) => Err(SimError::api(format!("delete pod {ns}/{name}"), e)),
+    }
 }
 
 /// List parameters that let the API server select the objects `selector` matches (its

@@ -95,53 +95,34 @@ pub(super) fn run_kind(run: &Run) -> &'static str {
 
 /// The events a kubelet reports when a container enters a state.
 pub(super) fn container_events(client: &Client, pod: &Pod, c: &ContainerRun) {
-    let r = || events::reference(pod);
+    let emit = |warning: bool, reason: &str, message: String| {
+        events::emit(
+            client,
+            events::reference(pod),
+            warning,
+            reason,
+            message,
+            "kubelet",
+        );
+    };
     let (name, image) = (&c.name, &c.image);
+    let pulled = || {
+        emit(
+            false,
+            "Pulled",
+            format!("Container image {image:?} already present on machine"),
+        );
+    };
     match &c.run {
         Run::Pending => {}
         Run::ConfigError { message } => {
-            events::emit(
-                client,
-                r(),
-                false,
-                "Pulled",
-                format!("Container image {image:?} already present on machine"),
-                "kubelet",
-            );
-            events::emit(
-                client,
-                r(),
-                true,
-                "Failed",
-                format!("Error: {message}"),
-                "kubelet",
-            );
+            pulled();
+            emit(true, "Failed", format!("Error: {message}"));
         }
         Run::Running { .. } => {
-            events::emit(
-                client,
-                r(),
-                false,
-                "Pulled",
-                format!("Container image {image:?} already present on machine"),
-                "kubelet",
-            );
-            events::emit(
-                client,
-                r(),
-                false,
-                "Created",
-                format!("Created container: {name}"),
-                "kubelet",
-            );
-            events::emit(
-                client,
-                r(),
-                false,
-                "Started",
-                format!("Started container {name}"),
-                "kubelet",
-            );
+            pulled();
+            emit(false, "Created", format!("Created container: {name}"));
+            emit(false, "Started", format!("Started container {name}"));
         }
         Run::CrashLoop { .. } => {
             let pod_id = format!(
@@ -150,60 +131,30 @@ pub(super) fn container_events(client: &Client, pod: &Pod, c: &ContainerRun) {
                 pod.namespace().unwrap_or_default(),
                 pod.uid().unwrap_or_default()
             );
-            events::emit(
-                client,
-                r(),
+            emit(
                 true,
                 "BackOff",
                 format!("Back-off restarting failed container {name} in pod {pod_id}"),
-                "kubelet",
             );
         }
         Run::ImagePull { .. } => {
-            events::emit(
-                client,
-                r(),
-                false,
-                "Pulling",
-                format!("Pulling image {image:?}"),
-                "kubelet",
-            );
-            events::emit(
-                client,
-                r(),
+            emit(false, "Pulling", format!("Pulling image {image:?}"));
+            emit(
                 true,
                 "Failed",
                 format!("Failed to pull image {image:?}: not found"),
-                "kubelet",
             );
-            events::emit(
-                client,
-                r(),
-                true,
-                "Failed",
-                "Error: ErrImagePull".into(),
-                "kubelet",
-            );
+            emit(true, "Failed", "Error: ErrImagePull".into());
         }
         Run::InvalidImage => {
-            events::emit(
-                client,
-                r(),
+            emit(
                 true,
                 "InspectFailed",
                 format!(
                     "Failed to apply default image tag {image:?}: couldn't parse image name {image:?}: invalid reference format"
                 ),
-                "kubelet",
             );
-            events::emit(
-                client,
-                r(),
-                true,
-                "Failed",
-                "Error: InvalidImageName".into(),
-                "kubelet",
-            );
+            emit(true, "Failed", "Error: InvalidImageName".into());
         }
     }
 }
