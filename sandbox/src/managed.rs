@@ -352,7 +352,10 @@ impl<'a> Types<'a> {
             return ListType::Atomic;
         };
         let parent = if n >= 2 { names[n - 2] } else { "" };
-        let in_container = matches!(parent, "containers" | "initContainers" | "ephemeralContainers");
+        let in_container = matches!(
+            parent,
+            "containers" | "initContainers" | "ephemeralContainers"
+        );
         // A PodSpec: a Pod's `spec`, or a pod template's (`...template.spec`).
         let pod_spec = parent == "spec"
             && ((plural == "pods" && n == 2) || (n >= 3 && names[n - 3] == "template"));
@@ -762,7 +765,10 @@ pub fn compare(old: &Value, new: &Value, types: &Types, scope: Scope) -> Changes
     let mut out = Changes::default();
     let mut at = types.walk();
     let empty = Map::new();
-    let (o, n) = (old.as_object().unwrap_or(&empty), new.as_object().unwrap_or(&empty));
+    let (o, n) = (
+        old.as_object().unwrap_or(&empty),
+        new.as_object().unwrap_or(&empty),
+    );
     let keys: std::collections::BTreeSet<&String> = o
         .keys()
         .chain(n.keys())
@@ -783,7 +789,14 @@ pub fn compare(old: &Value, new: &Value, types: &Types, scope: Scope) -> Changes
             let mut meta = Changes::default();
             for mk in mkeys {
                 at.push(mk);
-                compare_field(om.get(mk), nm.get(mk), &field_pe(mk), types, &mut at, &mut meta);
+                compare_field(
+                    om.get(mk),
+                    nm.get(mk),
+                    &field_pe(mk),
+                    types,
+                    &mut at,
+                    &mut meta,
+                );
                 at.pop();
             }
             if !meta.changed.is_empty() {
@@ -1051,13 +1064,20 @@ pub fn take_requested(obj: &mut Value) -> Requested {
 pub fn encode(obj: &mut Value, mut entries: Vec<Entry>) {
     entries.retain(|e| !e.fields.is_empty());
     entries.sort_by(|a, b| {
-        (&a.operation, &a.time, &a.manager, &a.api_version, &a.subresource).cmp(&(
-            &b.operation,
-            &b.time,
-            &b.manager,
-            &b.api_version,
-            &b.subresource,
-        ))
+        (
+            &a.operation,
+            &a.time,
+            &a.manager,
+            &a.api_version,
+            &a.subresource,
+        )
+            .cmp(&(
+                &b.operation,
+                &b.time,
+                &b.manager,
+                &b.api_version,
+                &b.subresource,
+            ))
     });
     let meta = crate::util::meta_mut(obj);
     if entries.is_empty() {

@@ -178,7 +178,15 @@ async fn pravegacluster_lifecycle_with_kubectl() {
     );
     let out = kubectl_ok(
         &sb,
-        &["-n", NS, "apply", "--server-side", "--force-conflicts", "-f", &sample()],
+        &[
+            "-n",
+            NS,
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "-f",
+            &sample(),
+        ],
     );
     assert!(out.contains("serverside-applied"), "{out}");
     let got = jsonpath(&sb, NS, &["pk", "example"], "{.spec.version}");

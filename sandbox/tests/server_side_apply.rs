@@ -42,18 +42,29 @@ fn managers(sb: &pravega_sandbox::Sandbox, what: &[&str]) -> String {
 async fn apply_conflicts_with_another_manager_until_forced() {
     let sb = pravega_sandbox::testing::sandbox().await;
     let out = kubectl_stdin_ok(&sb, &["apply", "--server-side", "-f", "-"], &deployment(2));
-    assert!(out.contains("deployment.apps/web serverside-applied"), "{out}");
+    assert!(
+        out.contains("deployment.apps/web serverside-applied"),
+        "{out}"
+    );
     assert_eq!(managers(&sb, &["deploy", "web"]), "kubectl/Apply");
 
     // Another manager changes the replicas.
     kubectl_ok(
         &sb,
         &[
-            "patch", "deploy", "web", "--type=merge", "--field-manager=other",
-            "-p", r#"{"spec":{"replicas":5}}"#,
+            "patch",
+            "deploy",
+            "web",
+            "--type=merge",
+            "--field-manager=other",
+            "-p",
+            r#"{"spec":{"replicas":5}}"#,
         ],
     );
-    assert_eq!(managers(&sb, &["deploy", "web"]), "kubectl/Apply other/Update");
+    assert_eq!(
+        managers(&sb, &["deploy", "web"]),
+        "kubectl/Apply other/Update"
+    );
 
     // Applying another value is a conflict, as kubectl prints it.
     let r = kubectl_stdin(&sb, &["apply", "--server-side", "-f", "-"], &deployment(3));
@@ -66,20 +77,43 @@ async fn apply_conflicts_with_another_manager_until_forced() {
         r.stderr
     );
     assert!(
-        r.stderr.contains("Please review the fields above--they currently have other managers")
+        r.stderr
+            .contains("Please review the fields above--they currently have other managers")
             && r.stderr.contains("--force-conflicts"),
         "{}",
         r.stderr
     );
-    assert_eq!(jsonpath(&sb, "default", &["deploy", "web"], "{.spec.replicas}"), "5");
+    assert_eq!(
+        jsonpath(&sb, "default", &["deploy", "web"], "{.spec.replicas}"),
+        "5"
+    );
 
     // The same value is no conflict: both own it.
     kubectl_stdin_ok(&sb, &["apply", "--server-side", "-f", "-"], &deployment(5));
-    let yaml = kubectl_ok(&sb, &["get", "deploy", "web", "-o", "yaml", "--show-managed-fields"]);
-    assert!(yaml.contains("manager: kubectl\n") && yaml.contains("operation: Apply"), "{yaml}");
-    assert!(yaml.contains("manager: other\n") && yaml.contains("operation: Update"), "{yaml}");
+    let yaml = kubectl_ok(
+        &sb,
+        &[
+            "get",
+            "deploy",
+            "web",
+            "-o",
+            "yaml",
+            "--show-managed-fields",
+        ],
+    );
+    assert!(
+        yaml.contains("manager: kubectl\n") && yaml.contains("operation: Apply"),
+        "{yaml}"
+    );
+    assert!(
+        yaml.contains("manager: other\n") && yaml.contains("operation: Update"),
+        "{yaml}"
+    );
     assert!(yaml.contains("fieldsType: FieldsV1"), "{yaml}");
-    assert!(yaml.contains(r#"k:{"containerPort":80,"protocol":"TCP"}"#), "{yaml}");
+    assert!(
+        yaml.contains(r#"k:{"containerPort":80,"protocol":"TCP"}"#),
+        "{yaml}"
+    );
     // kubectl hides them unless asked.
     let plain = kubectl_ok(&sb, &["get", "deploy", "web", "-o", "yaml"]);
     assert!(!plain.contains("managedFields"), "{plain}");
@@ -91,7 +125,10 @@ async fn apply_conflicts_with_another_manager_until_forced() {
         &deployment(3),
     );
     assert!(out.contains("serverside-applied"), "{out}");
-    assert_eq!(jsonpath(&sb, "default", &["deploy", "web"], "{.spec.replicas}"), "3");
+    assert_eq!(
+        jsonpath(&sb, "default", &["deploy", "web"], "{.spec.replicas}"),
+        "3"
+    );
     assert_eq!(managers(&sb, &["deploy", "web"]), "kubectl/Apply");
 }
 
@@ -103,24 +140,47 @@ async fn apply_removes_what_it_stopped_applying_unless_another_manager_owns_it()
             "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: s\n  namespace: default\n  labels: {{{labels}}}\ndata: {{{data}}}\n"
         )
     };
-    kubectl_stdin_ok(&sb, &["apply", "--server-side", "-f", "-"], &cm("a: '1', b: '2'", "x: '1', y: '2'"));
+    kubectl_stdin_ok(
+        &sb,
+        &["apply", "--server-side", "-f", "-"],
+        &cm("a: '1', b: '2'", "x: '1', y: '2'"),
+    );
     // A second applier applies label b with the same value: both own it.
     kubectl_stdin_ok(
         &sb,
-        &["apply", "--server-side", "--field-manager=second", "-f", "-"],
+        &[
+            "apply",
+            "--server-side",
+            "--field-manager=second",
+            "-f",
+            "-",
+        ],
         &cm("b: '2'", ""),
     );
     // The first stops applying label b and key y.
-    kubectl_stdin_ok(&sb, &["apply", "--server-side", "-f", "-"], &cm("a: '1'", "x: '1'"));
+    kubectl_stdin_ok(
+        &sb,
+        &["apply", "--server-side", "-f", "-"],
+        &cm("a: '1'", "x: '1'"),
+    );
     assert_eq!(
         jsonpath(&sb, "default", &["cm", "s"], "{.metadata.labels}"),
         r#"{"a":"1","b":"2"}"#
     );
-    assert_eq!(jsonpath(&sb, "default", &["cm", "s"], "{.data}"), r#"{"x":"1"}"#);
+    assert_eq!(
+        jsonpath(&sb, "default", &["cm", "s"], "{.data}"),
+        r#"{"x":"1"}"#
+    );
     // When the second stops too (it applies no labels and no data), label b goes.
     kubectl_stdin_ok(
         &sb,
-        &["apply", "--server-side", "--field-manager=second", "-f", "-"],
+        &[
+            "apply",
+            "--server-side",
+            "--field-manager=second",
+            "-f",
+            "-",
+        ],
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: s\n  namespace: default\n",
     );
     assert_eq!(
@@ -146,10 +206,18 @@ async fn a_missing_list_map_key_is_refused_with_the_servers_message() {
     let r = kubectl(&sb, &["get", "pod", "p"]);
     assert!(!r.ok, "nothing was created");
     // A port without `protocol` is keyed by its default, TCP.
-    let ok = pod.replace("  - image: nginx\n", "  - name: c\n    image: nginx\n    ports:\n    - containerPort: 80\n");
+    let ok = pod.replace(
+        "  - image: nginx\n",
+        "  - name: c\n    image: nginx\n    ports:\n    - containerPort: 80\n",
+    );
     kubectl_stdin_ok(&sb, &["apply", "--server-side", "-f", "-"], &ok);
     assert_eq!(
-        jsonpath(&sb, "default", &["pod", "p"], "{.spec.containers[0].ports[0].protocol}"),
+        jsonpath(
+            &sb,
+            "default",
+            &["pod", "p"],
+            "{.spec.containers[0].ports[0].protocol}"
+        ),
         "TCP"
     );
 }

@@ -565,9 +565,7 @@ impl Core {
                         fields: applied.clone(),
                     }];
                     managed::encode(&mut obj, entries);
-                    return self
-                        .create_with(info, ns, obj, opts, Fields::Apply)
-                        .await;
+                    return self.create_with(info, ns, obj, opts, Fields::Apply).await;
                 }
                 return Err(ApiError::not_found(&info.group, &info.plural, name));
             };
@@ -591,7 +589,8 @@ impl Core {
                     let applied = applied.clone().unwrap_or_default();
                     let (types, scope) = (types(info), scope(info, sub));
                     let mut entries = managed::decode(&current);
-                    let mine = |e: &managed::Entry| e.is(&manager, "Apply", subresource, &api_version);
+                    let mine =
+                        |e: &managed::Entry| e.is(&manager, "Apply", subresource, &api_version);
                     managed::merge(&mut target, &patch, &types, scope);
                     if let Some(last) = entries.iter().find(|e| mine(e)) {
                         let mut keep = applied.clone();

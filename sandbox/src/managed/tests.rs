@@ -64,7 +64,8 @@ fn custom_resources_use_the_schema_markers() {
         "tags": {"type": "array", "x-kubernetes-list-type": "set", "items": {"type": "string"}},
         "plain": {"type": "array", "items": {"type": "object"}}}}}});
     let types = Types::custom("things", Some(&schema));
-    let config = json!({"spec": {"items": [{"id": "a", "v": 1}], "tags": ["x"], "plain": [{"k": 1}]}});
+    let config =
+        json!({"spec": {"items": [{"id": "a", "v": 1}], "tags": ["x"], "plain": [{"k": 1}]}});
     let set = applied_set(&config, &types, Scope::Whole).unwrap();
     assert_eq!(
         set.to_fields_v1(),
@@ -170,7 +171,11 @@ fn apply_conflicts_with_other_owners_unless_forced() {
     let live = json!({"spec": {"replicas": 5, "paused": false}});
     let mut entries = vec![
         entry("ops", "Apply", json!({"f:spec": {"f:replicas": {}}})),
-        entry("kubectl-edit", "Update", json!({"f:spec": {"f:replicas": {}, "f:paused": {}}})),
+        entry(
+            "kubectl-edit",
+            "Update",
+            json!({"f:spec": {"f:replicas": {}, "f:paused": {}}}),
+        ),
     ];
     let config = json!({"spec": {"replicas": 3, "paused": false}});
     let applied = applied_set(&config, &types, Scope::Whole).unwrap();
@@ -212,7 +217,17 @@ fn apply_conflicts_with_other_owners_unless_forced() {
         json!({"reason": "FieldManagerConflict", "message": "conflict with \"kubectl-edit\" using apps/v1", "field": ".spec.replicas"})
     );
     // Forced: the applier takes `replicas`; `paused` (same value) is shared.
-    record_apply(&mut entries, &changes, applied, "mine", "apps/v1", "", true, "now").unwrap();
+    record_apply(
+        &mut entries,
+        &changes,
+        applied,
+        "mine",
+        "apps/v1",
+        "",
+        true,
+        "now",
+    )
+    .unwrap();
     encode(&mut next, entries);
     let got = decode(&next);
     let fields = |m: &str| {
@@ -221,7 +236,10 @@ fn apply_conflicts_with_other_owners_unless_forced() {
             .map(|e| e.fields.to_fields_v1())
     };
     assert_eq!(fields("ops"), None);
-    assert_eq!(fields("kubectl-edit"), Some(json!({"f:spec": {"f:paused": {}}})));
+    assert_eq!(
+        fields("kubectl-edit"),
+        Some(json!({"f:spec": {"f:paused": {}}}))
+    );
     assert_eq!(
         fields("mine"),
         Some(json!({"f:spec": {"f:paused": {}, "f:replicas": {}}}))
@@ -232,16 +250,33 @@ fn apply_conflicts_with_other_owners_unless_forced() {
 #[test]
 fn an_update_takes_the_fields_it_changes() {
     let types = deployments();
-    let mut entries = vec![entry("ops", "Apply", json!({"f:spec": {"f:replicas": {}, "f:paused": {}}}))];
+    let mut entries = vec![entry(
+        "ops",
+        "Apply",
+        json!({"f:spec": {"f:replicas": {}, "f:paused": {}}}),
+    )];
     let old = json!({"spec": {"replicas": 1, "paused": true}});
     let new = json!({"spec": {"replicas": 4}});
     let changes = compare(&old, &new, &types, Scope::Whole);
-    record_update(&mut entries, &changes, "kubectl-scale", "apps/v1", "scale", "t");
+    record_update(
+        &mut entries,
+        &changes,
+        "kubectl-scale",
+        "apps/v1",
+        "scale",
+        "t",
+    );
     encode(&mut json!({}), entries.clone());
     assert!(entries[0].fields.is_empty());
     assert_eq!(entries[1].subresource, "scale");
-    assert_eq!(entries[1].fields.to_fields_v1(), json!({"f:spec": {"f:replicas": {}}}));
-    assert_eq!(entries[1].describe(), "\"kubectl-scale\" with subresource \"scale\" using apps/v1");
+    assert_eq!(
+        entries[1].fields.to_fields_v1(),
+        json!({"f:spec": {"f:replicas": {}}})
+    );
+    assert_eq!(
+        entries[1].describe(),
+        "\"kubectl-scale\" with subresource \"scale\" using apps/v1"
+    );
 }
 
 #[test]
