@@ -219,8 +219,8 @@ fn item_pe(lt: &ListType, item: &Value) -> Option<String> {
     }
 }
 
-/// Where a walk is: the field names from the root (list items do not add one), the number of
-/// list items entered, and for custom resources the schema node.
+/// Where a walk is: the field names from the root (list items do not add one) and, for custom
+/// resources, the schema node of each level.
 pub struct Walk<'a> {
     names: Vec<String>,
     schemas: Vec<Option<&'a Value>>,
@@ -468,9 +468,8 @@ fn top_level_owned(scope: Scope, k: &str) -> bool {
     }
 }
 
-/// The entries of an object's top level that fields can be owned in, each with the children
-/// of `metadata` that can be.
-fn owned_top<'v>(obj: &'v Value, scope: Scope) -> impl Iterator<Item = (&'v String, &'v Value)> {
+/// The entries of an object's top level that fields can be owned in.
+fn owned_top(obj: &Value, scope: Scope) -> impl Iterator<Item = (&String, &Value)> {
     obj.as_object()
         .into_iter()
         .flatten()
@@ -705,41 +704,60 @@ fn prune_at(
     at: &mut Walk<'_>,
     top: bool,
 ) {
-    for (pe, lc) in &last.children {
+    let owned = |pe: &str, lc: &FieldSet| {
         let kc = keep.and_then(|k| k.children.get(pe));
         let named = pe.starts_with("f:");
-        let owned_before = lc.member || (named && !lc.children.is_empty());
-        let owned_now = kc.is_some_and(|k| k.member || (named && !k.children.is_empty()));
-        // The object's own top-level parts stay (only their contents can go).
-        let keep_node = top && matches!(pe.as_str(), "f:metadata" | "f:spec" | "f:status");
-        if let Some(name) = pe.strip_prefix("f:") {
-            let Value::Object(m) = obj else { continue };
-            if owned_before && !owned_now && !keep_node {
-                m.remove(name);
-            } else if !lc.children.is_empty()
-                && let Some(child) = m.get_mut(name)
-            {
-                at.push(name);
-                prune_at(child, lc, kc, types, at, false);
-                at.pop();
-            }
-        } else {
-            let lt = types.list_type(at);
-            let Value::Array(items) = obj else { continue };
-            let Some(i) = items
-                .iter()
-                .position(|item| item_pe(&lt, item).as_deref() == Some(pe.as_str()))
-            else {
-                continue;
-            };
-            if owned_before && !owned_now {
-                items.remove(i);
-            } else if !lc.children.is_empty() {
-                at.enter_item();
-                prune_at(&mut items[i], lc, kc, types, at, false);
-                at.leave_item();
+        let before = lc.member || (named && !lc.children.is_empty());
+        let now = kc.is_some_and(|k| k.member || (named && !k.children.is_empty()));
+        (before, now, kc)
+    };
+    match obj {
+        Value::Object(m) => {
+            for (pe, lc) in &last.children {
+                let Some(name) = pe.strip_prefix("f:") else {
+                    continue;
+                };
+                let (before, now, kc) = owned(pe, lc);
+                // The object's own top-level parts stay (only their contents can go).
+                let keep_node = top && matches!(name, "metadata" | "spec" | "status");
+                if before && !now && !keep_node {
+                    m.remove(name);
+                } else if !lc.children.is_empty()
+                    && let Some(child) = m.get_mut(name)
+                {
+                    at.push(name);
+                    prune_at(child, lc, kc, types, at, false);
+                    at.pop();
+                }
             }
         }
+        Value::Array(items) => {
+            let lt = types.list_type(at);
+            if lt == ListType::Atomic {
+                return;
+            }
+            let mut remove = Vec::new();
+            at.enter_item();
+            for (i, item) in items.iter_mut().enumerate() {
+                let Some(pe) = item_pe(&lt, item) else {
+                    continue;
+                };
+                let Some(lc) = last.children.get(&pe) else {
+                    continue;
+                };
+                let (before, now, kc) = owned(&pe, lc);
+                if before && !now {
+                    remove.push(i);
+                } else if !lc.children.is_empty() {
+                    prune_at(item, lc, kc, types, at, false);
+                }
+            }
+            at.leave_item();
+            for i in remove.into_iter().rev() {
+                items.remove(i);
+            }
+        }
+        _ => {}
     }
 }
 
@@ -1092,7 +1110,7 @@ pub fn encode(obj: &mut Value, mut entries: Vec<Entry>) {
 
 /// Records a non-apply write (create, update, patch) by `manager`: it owns what it changed,
 /// which no other manager owns any longer; what it removed nobody owns
-/// (structured-merge-diff `merge.Updater.Update`). Returns whether anything changed.
+/// (structured-merge-diff `merge.Updater.Update`).
 pub fn record_update(
     entries: &mut Vec<Entry>,
     changes: &Changes,
