@@ -40,6 +40,7 @@ pub mod demo;
 mod discovery;
 mod error;
 pub mod fault;
+mod managed;
 mod metrics;
 mod openapi;
 mod patch;

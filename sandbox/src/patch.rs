@@ -142,43 +142,6 @@ pub fn strategic_merge(target: &mut Value, patch: &Value) {
     }
 }
 
-/// Server-side apply's removal rule: fields (and keyed list items) that a manager applied
-/// before (`old`) but no longer applies (`new`) are removed from the live object.
-pub fn remove_unapplied(live: &mut Value, old: &Value, new: &Value) {
-    match (live, old, new) {
-        (Value::Object(l), Value::Object(o), Value::Object(n)) => {
-            for (k, ov) in o {
-                match n.get(k) {
-                    None => {
-                        l.remove(k);
-                    }
-                    Some(nv) => {
-                        if let Some(lv) = l.get_mut(k) {
-                            remove_unapplied(lv, ov, nv);
-                        }
-                    }
-                }
-            }
-        }
-        (Value::Array(l), Value::Array(o), Value::Array(n)) => {
-            if let Some(key) = merge_key(o, n) {
-                for oi in o {
-                    let id = oi.get(key);
-                    match n.iter().find(|ni| ni.get(key) == id) {
-                        None => l.retain(|li| li.get(key) != id),
-                        Some(ni) => {
-                            if let Some(li) = l.iter_mut().find(|li| li.get(key) == id) {
-                                remove_unapplied(li, oi, ni);
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        _ => {}
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -223,21 +186,6 @@ mod tests {
                 &json!([{"op": "replace", "path": "/spec/nope/x", "value": 1}])
             )
             .is_err()
-        );
-    }
-
-    #[test]
-    fn apply_removes_what_a_manager_stopped_applying() {
-        let mut live = json!({"metadata": {"labels": {"a": "1", "b": "2", "other": "x"}},
-            "spec": {"containers": [{"name": "a", "image": "x", "env": [{"name": "E", "value": "1"}]}, {"name": "b", "image": "y"}]}});
-        let old = json!({"metadata": {"labels": {"a": "1", "b": "2"}},
-            "spec": {"containers": [{"name": "a", "image": "x", "env": [{"name": "E", "value": "1"}]}, {"name": "b", "image": "y"}]}});
-        let new = json!({"metadata": {"labels": {"a": "1"}}, "spec": {"containers": [{"name": "a", "image": "x"}]}});
-        remove_unapplied(&mut live, &old, &new);
-        assert_eq!(live["metadata"]["labels"], json!({"a": "1", "other": "x"}));
-        assert_eq!(
-            live["spec"]["containers"],
-            json!([{"name": "a", "image": "x"}])
         );
     }
 

@@ -73,9 +73,6 @@ pub struct State {
     pub compacted_rv: u64,
     /// Served resources.
     pub registry: Registry,
-    /// The configuration each field manager last applied (server-side apply), by
-    /// (object uid, manager).
-    pub applied: std::collections::HashMap<(String, String), Value>,
 }
 
 /// The outcome of asking for changes after a resourceVersion.
@@ -97,7 +94,6 @@ impl State {
             history_limit: history_limit.max(1),
             compacted_rv: 0,
             registry: Registry::default(),
-            applied: std::collections::HashMap::new(),
         }
     }
 
@@ -148,13 +144,6 @@ impl State {
     /// Removes an object; the DELETED event carries a new resourceVersion.
     pub fn remove(&mut self, key: &ObjKey) -> Option<Arc<Value>> {
         let old = self.objects.remove(key)?;
-        if let Some(uid) = old
-            .get("metadata")
-            .and_then(|m| m.get("uid"))
-            .and_then(Value::as_str)
-        {
-            self.applied.retain(|(u, _), _| u != uid);
-        }
         let mut obj = (*old).clone();
         self.stamp(&mut obj);
         let obj = Arc::new(obj);

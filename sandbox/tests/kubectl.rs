@@ -167,7 +167,27 @@ async fn pravegacluster_lifecycle_with_kubectl() {
     );
     let got = jsonpath(&sb, NS, &["pk", "example"], "{.spec.version}");
     assert_eq!(got, "0.5.1");
-    let out = kubectl_ok(&sb, &["-n", NS, "apply", "--server-side", "-f", &sample()]);
+    // kubectl edit owns the version now: applying another one is a conflict until forced.
+    let r = kubectl(&sb, &["-n", NS, "apply", "--server-side", "-f", &sample()]);
+    assert!(
+        r.stderr.contains(
+            r#"Apply failed with 1 conflict: conflict with "kubectl-edit" using pravega.pravega.io/v1beta1: .spec.version"#
+        ),
+        "{}",
+        r.stderr
+    );
+    let out = kubectl_ok(
+        &sb,
+        &[
+            "-n",
+            NS,
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "-f",
+            &sample(),
+        ],
+    );
     assert!(out.contains("serverside-applied"), "{out}");
     let got = jsonpath(&sb, NS, &["pk", "example"], "{.spec.version}");
     assert_eq!(got, "0.4.0");

@@ -45,6 +45,24 @@ pub struct WriteOpts {
     pub validation: FieldValidation,
     /// `fieldManager`.
     pub field_manager: Option<String>,
+    /// `force` (server-side apply takes the fields other managers own).
+    pub force: bool,
+    /// The client's `User-Agent`: names the field manager of a write without `fieldManager`.
+    pub user_agent: String,
+    /// The subresource a write came through when it is not the one written (`scale`), for
+    /// its `managedFields` entry.
+    pub subresource: Option<String>,
+}
+
+impl WriteOpts {
+    /// The field manager of a write other than an apply: `fieldManager`, else the
+    /// User-Agent's product.
+    pub fn manager(&self) -> String {
+        match self.field_manager.as_deref() {
+            Some(m) if !m.is_empty() => m.to_string(),
+            _ => crate::managed::manager_from_user_agent(&self.user_agent),
+        }
+    }
 }
 
 impl Default for WriteOpts {
@@ -53,6 +71,9 @@ impl Default for WriteOpts {
             dry_run: false,
             validation: FieldValidation::Warn,
             field_manager: None,
+            force: false,
+            user_agent: String::new(),
+            subresource: None,
         }
     }
 }

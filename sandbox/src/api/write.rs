@@ -5,6 +5,7 @@ use super::{Core, Outcome, PendingWrite, Stored, WriteOpts, key};
 use crate::admission::{AdmissionRequest, Operation};
 use crate::convert::{to_external, to_internal, to_storage};
 use crate::error::ApiError;
+use crate::managed::{self, Requested, Scope, Types};
 use crate::resources::{ResourceInfo, crd_resources};
 use crate::store::{ObjKey, State};
 use crate::util::{meta_mut, meta_str, now_rfc3339};
@@ -29,9 +30,59 @@ fn without_rv(v: &Value) -> Value {
     let mut v = v.clone();
     if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
         m.remove("resourceVersion");
-        m.remove("managedFields");
     }
     v
+}
+
+/// How a write's `managedFields` are computed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Fields {
+    /// A create, update or patch: its manager owns what it changed.
+    Update,
+    /// A server-side apply: the object carries the entries the apply computed.
+    Apply,
+}
+
+/// The list and map types of `info`'s schema.
+fn types(info: &ResourceInfo) -> Types<'_> {
+    match &info.custom {
+        Some(c) => Types::custom(&info.plural, c.schema.as_ref()),
+        None => Types::builtin(&info.plural),
+    }
+}
+
+/// Which fields a write through `sub` can own.
+fn scope(info: &ResourceInfo, sub: Option<&str>) -> Scope {
+    match sub {
+        Some("status") => Scope::StatusOnly,
+        _ if info.status => Scope::WithoutStatus,
+        _ => Scope::Whole,
+    }
+}
+
+/// An applied configuration the API server cannot type (k8s.io/apiserver v0.32
+/// `managedfields/internal/structuredmerge.go` `Apply`: a plain error, so `500` with no
+/// reason; the messages are structured-merge-diff's `ValidationErrors.Error`).
+fn typed_patch_error(info: &ResourceInfo, patch: &Value, errors: &[String]) -> ApiError {
+    let detail = if let [one] = errors {
+        one.clone()
+    } else {
+        let mut lines = vec!["errors:".to_string()];
+        lines.extend(errors.iter().map(|e| format!("  {e}")));
+        lines.join("\n")
+    };
+    ApiError::custom(
+        500,
+        "",
+        format!(
+            "failed to create typed patch object ({}/{}; {}/{}, Kind={}): {detail}",
+            meta_str(patch, "namespace").unwrap_or_default(),
+            meta_str(patch, "name").unwrap_or_default(),
+            info.group,
+            info.version,
+            info.kind
+        ),
+    )
 }
 
 impl Core {
@@ -43,7 +94,19 @@ impl Core {
         body: Value,
         opts: &WriteOpts,
     ) -> Result<Outcome, ApiError> {
+        self.create_with(info, ns, body, opts, Fields::Update).await
+    }
+
+    async fn create_with(
+        self: &Arc<Self>,
+        info: &ResourceInfo,
+        ns: &str,
+        body: Value,
+        opts: &WriteOpts,
+        fields: Fields,
+    ) -> Result<Outcome, ApiError> {
         let mut obj = to_internal(info, body);
+        let requested = managed::take_requested(&mut obj);
         let external_info = info;
         let info = &self.internal_info(info);
         Self::check_identity(info, ns, &mut obj)?;
@@ -104,7 +167,6 @@ impl Core {
         for k in [
             "deletionTimestamp",
             "deletionGracePeriodSeconds",
-            "managedFields",
             "resourceVersion",
         ] {
             meta.remove(k);
@@ -124,6 +186,28 @@ impl Core {
         }
         let mut warnings = Vec::new();
         self.prepare(info, &mut obj, None, opts, &mut warnings)?;
+        let entries = match (requested, fields) {
+            (Requested::Reset, _) => Vec::new(),
+            (Requested::Replace(entries), Fields::Apply) => entries,
+            (Requested::Keep, Fields::Apply) => Vec::new(),
+            (requested, Fields::Update) => {
+                let mut entries = match requested {
+                    Requested::Replace(entries) => entries,
+                    _ => Vec::new(),
+                };
+                let changes = managed::compare(&json!({}), &obj, &types(info), scope(info, None));
+                managed::record_update(
+                    &mut entries,
+                    &changes,
+                    &opts.manager(),
+                    &external_info.api_version(),
+                    "",
+                    &now_rfc3339(),
+                );
+                entries
+            }
+        };
+        managed::encode(&mut obj, entries);
         let obj = to_storage(info, obj);
         let k = key(info, ns, &name);
         {
@@ -247,7 +331,6 @@ impl Core {
                 }
             }
         }
-        meta.remove("managedFields");
         if info.has_generation() && spec_part(old, info.status) != spec_part(&next, info.status) {
             let g = old_meta
                 .get("generation")
@@ -270,9 +353,25 @@ impl Core {
         body: Value,
         opts: &WriteOpts,
     ) -> Result<Outcome, ApiError> {
+        self.update_with(info, ns, name, sub, body, opts, Fields::Update)
+            .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn update_with(
+        self: &Arc<Self>,
+        info: &ResourceInfo,
+        ns: &str,
+        name: &str,
+        sub: Option<&str>,
+        body: Value,
+        opts: &WriteOpts,
+        fields: Fields,
+    ) -> Result<Outcome, ApiError> {
         let external_info = info;
         let info = &self.internal_info(info);
         let mut obj = to_internal(external_info, body);
+        let requested = managed::take_requested(&mut obj);
         Self::check_identity(info, ns, &mut obj)?;
         let body_name = meta_str(&obj, "name").unwrap_or_default().to_string();
         if body_name != name {
@@ -300,7 +399,31 @@ impl Core {
         let mut next = Self::merge_update(info, &old, obj, sub);
         let mut warnings = Vec::new();
         self.prepare(info, &mut next, Some(&old), opts, &mut warnings)?;
-        let next = to_storage(info, next);
+        let mut next = to_storage(info, next);
+        let entries = match (requested, fields) {
+            (Requested::Reset, _) => Vec::new(),
+            (Requested::Replace(entries), Fields::Apply) => entries,
+            (Requested::Keep, Fields::Apply) => Vec::new(),
+            (requested, Fields::Update) => {
+                // The entries a client sends replace the stored ones, except through a
+                // subresource (k8s.io/apiserver v0.32 managedfields/internal/fieldmanager.go).
+                let mut entries = match requested {
+                    Requested::Replace(entries) if sub.is_none() => entries,
+                    _ => managed::decode(&old),
+                };
+                let changes = managed::compare(&old, &next, &types(info), scope(info, sub));
+                managed::record_update(
+                    &mut entries,
+                    &changes,
+                    &opts.manager(),
+                    &external_info.api_version(),
+                    opts.subresource.as_deref().or(sub).unwrap_or_default(),
+                    &now_rfc3339(),
+                );
+                entries
+            }
+        };
+        managed::encode(&mut next, entries);
         if without_rv(&next) == without_rv(&old) {
             return Ok(Outcome {
                 code: 200,
@@ -383,11 +506,42 @@ impl Core {
             serde_json::from_slice(body)
                 .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?
         };
-        let manager_key = format!(
-            "{}{}",
-            opts.field_manager.as_deref().unwrap_or_default(),
-            sub.map(|s| format!("/{s}")).unwrap_or_default()
-        );
+        let manager = opts.field_manager.clone().unwrap_or_default();
+        let subresource = sub.unwrap_or_default();
+        let api_version = info.api_version();
+        if apply {
+            // k8s.io/apiserver v0.32 managedfields/internal/structuredmerge.go `Apply`.
+            let patch_version = patch
+                .get("apiVersion")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            if patch_version != api_version {
+                return Err(ApiError::bad_request(format!(
+                    "Incorrect version specified in apply patch. Specified patch version: {patch_version}, expected: {api_version}"
+                )));
+            }
+            if patch.get("kind").and_then(Value::as_str) != Some(info.kind.as_str()) {
+                return Err(ApiError::bad_request(format!(
+                    "apiVersion and kind of the applied configuration must be {} and {}",
+                    api_version, info.kind
+                )));
+            }
+            if patch
+                .get("metadata")
+                .and_then(|m| m.get("managedFields"))
+                .is_some_and(|m| !m.is_null())
+            {
+                return Err(ApiError::bad_request("metadata.managedFields must be nil"));
+            }
+        }
+        let applied = if apply {
+            Some(
+                managed::applied_set(&patch, &types(info), scope(info, sub))
+                    .map_err(|errors| typed_patch_error(info, &patch, &errors))?,
+            )
+        } else {
+            None
+        };
         // Resolved before taking the state lock: `internal_info` takes it too.
         let internal = self.internal_info(info);
         for attempt in 0..5 {
@@ -396,17 +550,22 @@ impl Core {
                 st.objects.get(&key(&internal, ns, name)).cloned()
             };
             let Some(current) = current else {
-                if apply {
+                if let Some(applied) = &applied {
                     let mut obj = patch.clone();
                     if sub.is_some() {
                         return Err(ApiError::not_found(&info.group, &info.plural, name));
                     }
                     meta_mut(&mut obj).insert("name".into(), json!(name));
-                    let out = self.create(info, ns, obj, opts).await?;
-                    if !opts.dry_run {
-                        self.remember_applied(&out.object, &manager_key, &patch);
-                    }
-                    return Ok(out);
+                    let entries = vec![managed::Entry {
+                        manager: manager.clone(),
+                        operation: "Apply".into(),
+                        api_version: api_version.clone(),
+                        time: Some(now_rfc3339()),
+                        subresource: String::new(),
+                        fields: applied.clone(),
+                    }];
+                    managed::encode(&mut obj, entries);
+                    return self.create_with(info, ns, obj, opts, Fields::Apply).await;
                 }
                 return Err(ApiError::not_found(&info.group, &info.plural, name));
             };
@@ -427,30 +586,38 @@ impl Core {
                     crate::patch::strategic_merge(&mut target, &patch)
                 }
                 _ if apply => {
-                    if patch.get("apiVersion").and_then(Value::as_str)
-                        != Some(info.api_version().as_str())
-                        || patch.get("kind").and_then(Value::as_str) != Some(info.kind.as_str())
-                    {
-                        return Err(ApiError::bad_request(format!(
-                            "apiVersion and kind of the applied configuration must be {} and {}",
-                            info.api_version(),
-                            info.kind
-                        )));
+                    let applied = applied.clone().unwrap_or_default();
+                    let (types, scope) = (types(info), scope(info, sub));
+                    let mut entries = managed::decode(&current);
+                    let mine =
+                        |e: &managed::Entry| e.is(&manager, "Apply", subresource, &api_version);
+                    managed::merge(&mut target, &patch, &types, scope);
+                    if let Some(last) = entries.iter().find(|e| mine(e)) {
+                        let mut keep = applied.clone();
+                        for e in entries.iter().filter(|e| !mine(e)) {
+                            keep.union(&e.fields);
+                        }
+                        managed::prune(&mut target, &last.fields, &keep, &types);
                     }
-                    let uid = meta_str(&current, "uid").unwrap_or_default().to_string();
-                    let previous = self
-                        .lock()
-                        .applied
-                        .get(&(uid, manager_key.clone()))
-                        .cloned();
-                    if let Some(previous) = previous {
-                        crate::patch::remove_unapplied(&mut target, &previous, &patch);
-                    }
-                    if info.custom.is_some() {
-                        crate::patch::merge_patch(&mut target, &patch)
+                    // Events read through another API differ in shape from the stored form.
+                    let before = if info.custom.is_none() && info.plural == "events" {
+                        std::borrow::Cow::Owned(to_external(info, &current))
                     } else {
-                        crate::patch::strategic_merge(&mut target, &patch)
-                    }
+                        std::borrow::Cow::Borrowed(&*current)
+                    };
+                    let changes = managed::compare(&before, &target, &types, scope);
+                    managed::record_apply(
+                        &mut entries,
+                        &changes,
+                        applied,
+                        &manager,
+                        &api_version,
+                        subresource,
+                        opts.force,
+                        &now_rfc3339(),
+                    )
+                    .map_err(|c| managed::conflict_error(&c))?;
+                    managed::encode(&mut target, entries);
                 }
                 other => {
                     return Err(ApiError::unsupported_media(format!(
@@ -467,27 +634,17 @@ impl Core {
                 meta_mut(&mut target).insert("resourceVersion".into(), json!(cur_rv));
             }
             let explicit = patched_rv != cur_rv && !patched_rv.is_empty();
-            match self.update(info, ns, name, sub, target, opts).await {
+            let fields = if apply { Fields::Apply } else { Fields::Update };
+            match self
+                .update_with(info, ns, name, sub, target, opts, fields)
+                .await
+            {
                 Err(e) if e.code == 409 && e.reason == "Conflict" && !explicit && attempt < 4 => {
                     continue;
-                }
-                Ok(out) => {
-                    if apply && !opts.dry_run {
-                        self.remember_applied(&out.object, &manager_key, &patch);
-                    }
-                    return Ok(out);
                 }
                 other => return other,
             }
         }
         Err(ApiError::stale(&info.group, &info.plural, name))
-    }
-
-    fn remember_applied(&self, obj: &Value, manager: &str, applied: &Value) {
-        if let Some(uid) = meta_str(obj, "uid") {
-            self.lock()
-                .applied
-                .insert((uid.to_string(), manager.to_string()), applied.clone());
-        }
     }
 }

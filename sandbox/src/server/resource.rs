@@ -18,7 +18,10 @@ use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::Arc;
 
-pub(super) fn write_opts(q: &HashMap<String, String>) -> Result<WriteOpts, ApiError> {
+pub(super) fn write_opts<B>(
+    q: &HashMap<String, String>,
+    req: &Request<B>,
+) -> Result<WriteOpts, ApiError> {
     let dry_run = match q.get("dryRun").map(String::as_str) {
         None | Some("") => false,
         Some("All") => true,
@@ -42,6 +45,14 @@ pub(super) fn write_opts(q: &HashMap<String, String>) -> Result<WriteOpts, ApiEr
         dry_run,
         validation,
         field_manager: q.get("fieldManager").cloned(),
+        force: q.get("force").is_some_and(|f| f == "true"),
+        user_agent: req
+            .headers()
+            .get(http::header::USER_AGENT)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or_default()
+            .to_string(),
+        subresource: None,
     })
 }
 
@@ -167,7 +178,7 @@ pub(super) async fn resource_request(
             }
         }
         (Method::POST, None) => {
-            let opts = match write_opts(&q) {
+            let opts = match write_opts(&q, &req) {
                 Ok(o) => o,
                 Err(e) => return error_response(&e),
             };
@@ -197,7 +208,7 @@ pub(super) async fn resource_request(
             )
         }
         (Method::PUT, Some(name)) => {
-            let opts = match write_opts(&q) {
+            let opts = match write_opts(&q, &req) {
                 Ok(o) => o,
                 Err(e) => return error_response(&e),
             };
@@ -217,7 +228,7 @@ pub(super) async fn resource_request(
             )
         }
         (Method::PATCH, Some(name)) => {
-            let opts = match write_opts(&q) {
+            let opts = match write_opts(&q, &req) {
                 Ok(o) => o,
                 Err(e) => return error_response(&e),
             };
@@ -338,8 +349,11 @@ pub(super) async fn scale_request(
             "the server does not allow this method on the requested resource ({method})"
         )));
     }
-    let opts = match write_opts(&q) {
-        Ok(o) => o,
+    let opts = match write_opts(&q, &req) {
+        Ok(mut o) => {
+            o.subresource = Some("scale".into());
+            o
+        }
         Err(e) => return error_response(&e),
     };
     let body = match read_body(req).await {
