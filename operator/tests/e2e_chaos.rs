@@ -12,21 +12,14 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use pravega_sandbox::sim::FailureMode;
-use pravega_sandbox::{FaultOptions, SandboxOptions};
-use support::{Env, OPERATOR, Operator, col, eventually, workspace_file};
+use support::{Env, OPERATOR, Operator, env_with_faults, wait_error, wait_settled, workspace_file};
 use support_upgrade::PodMonitor;
 
 const WAIT: Duration = Duration::from_secs(120);
 const KILLS: usize = 5;
 
 async fn wait_row(env: &Env, version: &str, desired: &str) {
-    let what = format!("example at {version} (desired '{desired}'), 7/7");
-    env.wait_row("example", &what, WAIT, |row| {
-        col(row, "VERSION") == version
-            && col(row, "DESIRED VERSION") == desired
-            && col(row, "READY MEMBERS") == "7"
-    })
-    .await;
+    wait_settled(env, version, desired, WAIT).await;
 }
 
 async fn set_version(env: &Env, version: &str) {
@@ -43,16 +36,7 @@ async fn set_version(env: &Env, version: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_upgrade_through_api_faults_and_operator_kills_completes_safely_and_rolls_back() {
-    let env = Env::start_with(SandboxOptions {
-        faults: FaultOptions {
-            error_rate: 0.1,
-            latency: Duration::from_millis(20),
-            watch_drop: Some(Duration::from_secs(3)),
-            seed: Some(0x00c0_ffee),
-        },
-        ..SandboxOptions::default()
-    })
-    .await;
+    let env = env_with_faults(0x00c0_ffee).await;
     let pods = PodMonitor::start(env.client.clone(), "default", "example");
     let mut op = Operator::start(OPERATOR, env.kubeconfig(), &[]).await;
     let mut logs = Vec::new();
@@ -115,20 +99,7 @@ async fn an_upgrade_through_api_faults_and_operator_kills_completes_safely_and_r
         FailureMode::CrashLoop,
     );
     set_version(&env, "0.6.0").await;
-    eventually("UpgradeFailed", WAIT, || async {
-        let c = env
-            .kubectl(&[
-                "get",
-                "pravegacluster",
-                "example",
-                "-o",
-                r#"jsonpath={.status.conditions[?(@.type=="Error")].reason}"#,
-            ])
-            .await
-            .stdout;
-        if c == "UpgradeFailed" { Ok(()) } else { Err(c) }
-    })
-    .await;
+    wait_error(&env, "example", "True UpgradeFailed", WAIT).await;
     set_version(&env, "0.5.0").await;
     wait_row(&env, "0.5.0", "").await;
     let history = env

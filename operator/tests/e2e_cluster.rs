@@ -5,9 +5,6 @@ mod support;
 
 use std::time::Duration;
 
-use k8s_openapi::api::events::v1::Event;
-use kube::Api;
-use kube::api::ListParams;
 use support::*;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -28,15 +25,6 @@ async fn wait_members(env: &Env, version: &str, desired: &str, ready: &str) {
         }
     })
     .await;
-}
-
-/// `status reason message` of the cluster's Error condition.
-async fn error_condition(env: &Env, cluster: &str) -> String {
-    env.jsonpath(
-        &["pravegacluster", cluster],
-        r#"{range .status.conditions[?(@.type=="Error")]}{.status} {.reason} {.message}{end}"#,
-    )
-    .await
 }
 
 /// The resourceVersions of the cluster and everything it owns.
@@ -150,16 +138,7 @@ async fn sample_cluster_comes_up_scales_and_costs_nothing_when_converged() {
     );
 
     // Events a person reads in `kubectl describe`.
-    let events: Api<Event> = Api::namespaced(env.client.clone(), "default");
-    let created: Vec<String> = events
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .filter(|e| e.reason.as_deref() == Some("Created"))
-        .filter_map(|e| e.note)
-        .collect();
+    let created = event_notes(&env, "Created").await;
     assert!(
         created
             .iter()
@@ -264,15 +243,7 @@ async fn sample_cluster_comes_up_scales_and_costs_nothing_when_converged() {
     .await;
     env.kubectl_ok(&["get", "pvc", "cache-example-pravega-segmentstore-3"])
         .await;
-    let scaled: Vec<String> = events
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .filter(|e| e.reason.as_deref() == Some("Scaled"))
-        .filter_map(|e| e.note)
-        .collect();
+    let scaled = event_notes(&env, "Scaled").await;
     assert!(
         scaled.iter().any(|n| n.contains("from 4 to 3")),
         "{scaled:?}"
@@ -302,17 +273,7 @@ spec:
 "#,
     )
     .await;
-    let condition = eventually("the InvalidSpec condition", WAIT, || async {
-        let out = env
-            .jsonpath(&["pravegacluster", "broken"], r#"{range .status.conditions[?(@.type=="Error")]}{.status} {.reason} {.message}{end}"#)
-            .await;
-        if out.starts_with("True InvalidSpec") {
-            Ok(out)
-        } else {
-            Err(out)
-        }
-    })
-    .await;
+    let condition = wait_error(&env, "broken", "True InvalidSpec", WAIT).await;
     assert!(condition.contains("latest"), "{condition}");
     let workloads = env
         .kubectl_ok(&[
@@ -329,17 +290,11 @@ spec:
         "",
         "nothing may be created for an invalid spec"
     );
-    let events: Api<Event> = Api::namespaced(env.client.clone(), "default");
-    let warned = events
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .any(|e| {
-            e.reason.as_deref() == Some("InvalidSpec") && e.type_.as_deref() == Some("Warning")
-        });
-    assert!(warned, "a Warning Event InvalidSpec is published");
+    let warnings = warning_reasons(&env).await;
+    assert!(
+        warnings.iter().any(|r| r == "InvalidSpec"),
+        "a Warning Event InvalidSpec is published: {warnings:?}"
+    );
 
     // Fixing the spec clears the error and builds the cluster.
     env.kubectl_ok(&[
@@ -355,13 +310,8 @@ spec:
         col(row, "VERSION") == "0.4.0" && col(row, "READY MEMBERS") == "5"
     })
     .await;
-    let error = env
-        .jsonpath(
-            &["pravegacluster", "broken"],
-            r#"{range .status.conditions[?(@.type=="Error")]}{.status}{end}"#,
-        )
-        .await;
-    assert_eq!(error, "False");
+    let error = error_condition(&env, "broken").await;
+    assert!(error.starts_with("False"), "{error}");
     assert_eq!(op.terminate().await, Some(0));
     env.shutdown().await;
 }
@@ -374,28 +324,16 @@ async fn an_api_error_surfaces_as_reconcile_failed_and_is_retried_until_it_clear
         .await;
     let op = Operator::start(OPERATOR, env.kubeconfig(), &[]).await;
     env.apply_file("deploy/sample/pravegacluster.yaml").await;
-    let failed = eventually("ReconcileFailed", WAIT, || async {
-        let c = error_condition(&env, "example").await;
-        if c.starts_with("True ReconcileFailed") {
-            Ok(c)
-        } else {
-            Err(c)
-        }
-    })
-    .await;
+    let failed = wait_error(&env, "example", "True ReconcileFailed", WAIT).await;
     assert!(
         failed.contains("StatefulSet default/example-bookie"),
         "{failed}"
     );
-    let events: Api<Event> = Api::namespaced(env.client.clone(), "default");
-    let warned = events
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .any(|e| e.reason.as_deref() == Some("ReconcileFailed"));
-    assert!(warned, "a Warning Event ReconcileFailed is published");
+    let warnings = warning_reasons(&env).await;
+    assert!(
+        warnings.iter().any(|r| r == "ReconcileFailed"),
+        "a Warning Event ReconcileFailed is published: {warnings:?}"
+    );
     let (_, metrics) = op.get("/metrics").await;
     assert!(
         metrics.contains("pravega_operator_reconcile_failures_total{kind=\"Invalid\"}"),

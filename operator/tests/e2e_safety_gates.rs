@@ -209,13 +209,7 @@ async fn a_canary_holds_after_one_pod_then_an_unreachable_check_fails_the_upgrad
     )
     .await;
     wait_blocker(&env, "SafetyCheckUnreachable").await;
-    let error = eventually("UpgradeFailed", WAIT, || async {
-        let c = env
-            .jsonpath(&["pravegacluster", "example"], r#"{.status.conditions[?(@.type=="Error")].reason}: {.status.conditions[?(@.type=="Error")].message}"#)
-            .await;
-        if c.starts_with("UpgradeFailed:") { Ok(c) } else { Err(c) }
-    })
-    .await;
+    let error = wait_error(&env, "example", "True UpgradeFailed", WAIT).await;
     assert!(
         error.contains("failed to sync bookkeeper version. no progress for 10s; safety check NoUnderReplicatedLedgers cannot be run: the bookie admin API of pod example-bookie-"),
         "{error}"
@@ -233,20 +227,14 @@ async fn a_canary_holds_after_one_pod_then_an_unreachable_check_fails_the_upgrad
 async fn a_replacement_that_crashes_within_its_soak_time_fails_the_upgrade() {
     let (env, op) = start("0.4.0", "{timeout: 1m, podStabilization: 2s}").await;
     set_version(&env, "0.5.0").await;
-    eventually("bookie-0 at 0.5.0 and Ready", WAIT, || async {
-        // The pod may be between its deletion and its replacement: not found is not yet.
-        let ready = env
-            .kubectl(&[
-                "get",
-                "pod",
-                "example-bookie-0",
-                "-o",
-                r#"jsonpath={.metadata.labels.pravega\.pravega\.io/version} {.status.conditions[?(@.type=="Ready")].status}"#,
-            ])
-            .await
-            .stdout;
-        if ready == "0.5.0 True" { Ok(()) } else { Err(ready) }
-    })
+    // The pod may be between its deletion and its replacement: not found is not yet.
+    env.wait_jsonpath(
+        "bookie-0 at 0.5.0 and Ready",
+        WAIT,
+        &["pod", "example-bookie-0"],
+        r#"{.metadata.labels.pravega\.pravega\.io/version} {.status.conditions[?(@.type=="Ready")].status}"#,
+        |ready| ready == "0.5.0 True",
+    )
     .await;
     // It soaks: bookie-1 waits.
     let b = wait_blocker(&env, "Soaking").await;
@@ -262,13 +250,7 @@ async fn a_replacement_that_crashes_within_its_soak_time_fails_the_upgrade() {
     );
     tokio::time::sleep(Duration::from_millis(300)).await;
     sim.clear_failures();
-    let error = eventually("UpgradeFailed", WAIT, || async {
-        let c = env
-            .jsonpath(&["pravegacluster", "example"], r#"{.status.conditions[?(@.type=="Error")].reason}: {.status.conditions[?(@.type=="Error")].message}"#)
-            .await;
-        if c.starts_with("UpgradeFailed:") { Ok(c) } else { Err(c) }
-    })
-    .await;
+    let error = wait_error(&env, "example", "True UpgradeFailed", WAIT).await;
     assert!(
         error.contains("failed to sync bookkeeper version. pod example-bookie-0"),
         "{error}"

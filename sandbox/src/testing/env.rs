@@ -164,6 +164,32 @@ impl Env {
         self.kubectl_ok(&all).await
     }
 
+    /// Polls `kubectl get ARGS -o jsonpath=PATH` until `done` accepts what it prints, and returns
+    /// that; a failed kubectl counts as not yet (e.g. a pod between its deletion and its
+    /// replacement, or an injected fault).
+    pub async fn wait_jsonpath(
+        &self,
+        what: &str,
+        timeout: Duration,
+        args: &[&str],
+        path: &str,
+        done: impl Fn(&str) -> bool,
+    ) -> String {
+        let out = format!("jsonpath={path}");
+        let mut all = vec!["get"];
+        all.extend_from_slice(args);
+        all.extend(["-o", out.as_str()]);
+        eventually(what, timeout, || async {
+            let r = self.kubectl(&all).await;
+            if r.ok && done(&r.stdout) {
+                Ok(r.stdout)
+            } else {
+                Err(format!("{}{}", r.stdout, r.stderr))
+            }
+        })
+        .await
+    }
+
     /// Waits until the row of `kubectl get PravegaCluster NAME` passes `check`; returns it.
     pub async fn wait_row(
         &self,

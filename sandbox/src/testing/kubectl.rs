@@ -73,6 +73,21 @@ impl Run {
         );
         self.stdout
     }
+
+    /// Stderr; panics unless it failed with `want` in stderr (`""`: any failure).
+    pub fn expect_err(self, want: &str) -> String {
+        assert!(
+            !self.ok,
+            "expected a failure with {want:?}, but it succeeded:\n{}",
+            self.stdout
+        );
+        assert!(
+            self.stderr.contains(want),
+            "expected {want:?} in:\n{}",
+            self.stderr
+        );
+        self.stderr
+    }
 }
 
 /// `kubectl ARGS` against `kc`, stdin closed, with a discovery cache beside the kubeconfig (not

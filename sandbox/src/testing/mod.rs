@@ -5,12 +5,13 @@
 //!
 //! - Start: [`sandbox`] (the API server alone), [`Env`] (API server, simulation and a client;
 //!   [`Env::start`] also installs the PravegaCluster CRD).
-//! - kubectl: [`kubectl`] ([`Run`]: success, stdout, stderr), [`kubectl_ok`] (panics with
-//!   stderr), [`kubectl_stdin`], [`apply_yaml`], [`kubectl_retry`]; [`blocking`] has the same
+//! - kubectl: [`kubectl`] ([`Run`]: success, stdout, stderr; [`Run::expect_err`] for a
+//!   refusal), [`kubectl_ok`] (panics with stderr), [`kubectl_stdin`], [`apply_yaml`], [`kubectl_retry`]; [`blocking`] has the same
 //!   for tests that run kubectl from plain threads. Every function takes anything with a
 //!   kubeconfig ([`Kubeconfig`]: a path, a [`Sandbox`], an [`Env`]).
 //! - Waiting: [`eventually`] (async) and [`blocking::eventually`], which panic with the last
-//!   observation.
+//!   observation; [`Env::wait_jsonpath`] polls one `kubectl get -o jsonpath`.
+//! - Files by concern: `kubectl.rs`, `blocking.rs`, `env.rs`, `parse.rs`, `process.rs`.
 //! - Processes: [`Process`] (stderr captured as its log), [`Operator`], [`Webhook`] (registered
 //!   with the sandbox); each crate passes the binary path (`env!("CARGO_BIN_EXE_…")` or
 //!   [`workspace_binary`]).
