@@ -22,18 +22,6 @@ async fn wait_row(env: &Env, version: &str, desired: &str) {
     wait_settled(env, version, desired, WAIT).await;
 }
 
-async fn set_version(env: &Env, version: &str) {
-    env.kubectl_retry(&[
-        "patch",
-        "PravegaCluster",
-        "example",
-        "--type=merge",
-        "-p",
-        &format!(r#"{{"spec": {{"version": "{version}"}}}}"#),
-    ])
-    .await;
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_upgrade_through_api_faults_and_operator_kills_completes_safely_and_rolls_back() {
     let env = env_with_faults(0x00c0_ffee).await;
@@ -46,7 +34,7 @@ async fn an_upgrade_through_api_faults_and_operator_kills_completes_safely_and_r
     wait_row(&env, "0.4.0", "").await;
     pods.arm(3, 1, 3);
 
-    set_version(&env, "0.5.0").await;
+    env.set_version("example", "0.5.0").await;
     for i in 0..KILLS {
         tokio::time::sleep(Duration::from_millis(300 + 250 * i as u64)).await;
         op.child.start_kill().expect("SIGKILL");
@@ -98,9 +86,9 @@ async fn an_upgrade_through_api_faults_and_operator_kills_completes_safely_and_r
         regex::Regex::new(r"bookkeeper:0\.6\.0$").expect("regex"),
         FailureMode::CrashLoop,
     );
-    set_version(&env, "0.6.0").await;
+    env.set_version("example", "0.6.0").await;
     wait_error(&env, "example", "True UpgradeFailed", WAIT).await;
-    set_version(&env, "0.5.0").await;
+    env.set_version("example", "0.5.0").await;
     wait_row(&env, "0.5.0", "").await;
     let history = env
         .kubectl_retry(&[

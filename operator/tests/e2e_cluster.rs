@@ -9,22 +9,10 @@ use support::*;
 
 const WAIT: Duration = Duration::from_secs(30);
 
-async fn wait_members(env: &Env, version: &str, desired: &str, ready: &str) {
-    let what = format!("example at VERSION {version} with {desired}/{ready} members");
-    eventually(&what, WAIT, || async {
-        let row = env.cluster_row("example").await.ok_or("no row")?;
-        let got = (
-            col(&row, "VERSION").to_owned(),
-            col(&row, "DESIRED MEMBERS").to_owned(),
-            col(&row, "READY MEMBERS").to_owned(),
-        );
-        if got == (version.to_owned(), desired.to_owned(), ready.to_owned()) {
-            Ok(())
-        } else {
-            Err(format!("{row:?}"))
-        }
-    })
-    .await;
+/// Sets `spec.pravega.segmentStoreReplicas` of cluster `example`.
+async fn scale_segment_stores(env: &Env, replicas: u32) {
+    let patch = format!(r#"{{"spec":{{"pravega":{{"segmentStoreReplicas":{replicas}}}}}}}"#);
+    env.patch_cluster("example", "merge", &patch).await;
 }
 
 /// The resourceVersions of the cluster and everything it owns.
@@ -66,7 +54,7 @@ async fn sample_cluster_comes_up_scales_and_costs_nothing_when_converged() {
     env.apply_file("deploy/sample/pravegacluster.yaml").await;
 
     // The guide's healthy cluster: 3 bookies, 1 controller, 3 segment stores.
-    wait_members(&env, "0.4.0", "7", "7").await;
+    wait_members(&env, "example", "0.4.0", "7", "7").await;
     let (code, body) = op.get("/readyz").await;
     assert_eq!((code, body.trim()), (200, "running"));
     assert_eq!(op.get("/healthz").await.0, 200);
@@ -185,7 +173,7 @@ async fn sample_cluster_comes_up_scales_and_costs_nothing_when_converged() {
         .set_pod_ready("default", "example-bookie-1", false)
         .await
         .unwrap();
-    wait_members(&env, "0.4.0", "7", "6").await;
+    wait_members(&env, "example", "0.4.0", "7", "6").await;
     let unready = env
         .jsonpath(&["pravegacluster", "example"], "{.status.members.unready}")
         .await;
@@ -196,19 +184,11 @@ async fn sample_cluster_comes_up_scales_and_costs_nothing_when_converged() {
         .set_pod_ready("default", "example-bookie-1", true)
         .await
         .unwrap();
-    wait_members(&env, "0.4.0", "7", "7").await;
+    wait_members(&env, "example", "0.4.0", "7", "7").await;
 
     // Scale the segment stores up, then down: the claim of the removed member stays.
-    env.kubectl_ok(&[
-        "patch",
-        "pravegacluster",
-        "example",
-        "--type=merge",
-        "-p",
-        r#"{"spec":{"pravega":{"segmentStoreReplicas":4}}}"#,
-    ])
-    .await;
-    wait_members(&env, "0.4.0", "8", "8").await;
+    scale_segment_stores(&env, 4).await;
+    wait_members(&env, "example", "0.4.0", "8", "8").await;
     assert_eq!(
         env.kubectl_ok(&[
             "get",
@@ -222,16 +202,8 @@ async fn sample_cluster_comes_up_scales_and_costs_nothing_when_converged() {
     );
     env.kubectl_ok(&["get", "pvc", "cache-example-pravega-segmentstore-3"])
         .await;
-    env.kubectl_ok(&[
-        "patch",
-        "pravegacluster",
-        "example",
-        "--type=merge",
-        "-p",
-        r#"{"spec":{"pravega":{"segmentStoreReplicas":3}}}"#,
-    ])
-    .await;
-    wait_members(&env, "0.4.0", "7", "7").await;
+    scale_segment_stores(&env, 3).await;
+    wait_members(&env, "example", "0.4.0", "7", "7").await;
     eventually("segment store 3 to go", WAIT, || async {
         let Run {
             ok, stdout: out, ..
@@ -343,7 +315,7 @@ async fn an_api_error_surfaces_as_reconcile_failed_and_is_retried_until_it_clear
     // Once the obstacle is gone, the retry (with backoff) builds the cluster and clears the error.
     env.kubectl_ok(&["delete", "statefulset", "example-bookie"])
         .await;
-    wait_members(&env, "0.4.0", "7", "7").await;
+    wait_members(&env, "example", "0.4.0", "7", "7").await;
     assert!(error_condition(&env, "example").await.starts_with("False"));
     assert_eq!(op.terminate().await, Some(0));
     env.shutdown().await;

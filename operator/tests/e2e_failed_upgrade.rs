@@ -139,24 +139,17 @@ async fn a_failed_rollback_has_a_way_out() {
     let sim = env.sim.as_ref().unwrap();
     let broken = || regex::Regex::new(r":6\.6\.6$").unwrap();
     sim.fail_image(broken(), FailureMode::CrashLoop);
-    let patch = |body: String| {
-        let env = &env;
-        async move {
-            env.patch_cluster("example", "merge", &body).await;
-        }
-    };
-    let set_version = |v: &str| patch(format!(r#"{{"spec":{{"version":"{v}"}}}}"#));
     let error_becomes = |want: &'static str| wait_error(&env, "example", want, WAIT);
     // Upgrade to a broken 6.6.6, then a rollback that fails too (0.5.0 crash-loops for a while),
     // then the cause of the rollback's failure goes away: 6.6.6 still crash-loops on bookie-0.
     let fail_both_ways = || async {
-        set_version("6.6.6").await;
+        env.set_version("example", "6.6.6").await;
         error_becomes("True UpgradeFailed").await;
         sim.fail_image(
             regex::Regex::new(r":0\.5\.0$").unwrap(),
             FailureMode::CrashLoop,
         );
-        set_version("0.5.0").await;
+        env.set_version("example", "0.5.0").await;
         error_becomes("True RollbackFailed").await;
         sim.clear_failures();
         sim.fail_image(broken(), FailureMode::CrashLoop);
@@ -171,7 +164,12 @@ async fn a_failed_rollback_has_a_way_out() {
 
     // 1. Editing the spec (a longer timeout) retries the rollback, which replaces bookie-0.
     fail_both_ways().await;
-    patch(r#"{"spec":{"upgrade":{"timeout":"15m"}}}"#.to_owned()).await;
+    env.patch_cluster(
+        "example",
+        "merge",
+        r#"{"spec":{"upgrade":{"timeout":"15m"}}}"#,
+    )
+    .await;
     error_becomes("False RolledBack").await;
     wait_settled(&env, "0.5.0", "", WAIT).await;
 

@@ -24,15 +24,7 @@ async fn the_operator_creates_and_upgrades_a_cluster_through_api_faults() {
     };
     env.wait_cluster("example", &at_version("0.4.0")).await;
 
-    env.kubectl_retry(&[
-        "patch",
-        "PravegaCluster",
-        "example",
-        "--type=merge",
-        "-p",
-        r#"{"spec": {"version": "0.5.0"}}"#,
-    ])
-    .await;
+    env.set_version("example", "0.5.0").await;
     env.wait_cluster("example", &at_version("0.5.0")).await;
     assert_members_run(&env, "0.5.0").await;
 

@@ -103,22 +103,13 @@ spec:
         cpu: "2000m"
 "#;
 
-async fn wait_members(env: &Env, name: &str, version: &str, members: &str) {
-    let want = [
-        ("VERSION", version),
-        ("DESIRED MEMBERS", members),
-        ("READY MEMBERS", members),
-    ];
-    env.wait_cluster(name, &want).await;
-}
-
 /// The operator, then the tier 2 claim and the sample cluster at `version`, all 7 members Ready.
 async fn start_sample_at(version: &str) -> (Env, Operator) {
     let env = Env::start().await;
     let op = Operator::start(OPERATOR, env.kubeconfig(), &[]).await;
     env.apply_yaml(TIER2_CLAIM).await;
     env.apply_yaml(&sample_at(version)).await;
-    wait_members(&env, "example", version, "7").await;
+    wait_members(&env, "example", version, "7", "7").await;
     (env, op)
 }
 
@@ -141,7 +132,7 @@ async fn an_upstream_0_4_manifest_applies_unchanged_and_becomes_ready() {
     env.kubectl_ok(&["create", "serviceaccount", "pravega-components"])
         .await;
     env.apply_yaml(UPSTREAM_0_4).await;
-    wait_members(&env, "legacy", "0.4.0", "7").await;
+    wait_members(&env, "legacy", "0.4.0", "7", "7").await;
 
     // The same object through both versions; applying the manifest again changes nothing.
     let through = |version: &'static str| {
@@ -259,7 +250,7 @@ async fn the_guides_upgrade_from_0_6_to_0_7_crosses_the_bookie_options_change() 
         r#"[{"op": "replace", "path": "/spec/version", "value": "0.7.0"}]"#,
     )
     .await;
-    wait_members(&env, "example", "0.7.0", "7").await;
+    wait_members(&env, "example", "0.7.0", "7", "7").await;
 
     let pods = env
         .jsonpath(&["pods", "-l", "app.kubernetes.io/instance=example"], r#"{range .items[*]}{.spec.containers[0].image} {.status.containerStatuses[0].ready} {.status.containerStatuses[0].restartCount}{"\n"}{end}"#)
@@ -336,7 +327,7 @@ async fn a_cluster_is_not_started_on_volumes_a_newer_version_wrote() {
         "pravega.pravega.io/allow-older-version-on-newer-data=true",
     ])
     .await;
-    wait_members(&env, "example", "0.5.0", "7").await;
+    wait_members(&env, "example", "0.5.0", "7", "7").await;
     op.terminate().await;
     env.shutdown().await;
 }

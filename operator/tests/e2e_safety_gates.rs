@@ -29,28 +29,8 @@ async fn start(version: &str, upgrade: &str) -> (Env, Operator) {
 }
 
 async fn wait_row(env: &Env, version: &str, ready: &str) {
-    eventually(
-        &format!("example at {version}, {ready}/7"),
-        WAIT,
-        || async {
-            let row = env.cluster_row("example").await.ok_or("no row")?;
-            if col(&row, "VERSION") == version && col(&row, "READY MEMBERS") == ready {
-                Ok(())
-            } else {
-                Err(format!("{row:?}"))
-            }
-        },
-    )
-    .await;
-}
-
-async fn set_version(env: &Env, version: &str) {
-    env.patch_cluster(
-        "example",
-        "merge",
-        &format!(r#"{{"spec":{{"version":"{version}"}}}}"#),
-    )
-    .await;
+    env.wait_cluster("example", &[("VERSION", version), ("READY MEMBERS", ready)])
+        .await;
 }
 
 /// `reason: message` of `status.upgrade.blockedBy`.
@@ -111,7 +91,7 @@ async fn under_replicated_ledgers_hold_the_bookie_restart_until_they_clear() {
     ])
     .await;
     let bookie0 = pod(&env, "example-bookie-0").await;
-    set_version(&env, "0.10.0").await;
+    env.set_version("example", "0.10.0").await;
     let b = wait_blocker(&env, "SafetyCheckFailed").await;
     assert!(
         b.contains("safety check NoUnderReplicatedLedgers fails: BookKeeper lists 3 under-replicated ledger(s)"),
@@ -172,7 +152,7 @@ async fn under_replicated_ledgers_hold_the_bookie_restart_until_they_clear() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_canary_holds_after_one_pod_then_an_unreachable_check_fails_the_upgrade() {
     let (env, op) = start("0.9.0", "{timeout: 10s, pauseAfterPods: 1}").await;
-    set_version(&env, "0.10.0").await;
+    env.set_version("example", "0.10.0").await;
     // Stops after bookie-0.
     let b = wait_blocker(&env, "CanaryHold").await;
     assert!(b.contains("raise or remove it to continue"), "{b}");
@@ -226,7 +206,7 @@ async fn a_canary_holds_after_one_pod_then_an_unreachable_check_fails_the_upgrad
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_replacement_that_crashes_within_its_soak_time_fails_the_upgrade() {
     let (env, op) = start("0.4.0", "{timeout: 1m, podStabilization: 2s}").await;
-    set_version(&env, "0.5.0").await;
+    env.set_version("example", "0.5.0").await;
     // The pod may be between its deletion and its replacement: not found is not yet.
     env.wait_jsonpath(
         "bookie-0 at 0.5.0 and Ready",

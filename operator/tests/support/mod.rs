@@ -66,6 +66,17 @@ pub async fn wait_settled(env: &Env, version: &str, desired: &str, timeout: Dura
     .await;
 }
 
+/// Waits (60 s at most) until `kubectl get PravegaCluster NAME` shows VERSION `version`, and
+/// `desired` and `ready` members.
+pub async fn wait_members(env: &Env, name: &str, version: &str, desired: &str, ready: &str) {
+    let want = [
+        ("VERSION", version),
+        ("DESIRED MEMBERS", desired),
+        ("READY MEMBERS", ready),
+    ];
+    env.wait_cluster(name, &want).await;
+}
+
 /// Asserts that the 7 members of cluster `example` run images of `version`.
 pub async fn assert_members_run(env: &Env, version: &str) {
     let images = env.member_images().await;

@@ -4,8 +4,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::{
-    Run, apply_yaml, col, eventually, kubectl, kubectl_ok, kubectl_retry, parse_table,
-    workspace_file,
+    Run, apply_yaml, col, eventually, kubectl, kubectl_ok, kubectl_retry, merge_patch_args,
+    parse_table, version_patch, workspace_file,
 };
 use crate::sim::{SimOptions, Simulation};
 use crate::{Sandbox, SandboxOptions};
@@ -146,6 +146,13 @@ impl Env {
         let patch_type = format!("--type={patch_type}");
         self.kubectl(&["patch", "PravegaCluster", name, &patch_type, "-p", patch])
             .await
+    }
+
+    /// Sets `spec.version` of PravegaCluster `name` with a merge patch, retrying through the
+    /// errors of a faulty API server ([`kubectl_retry`]); returns stdout.
+    pub async fn set_version(&self, name: &str, version: &str) -> String {
+        let patch = version_patch(version);
+        self.kubectl_retry(&merge_patch_args(name, &patch)).await
     }
 
     /// The same, expecting success; returns stdout.

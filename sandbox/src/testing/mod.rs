@@ -31,7 +31,7 @@ use crate::{Sandbox, SandboxOptions};
 pub use env::{Env, EnvOptions};
 pub use kubectl::{
     Kubeconfig, Run, apply_yaml, eventually, kubectl, kubectl_command, kubectl_ok, kubectl_retry,
-    kubectl_stdin,
+    kubectl_stdin, merge_patch_args, patch_version, version_patch,
 };
 pub use parse::{col, metric_sum, metric_value, parse_table, squash, table};
 pub use process::{Operator, Process, Webhook, http_get};
