@@ -4,7 +4,9 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::apps::v1::{
+    Deployment, DeploymentCondition, DeploymentStatus, ReplicaSet, StatefulSet,
+};
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use kube::api::ListParams;
 use kube::{Api, ResourceExt};
@@ -74,6 +76,17 @@ async fn replaced_and_ready(env: &Env, name: &str, old_uid: &str, what: &str) ->
             .find(|p| p.name_any() == name && p.uid().as_deref() != Some(old_uid) && is_ready(p))
     })
     .await
+}
+
+/// The `Progressing` condition of a Deployment's status.
+fn progressing(status: &DeploymentStatus) -> DeploymentCondition {
+    status
+        .conditions
+        .iter()
+        .flatten()
+        .find(|c| c.type_ == "Progressing")
+        .cloned()
+        .expect("a Progressing condition")
 }
 
 fn is_ready(p: &Pod) -> bool {
@@ -227,12 +240,7 @@ async fn deployment_rolls_out_a_new_image_with_kubectl() {
         (st.replicas, st.updated_replicas, st.available_replicas),
         (Some(3), Some(3), Some(3))
     );
-    let progressing = st
-        .conditions
-        .unwrap()
-        .into_iter()
-        .find(|c| c.type_ == "Progressing")
-        .unwrap();
+    let progressing = progressing(&st);
     assert_eq!(
         progressing.reason.as_deref(),
         Some("NewReplicaSetAvailable")
@@ -539,14 +547,7 @@ spec:
         .get("stuck")
         .await
         .unwrap();
-    let c = d
-        .status
-        .unwrap()
-        .conditions
-        .unwrap()
-        .into_iter()
-        .find(|c| c.type_ == "Progressing")
-        .unwrap();
+    let c = progressing(d.status.as_ref().expect("status"));
     assert_eq!(
         (c.status.as_str(), c.reason.as_deref()),
         ("False", Some("ProgressDeadlineExceeded"))
