@@ -1,7 +1,7 @@
 //! The checked-in CRD matches the Rust types, and is a CRD the API server accepts.
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
-    CustomResourceDefinition, JSONSchemaProps,
+    CustomResourceDefinition, CustomResourceDefinitionVersion, JSONSchemaProps,
 };
 use pravega_crds::{PravegaCluster, crd_yaml};
 
@@ -10,6 +10,11 @@ const CHECKED_IN: &str = include_str!("../pravegacluster.yaml");
 fn checked_in() -> CustomResourceDefinition {
     serde_saphyr::from_str(CHECKED_IN)
         .unwrap_or_else(|e| panic!("crds/pravegacluster.yaml does not parse as a CRD: {e}"))
+}
+
+/// The storage version (v1beta1) of the checked-in CRD.
+fn storage_version() -> CustomResourceDefinitionVersion {
+    checked_in().spec.versions.swap_remove(0)
 }
 
 #[test]
@@ -61,10 +66,8 @@ fn crd_identity_and_status_subresource() {
 
 #[test]
 fn printer_columns_are_the_guides() {
-    let crd = checked_in();
-    let cols = crd.spec.versions[0]
+    let cols = storage_version()
         .additional_printer_columns
-        .clone()
         .unwrap_or_default();
     // The default view (priority 0) is the guide's; `-o wide` adds Ready and the spec's version.
     let wide: Vec<(String, String)> = cols
@@ -147,8 +150,8 @@ fn assert_structural(s: &JSONSchemaProps, at: &str) {
 
 #[test]
 fn schema_is_structural_with_defaults_and_validation() {
-    let crd = checked_in();
-    let schema = crd.spec.versions[0]
+    let version = storage_version();
+    let schema = version
         .schema
         .as_ref()
         .and_then(|s| s.open_api_v3_schema.as_ref())

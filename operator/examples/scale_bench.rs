@@ -29,7 +29,7 @@ use futures::StreamExt;
 use kube::Api;
 use kube::api::{ListParams, Patch, PatchParams};
 use pravega_crds::PravegaCluster;
-use pravega_sandbox::testing::{Env, Operator, Run, kubectl, workspace_binary, workspace_file};
+use pravega_sandbox::testing::{Operator, Run, kubectl, workspace_binary};
 use support_upgrade::bench_env;
 
 const READY_DELAY: Duration = Duration::from_millis(200);
@@ -76,19 +76,9 @@ async fn main() -> Res<()> {
         operator.display()
     );
 
-    let Env {
-        sandbox,
-        sim,
-        client,
-    } = bench_env(READY_DELAY, TERMINATION_GRACE).await;
-    let kubeconfig = sandbox.kubeconfig_path().to_path_buf();
-    let crd = workspace_file("crds/pravegacluster.yaml");
-    let Run {
-        ok, stderr: err, ..
-    } = kubectl(&kubeconfig, &["apply", "-f", &crd.to_string_lossy()]).await;
-    if !ok {
-        return Err(format!("kubectl apply the CRD: {err}").into());
-    }
+    let env = bench_env(READY_DELAY, TERMINATION_GRACE).await;
+    let kubeconfig = env.kubeconfig();
+    let client = &env.client;
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     // The clusters, applied with one kubectl apply: the sandbox's own speed.
@@ -105,7 +95,7 @@ async fn main() -> Res<()> {
     let applied = Instant::now();
     let Run {
         ok, stderr: err, ..
-    } = kubectl(&kubeconfig, &["apply", "-f", &manifest.to_string_lossy()]).await;
+    } = kubectl(kubeconfig, &["apply", "-f", &manifest.to_string_lossy()]).await;
     let _ = std::fs::remove_file(&manifest);
     if !ok {
         return Err(format!("kubectl apply the clusters: {err}").into());
@@ -118,7 +108,7 @@ async fn main() -> Res<()> {
     // The operator.
     let mut op = Operator::start_logging(
         &operator,
-        &kubeconfig,
+        kubeconfig,
         &["--concurrency", CONCURRENCY],
         "warn,pravega_operator::run=info",
     )
@@ -186,10 +176,7 @@ async fn main() -> Res<()> {
     println!("operator peak RSS: {:.1} MiB", peak_rss_mib(pid)?);
 
     op.child.kill().await?;
-    if let Some(sim) = sim {
-        sim.shutdown().await;
-    }
-    sandbox.shutdown().await;
+    env.shutdown().await;
     Ok(())
 }
 

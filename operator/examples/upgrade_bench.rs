@@ -24,7 +24,7 @@ use kube::Api;
 use kube::api::{Patch, PatchParams};
 use pravega_crds::PravegaCluster;
 use pravega_crds::names::Component;
-use pravega_sandbox::testing::{Env, Operator, Run, kubectl, workspace_binary, workspace_file};
+use pravega_sandbox::testing::{Operator, Run, kubectl, workspace_binary, workspace_file};
 use support_upgrade::{PodHistory, PodMonitor, bench_env, histories, percentile};
 
 const READY_DELAY: Duration = Duration::from_millis(300);
@@ -116,26 +116,18 @@ fn ms(d: Duration) -> f64 {
 }
 
 async fn one_run(operator: &std::path::Path) -> Result<RunFigures, Box<dyn Error>> {
-    let Env {
-        sandbox,
-        sim,
-        client,
-    } = bench_env(READY_DELAY, TERMINATION_GRACE).await;
-    let kubeconfig = sandbox.kubeconfig_path().to_path_buf();
-    for file in [
-        "crds/pravegacluster.yaml",
-        "deploy/sample/pravegacluster.yaml",
-    ] {
-        let path = workspace_file(file);
-        let Run {
-            ok, stderr: err, ..
-        } = kubectl(&kubeconfig, &["apply", "-f", &path.to_string_lossy()]).await;
-        if !ok {
-            return Err(format!("kubectl apply -f {file}: {err}").into());
-        }
+    let env = bench_env(READY_DELAY, TERMINATION_GRACE).await;
+    let kubeconfig = env.kubeconfig();
+    let client = &env.client;
+    let sample = workspace_file("deploy/sample/pravegacluster.yaml");
+    let Run {
+        ok, stderr: err, ..
+    } = kubectl(kubeconfig, &["apply", "-f", &sample.to_string_lossy()]).await;
+    if !ok {
+        return Err(format!("kubectl apply the sample: {err}").into());
     }
     let pods = PodMonitor::start(client.clone(), "default", "example");
-    let mut op = Operator::start(operator, &kubeconfig, &[]).await;
+    let mut op = Operator::start(operator, kubeconfig, &[]).await;
     let api: Api<PravegaCluster> = Api::namespaced(client.clone(), "default");
     wait_settled(&api, "0.4.0").await?;
 
@@ -161,10 +153,7 @@ async fn one_run(operator: &std::path::Path) -> Result<RunFigures, Box<dyn Error
     );
     op.child.kill().await?;
     drop(pods);
-    if let Some(sim) = sim {
-        sim.shutdown().await;
-    }
-    sandbox.shutdown().await;
+    env.shutdown().await;
     let mut f = figures(&hist, started)?;
     f.checks = checks;
     Ok(f)

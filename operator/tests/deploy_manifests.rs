@@ -169,6 +169,15 @@ fn get<T: DeserializeOwned + Serialize>(kind: &str, namespace: Option<&str>, nam
     typed(find(rendered(), kind, namespace, name))
 }
 
+/// Every rendered object of `kind`, typed.
+fn of_kind<T: DeserializeOwned + Serialize>(kind: &str) -> Vec<T> {
+    rendered()
+        .iter()
+        .filter(|v| kind_of(v) == kind)
+        .map(typed)
+        .collect()
+}
+
 fn deployment(name: &str) -> Deployment {
     get("Deployment", Some(NAMESPACE), name)
 }
@@ -458,11 +467,9 @@ fn webhook_configuration_reaches_the_webhook_over_tls_from_cert_manager() {
         .find(|p| p.port == called_port)
         .unwrap_or_else(|| panic!("Service {WEBHOOK} has no port {called_port}"));
     let selector = svc_spec.selector.clone().unwrap_or_default();
-    let backends: Vec<Deployment> = rendered()
-        .iter()
-        .filter(|v| kind_of(v) == "Deployment")
-        .map(typed::<Deployment>)
-        .filter(|d| selects(&selector, &pod_labels(d)))
+    let backends: Vec<Deployment> = of_kind("Deployment")
+        .into_iter()
+        .filter(|d: &Deployment| selects(&selector, &pod_labels(d)))
         .collect();
     assert_eq!(
         backends
@@ -647,11 +654,9 @@ fn operator_rbac_grants_exactly_what_its_code_uses() {
     };
 
     // Cluster-wide: exactly the non-lease rules.
-    let bindings: Vec<ClusterRoleBinding> = rendered()
-        .iter()
-        .filter(|v| kind_of(v) == "ClusterRoleBinding")
-        .map(typed::<ClusterRoleBinding>)
-        .filter(|b| is_operator_sa(&b.subjects))
+    let bindings: Vec<ClusterRoleBinding> = of_kind("ClusterRoleBinding")
+        .into_iter()
+        .filter(|b: &ClusterRoleBinding| is_operator_sa(&b.subjects))
         .collect();
     assert_eq!(bindings.len(), 1, "one ClusterRoleBinding for {sa}");
     let role_ref = &bindings[0].role_ref;
@@ -667,11 +672,9 @@ fn operator_rbac_grants_exactly_what_its_code_uses() {
 
     // Leases: exactly the lease rules, only in the namespace the operator runs in (where
     // POD_NAMESPACE points it).
-    let role_bindings: Vec<RoleBinding> = rendered()
-        .iter()
-        .filter(|v| kind_of(v) == "RoleBinding")
-        .map(typed::<RoleBinding>)
-        .filter(|b| is_operator_sa(&b.subjects))
+    let role_bindings: Vec<RoleBinding> = of_kind("RoleBinding")
+        .into_iter()
+        .filter(|b: &RoleBinding| is_operator_sa(&b.subjects))
         .collect();
     assert_eq!(role_bindings.len(), 1, "one RoleBinding for {sa}");
     let rb = &role_bindings[0];
@@ -864,11 +867,7 @@ fn both_deployments_are_hardened_probed_and_highly_available() {
 
 #[test]
 fn metrics_services_and_service_monitor_reach_the_metrics_ports() {
-    let services: Vec<Service> = rendered()
-        .iter()
-        .filter(|v| kind_of(v) == "Service")
-        .map(typed::<Service>)
-        .collect();
+    let services: Vec<Service> = of_kind("Service");
     let monitor_path = workspace_root().join("deploy/monitoring/servicemonitor.yaml");
     let monitor = read_yaml_one(&monitor_path);
     assert_eq!(kind_of(&monitor), "ServiceMonitor");

@@ -13,12 +13,15 @@ use support::*;
 const WAIT: Duration = Duration::from_secs(60);
 
 async fn wait_row(env: &Env, version: &str, desired: &str) {
-    let want = [
-        ("VERSION", version),
-        ("DESIRED VERSION", desired),
-        ("READY MEMBERS", "7"),
-    ];
-    env.wait_cluster("example", &want).await;
+    wait_settled(env, version, desired, WAIT).await;
+}
+
+/// A merge patch of cluster `example` that must be admitted; returns kubectl's stderr (its
+/// warnings).
+async fn admitted(env: &Env, patch: &str) -> String {
+    let Run { ok, stderr, .. } = env.try_patch_cluster("example", "merge", patch).await;
+    assert!(ok, "{patch} was refused: {stderr}");
+    stderr
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -80,36 +83,23 @@ async fn values_that_would_break_later_are_refused_at_admission() {
     }
 
     // Unbounded replicas are refused by the schema itself, with the API server's wording.
-    let Run {
-        ok, stderr: err, ..
-    } = env
-        .try_patch_cluster(
-            "example",
-            "merge",
-            r#"{"spec":{"bookkeeper":{"replicas":1000000}}}"#,
-        )
-        .await;
-    assert!(!ok);
-    assert!(
-        err.contains("spec.bookkeeper.replicas: Invalid value: 1000000: spec.bookkeeper.replicas in body should be less than or equal to 100"),
-        "{err}"
-    );
+    env.try_patch_cluster(
+        "example",
+        "merge",
+        r#"{"spec":{"bookkeeper":{"replicas":1000000}}}"#,
+    )
+    .await
+    .expect_err("spec.bookkeeper.replicas: Invalid value: 1000000: spec.bookkeeper.replicas in body should be less than or equal to 100");
     // A name too long for the objects derived from it is refused before anything is created.
     let long = "a".repeat(32);
     let manifest = sample_at("0.5.0").replace("name: example", &format!("name: {long}"));
     let path = std::env::temp_dir().join(format!("long-name-{}.yaml", std::process::id()));
     std::fs::write(&path, manifest).expect("write manifest");
-    let Run {
-        ok, stderr: err, ..
-    } = env
+    let refused = env
         .kubectl(&["apply", "-f", path.to_str().expect("utf-8 path")])
         .await;
     let _ = std::fs::remove_file(&path);
-    assert!(!ok);
-    assert!(
-        err.contains("a PravegaCluster name can have at most 31"),
-        "{err}"
-    );
+    refused.expect_err("a PravegaCluster name can have at most 31");
     let Run { stdout: names, .. } = env.kubectl(&["get", "statefulsets", "-o", "name"]).await;
     assert!(!names.contains(&long), "{names}");
 
@@ -129,26 +119,12 @@ async fn a_paused_upgrade_can_be_cancelled_with_the_webhook_in_place() {
     wait_row(&env, "0.5.0", "").await;
 
     // Start an upgrade and pause it at once.
-    let Run {
-        ok, stderr: err, ..
-    } = env
-        .try_patch_cluster("example", "merge", r#"{"spec":{"version":"0.6.0"}}"#)
-        .await;
-    assert!(ok, "{err}");
+    admitted(&env, r#"{"spec":{"version":"0.6.0"}}"#).await;
     env.wait_row("example", "the upgrade to 0.6.0 started", WAIT, |row| {
         col(row, "DESIRED VERSION") == "0.6.0"
     })
     .await;
-    let Run {
-        ok, stderr: err, ..
-    } = env
-        .try_patch_cluster(
-            "example",
-            "merge",
-            r#"{"spec":{"upgrade":{"paused":true}}}"#,
-        )
-        .await;
-    assert!(ok, "{err}");
+    admitted(&env, r#"{"spec":{"upgrade":{"paused":true}}}"#).await;
     let Run { ok, .. } = env
         .try_patch_cluster(
             "example",
@@ -161,16 +137,11 @@ async fn a_paused_upgrade_can_be_cancelled_with_the_webhook_in_place() {
         "a change mid-upgrade is refused unless the upgrade is paused"
     );
     // Paused, going back cancels it.
-    let Run {
-        ok, stderr: err, ..
-    } = env
-        .try_patch_cluster(
-            "example",
-            "merge",
-            r#"{"spec":{"version":"0.5.0","upgrade":{"paused":true}}}"#,
-        )
-        .await;
-    assert!(ok, "{err}");
+    let err = admitted(
+        &env,
+        r#"{"spec":{"version":"0.5.0","upgrade":{"paused":true}}}"#,
+    )
+    .await;
     assert!(
         err.contains("Warning: cancelling the paused upgrade to 0.6.0"),
         "{err}"
@@ -191,16 +162,7 @@ async fn a_paused_upgrade_can_be_cancelled_with_the_webhook_in_place() {
         "the upgrade from 0.5.0 to 0.6.0 was cancelled (spec.version is 0.5.0 again)"
     );
     // Resumed: whatever had moved is rolled back, and the cluster is 0.5.0 again.
-    let Run {
-        ok, stderr: err, ..
-    } = env
-        .try_patch_cluster(
-            "example",
-            "merge",
-            r#"{"spec":{"upgrade":{"paused":false}}}"#,
-        )
-        .await;
-    assert!(ok, "{err}");
+    admitted(&env, r#"{"spec":{"upgrade":{"paused":false}}}"#).await;
     wait_row(&env, "0.5.0", "").await;
     let images = env.member_images().await;
     assert!(!images.contains(":0.6.0"), "{images}");
@@ -230,22 +192,12 @@ async fn without_the_webhook_the_operator_keeps_its_refusals_and_trusts_the_pods
     wait_row(&env, "0.5.0", "").await;
 
     // A version change during an upgrade is refused, and stays refused after it ends.
-    let Run {
-        ok, stderr: err, ..
-    } = env
-        .try_patch_cluster("example", "merge", r#"{"spec":{"version":"0.6.0"}}"#)
-        .await;
-    assert!(ok, "{err}");
+    admitted(&env, r#"{"spec":{"version":"0.6.0"}}"#).await;
     env.wait_row("example", "upgrading to 0.6.0", WAIT, |row| {
         col(row, "DESIRED VERSION") == "0.6.0"
     })
     .await;
-    let Run {
-        ok, stderr: err, ..
-    } = env
-        .try_patch_cluster("example", "merge", r#"{"spec":{"version":"0.7.0"}}"#)
-        .await;
-    assert!(ok, "{err}");
+    admitted(&env, r#"{"spec":{"version":"0.7.0"}}"#).await;
     wait_row(&env, "0.6.0", "").await;
     let error = env
         .jsonpath(&["pravegacluster", "example"], r#"{.status.refusedVersion} {range .status.conditions[?(@.type=="Error")]}{.reason}: {.message}{end}"#)

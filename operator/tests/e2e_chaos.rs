@@ -12,47 +12,22 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use pravega_sandbox::sim::FailureMode;
-use pravega_sandbox::{FaultOptions, SandboxOptions};
-use support::{Env, OPERATOR, Operator, col, eventually, workspace_file};
+use support::{
+    Env, OPERATOR, Operator, assert_operator_accesses_are_granted, env_with_faults, wait_error,
+    wait_settled, workspace_file,
+};
 use support_upgrade::PodMonitor;
 
 const WAIT: Duration = Duration::from_secs(120);
 const KILLS: usize = 5;
 
 async fn wait_row(env: &Env, version: &str, desired: &str) {
-    let what = format!("example at {version} (desired '{desired}'), 7/7");
-    env.wait_row("example", &what, WAIT, |row| {
-        col(row, "VERSION") == version
-            && col(row, "DESIRED VERSION") == desired
-            && col(row, "READY MEMBERS") == "7"
-    })
-    .await;
-}
-
-async fn set_version(env: &Env, version: &str) {
-    env.kubectl_retry(&[
-        "patch",
-        "PravegaCluster",
-        "example",
-        "--type=merge",
-        "-p",
-        &format!(r#"{{"spec": {{"version": "{version}"}}}}"#),
-    ])
-    .await;
+    wait_settled(env, version, desired, WAIT).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_upgrade_through_api_faults_and_operator_kills_completes_safely_and_rolls_back() {
-    let env = Env::start_with(SandboxOptions {
-        faults: FaultOptions {
-            error_rate: 0.1,
-            latency: Duration::from_millis(20),
-            watch_drop: Some(Duration::from_secs(3)),
-            seed: Some(0x00c0_ffee),
-        },
-        ..SandboxOptions::default()
-    })
-    .await;
+    let env = env_with_faults(0x00c0_ffee).await;
     let pods = PodMonitor::start(env.client.clone(), "default", "example");
     let mut op = Operator::start(OPERATOR, env.kubeconfig(), &[]).await;
     let mut logs = Vec::new();
@@ -62,7 +37,7 @@ async fn an_upgrade_through_api_faults_and_operator_kills_completes_safely_and_r
     wait_row(&env, "0.4.0", "").await;
     pods.arm(3, 1, 3);
 
-    set_version(&env, "0.5.0").await;
+    env.set_version("example", "0.5.0").await;
     for i in 0..KILLS {
         tokio::time::sleep(Duration::from_millis(300 + 250 * i as u64)).await;
         op.child.start_kill().expect("SIGKILL");
@@ -114,22 +89,9 @@ async fn an_upgrade_through_api_faults_and_operator_kills_completes_safely_and_r
         regex::Regex::new(r"bookkeeper:0\.6\.0$").expect("regex"),
         FailureMode::CrashLoop,
     );
-    set_version(&env, "0.6.0").await;
-    eventually("UpgradeFailed", WAIT, || async {
-        let c = env
-            .kubectl(&[
-                "get",
-                "pravegacluster",
-                "example",
-                "-o",
-                r#"jsonpath={.status.conditions[?(@.type=="Error")].reason}"#,
-            ])
-            .await
-            .stdout;
-        if c == "UpgradeFailed" { Ok(()) } else { Err(c) }
-    })
-    .await;
-    set_version(&env, "0.5.0").await;
+    env.set_version("example", "0.6.0").await;
+    wait_error(&env, "example", "True UpgradeFailed", WAIT).await;
+    env.set_version("example", "0.5.0").await;
     wait_row(&env, "0.5.0", "").await;
     let history = env
         .kubectl_retry(&[

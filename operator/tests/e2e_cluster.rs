@@ -5,38 +5,14 @@ mod support;
 
 use std::time::Duration;
 
-use k8s_openapi::api::events::v1::Event;
-use kube::Api;
-use kube::api::ListParams;
 use support::*;
 
 const WAIT: Duration = Duration::from_secs(30);
 
-async fn wait_members(env: &Env, version: &str, desired: &str, ready: &str) {
-    let what = format!("example at VERSION {version} with {desired}/{ready} members");
-    eventually(&what, WAIT, || async {
-        let row = env.cluster_row("example").await.ok_or("no row")?;
-        let got = (
-            col(&row, "VERSION").to_owned(),
-            col(&row, "DESIRED MEMBERS").to_owned(),
-            col(&row, "READY MEMBERS").to_owned(),
-        );
-        if got == (version.to_owned(), desired.to_owned(), ready.to_owned()) {
-            Ok(())
-        } else {
-            Err(format!("{row:?}"))
-        }
-    })
-    .await;
-}
-
-/// `status reason message` of the cluster's Error condition.
-async fn error_condition(env: &Env, cluster: &str) -> String {
-    env.jsonpath(
-        &["pravegacluster", cluster],
-        r#"{range .status.conditions[?(@.type=="Error")]}{.status} {.reason} {.message}{end}"#,
-    )
-    .await
+/// Sets `spec.pravega.segmentStoreReplicas` of cluster `example`.
+async fn scale_segment_stores(env: &Env, replicas: u32) {
+    let patch = format!(r#"{{"spec":{{"pravega":{{"segmentStoreReplicas":{replicas}}}}}}}"#);
+    env.patch_cluster("example", "merge", &patch).await;
 }
 
 /// The resourceVersions of the cluster and everything it owns.
@@ -78,7 +54,7 @@ async fn sample_cluster_comes_up_scales_and_costs_nothing_when_converged() {
     env.apply_file("deploy/sample/pravegacluster.yaml").await;
 
     // The guide's healthy cluster: 3 bookies, 1 controller, 3 segment stores.
-    wait_members(&env, "0.4.0", "7", "7").await;
+    wait_members(&env, "example", "0.4.0", "7", "7").await;
     let (code, body) = op.get("/readyz").await;
     assert_eq!((code, body.trim()), (200, "running"));
     assert_eq!(op.get("/healthz").await.0, 200);
@@ -150,16 +126,7 @@ async fn sample_cluster_comes_up_scales_and_costs_nothing_when_converged() {
     );
 
     // Events a person reads in `kubectl describe`.
-    let events: Api<Event> = Api::namespaced(env.client.clone(), "default");
-    let created: Vec<String> = events
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .filter(|e| e.reason.as_deref() == Some("Created"))
-        .filter_map(|e| e.note)
-        .collect();
+    let created = event_notes(&env, "Created").await;
     assert!(
         created
             .iter()
@@ -206,7 +173,7 @@ async fn sample_cluster_comes_up_scales_and_costs_nothing_when_converged() {
         .set_pod_ready("default", "example-bookie-1", false)
         .await
         .unwrap();
-    wait_members(&env, "0.4.0", "7", "6").await;
+    wait_members(&env, "example", "0.4.0", "7", "6").await;
     let unready = env
         .jsonpath(&["pravegacluster", "example"], "{.status.members.unready}")
         .await;
@@ -217,19 +184,11 @@ async fn sample_cluster_comes_up_scales_and_costs_nothing_when_converged() {
         .set_pod_ready("default", "example-bookie-1", true)
         .await
         .unwrap();
-    wait_members(&env, "0.4.0", "7", "7").await;
+    wait_members(&env, "example", "0.4.0", "7", "7").await;
 
     // Scale the segment stores up, then down: the claim of the removed member stays.
-    env.kubectl_ok(&[
-        "patch",
-        "pravegacluster",
-        "example",
-        "--type=merge",
-        "-p",
-        r#"{"spec":{"pravega":{"segmentStoreReplicas":4}}}"#,
-    ])
-    .await;
-    wait_members(&env, "0.4.0", "8", "8").await;
+    scale_segment_stores(&env, 4).await;
+    wait_members(&env, "example", "0.4.0", "8", "8").await;
     assert_eq!(
         env.kubectl_ok(&[
             "get",
@@ -243,16 +202,8 @@ async fn sample_cluster_comes_up_scales_and_costs_nothing_when_converged() {
     );
     env.kubectl_ok(&["get", "pvc", "cache-example-pravega-segmentstore-3"])
         .await;
-    env.kubectl_ok(&[
-        "patch",
-        "pravegacluster",
-        "example",
-        "--type=merge",
-        "-p",
-        r#"{"spec":{"pravega":{"segmentStoreReplicas":3}}}"#,
-    ])
-    .await;
-    wait_members(&env, "0.4.0", "7", "7").await;
+    scale_segment_stores(&env, 3).await;
+    wait_members(&env, "example", "0.4.0", "7", "7").await;
     eventually("segment store 3 to go", WAIT, || async {
         let Run {
             ok, stdout: out, ..
@@ -264,15 +215,7 @@ async fn sample_cluster_comes_up_scales_and_costs_nothing_when_converged() {
     .await;
     env.kubectl_ok(&["get", "pvc", "cache-example-pravega-segmentstore-3"])
         .await;
-    let scaled: Vec<String> = events
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .filter(|e| e.reason.as_deref() == Some("Scaled"))
-        .filter_map(|e| e.note)
-        .collect();
+    let scaled = event_notes(&env, "Scaled").await;
     assert!(
         scaled.iter().any(|n| n.contains("from 4 to 3")),
         "{scaled:?}"
@@ -302,17 +245,7 @@ spec:
 "#,
     )
     .await;
-    let condition = eventually("the InvalidSpec condition", WAIT, || async {
-        let out = env
-            .jsonpath(&["pravegacluster", "broken"], r#"{range .status.conditions[?(@.type=="Error")]}{.status} {.reason} {.message}{end}"#)
-            .await;
-        if out.starts_with("True InvalidSpec") {
-            Ok(out)
-        } else {
-            Err(out)
-        }
-    })
-    .await;
+    let condition = wait_error(&env, "broken", "True InvalidSpec", WAIT).await;
     assert!(condition.contains("latest"), "{condition}");
     let workloads = env
         .kubectl_ok(&[
@@ -329,17 +262,11 @@ spec:
         "",
         "nothing may be created for an invalid spec"
     );
-    let events: Api<Event> = Api::namespaced(env.client.clone(), "default");
-    let warned = events
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .any(|e| {
-            e.reason.as_deref() == Some("InvalidSpec") && e.type_.as_deref() == Some("Warning")
-        });
-    assert!(warned, "a Warning Event InvalidSpec is published");
+    let warnings = warning_reasons(&env).await;
+    assert!(
+        warnings.iter().any(|r| r == "InvalidSpec"),
+        "a Warning Event InvalidSpec is published: {warnings:?}"
+    );
 
     // Fixing the spec clears the error and builds the cluster.
     env.kubectl_ok(&[
@@ -355,13 +282,8 @@ spec:
         col(row, "VERSION") == "0.4.0" && col(row, "READY MEMBERS") == "5"
     })
     .await;
-    let error = env
-        .jsonpath(
-            &["pravegacluster", "broken"],
-            r#"{range .status.conditions[?(@.type=="Error")]}{.status}{end}"#,
-        )
-        .await;
-    assert_eq!(error, "False");
+    let error = error_condition(&env, "broken").await;
+    assert!(error.starts_with("False"), "{error}");
     assert_eq!(op.terminate().await, Some(0));
     env.shutdown().await;
 }
@@ -374,28 +296,16 @@ async fn an_api_error_surfaces_as_reconcile_failed_and_is_retried_until_it_clear
         .await;
     let op = Operator::start(OPERATOR, env.kubeconfig(), &[]).await;
     env.apply_file("deploy/sample/pravegacluster.yaml").await;
-    let failed = eventually("ReconcileFailed", WAIT, || async {
-        let c = error_condition(&env, "example").await;
-        if c.starts_with("True ReconcileFailed") {
-            Ok(c)
-        } else {
-            Err(c)
-        }
-    })
-    .await;
+    let failed = wait_error(&env, "example", "True ReconcileFailed", WAIT).await;
     assert!(
         failed.contains("StatefulSet default/example-bookie"),
         "{failed}"
     );
-    let events: Api<Event> = Api::namespaced(env.client.clone(), "default");
-    let warned = events
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .any(|e| e.reason.as_deref() == Some("ReconcileFailed"));
-    assert!(warned, "a Warning Event ReconcileFailed is published");
+    let warnings = warning_reasons(&env).await;
+    assert!(
+        warnings.iter().any(|r| r == "ReconcileFailed"),
+        "a Warning Event ReconcileFailed is published: {warnings:?}"
+    );
     let (_, metrics) = op.get("/metrics").await;
     assert!(
         metrics.contains("pravega_operator_reconcile_failures_total{kind=\"Invalid\"}"),
@@ -405,7 +315,7 @@ async fn an_api_error_surfaces_as_reconcile_failed_and_is_retried_until_it_clear
     // Once the obstacle is gone, the retry (with backoff) builds the cluster and clears the error.
     env.kubectl_ok(&["delete", "statefulset", "example-bookie"])
         .await;
-    wait_members(&env, "0.4.0", "7", "7").await;
+    wait_members(&env, "example", "0.4.0", "7", "7").await;
     assert!(error_condition(&env, "example").await.starts_with("False"));
     assert_eq!(op.terminate().await, Some(0));
     env.shutdown().await;

@@ -3,24 +3,14 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use pravega_sandbox::{FaultOptions, SandboxOptions};
 use support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_operator_creates_and_upgrades_a_cluster_through_api_faults() {
     let started = Instant::now();
-    let env = Env::start_with(SandboxOptions {
-        faults: FaultOptions {
-            error_rate: 0.1,
-            latency: Duration::from_millis(20),
-            watch_drop: Some(Duration::from_secs(3)),
-            seed: Some(20_240_501),
-        },
-        ..SandboxOptions::default()
-    })
-    .await;
+    let env = env_with_faults(20_240_501).await;
     let op = Operator::start(OPERATOR, env.kubeconfig(), &[]).await;
     let sample = workspace_file("deploy/sample/pravegacluster.yaml");
     env.kubectl_retry(&["apply", "-f", sample.to_str().expect("utf-8 path")])
@@ -34,23 +24,9 @@ async fn the_operator_creates_and_upgrades_a_cluster_through_api_faults() {
     };
     env.wait_cluster("example", &at_version("0.4.0")).await;
 
-    env.kubectl_retry(&[
-        "patch",
-        "PravegaCluster",
-        "example",
-        "--type=merge",
-        "-p",
-        r#"{"spec": {"version": "0.5.0"}}"#,
-    ])
-    .await;
+    env.set_version("example", "0.5.0").await;
     env.wait_cluster("example", &at_version("0.5.0")).await;
-    let images = env.member_images().await;
-    let images: Vec<&str> = images.split_whitespace().collect();
-    assert_eq!(images.len(), 7, "{images:?}");
-    assert!(
-        images.iter().all(|i| i.ends_with(":0.5.0")),
-        "every member runs 0.5.0: {images:?}"
-    );
+    assert_members_run(&env, "0.5.0").await;
 
     // Stopped first, so that no request is in flight while the counters are read.
     assert_eq!(op.terminate().await, Some(0));

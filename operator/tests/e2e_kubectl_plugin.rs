@@ -101,6 +101,22 @@ async fn wait_status(plugin: &Plugin, what: &str, check: impl Fn(&Value) -> bool
     .await
 }
 
+/// `kubectl patch` of `spec.version` of cluster `example` as a server dry run (admission runs,
+/// nothing is stored).
+async fn dry_run_version(env: &Env, version: &str) -> Run {
+    let patch = format!(r#"{{"spec":{{"version":"{version}"}}}}"#);
+    env.kubectl(&[
+        "patch",
+        "PravegaCluster",
+        "example",
+        "--type=merge",
+        "--dry-run=server",
+        "-p",
+        &patch,
+    ])
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_plugin_plans_upgrades_pauses_resumes_and_rolls_back_as_users_run_it() {
     let env = start_env().await;
@@ -156,24 +172,9 @@ async fn the_plugin_plans_upgrades_pauses_resumes_and_rolls_back_as_users_run_it
         denied.stdout
     );
     assert!(denied.stdout.contains(message), "{}", denied.stdout);
-    let Run {
-        ok, stderr: err, ..
-    } = env
-        .kubectl(&[
-            "patch",
-            "PravegaCluster",
-            "example",
-            "--type=merge",
-            "--dry-run=server",
-            "-p",
-            r#"{"spec":{"version":"0.3.0"}}"#,
-        ])
-        .await;
-    assert!(!ok);
-    assert!(
-        err.contains(&format!("denied the request: {message}")),
-        "{err}"
-    );
+    dry_run_version(&env, "0.3.0")
+        .await
+        .expect_err(&format!("denied the request: {message}"));
 
     // plan --to 0.6.0 from 0.4.0: allowed, with the version-jump warning, which the webhook
     // also sends (kubectl prints `Warning: ...`).
@@ -182,17 +183,7 @@ async fn the_plugin_plans_upgrades_pauses_resumes_and_rolls_back_as_users_run_it
     assert!(jump.contains(&format!("Warning: {warning}")), "{jump}");
     let Run {
         ok, stderr: err, ..
-    } = env
-        .kubectl(&[
-            "patch",
-            "PravegaCluster",
-            "example",
-            "--type=merge",
-            "--dry-run=server",
-            "-p",
-            r#"{"spec":{"version":"0.6.0"}}"#,
-        ])
-        .await;
+    } = dry_run_version(&env, "0.6.0").await;
     assert!(ok, "{err}");
     assert!(err.contains(&format!("Warning: {warning}")), "{err}");
 

@@ -20,6 +20,18 @@ async fn start_elected(env: &Env) -> Operator {
     .await
 }
 
+/// Waits until `op` reports that it leads.
+async fn wait_leading(op: &Operator, what: &str, timeout: Duration) {
+    eventually(what, timeout, || async {
+        if op.metric(LEADER).await == 1.0 {
+            Ok(())
+        } else {
+            Err(op.get("/metrics").await.1)
+        }
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn only_the_leader_reconciles_and_a_standby_takes_over_without_writes() {
     let env = Env::start().await;
@@ -96,14 +108,7 @@ async fn only_the_leader_reconciles_and_a_standby_takes_over_without_writes() {
 async fn a_leader_that_loses_its_lease_stops_and_exits_non_zero() {
     let env = Env::start().await;
     let mut op = start_elected(&env).await;
-    eventually("leadership", WAIT, || async {
-        if op.metric(LEADER).await == 1.0 {
-            Ok(())
-        } else {
-            Err("not leader".to_owned())
-        }
-    })
-    .await;
+    wait_leading(&op, "leadership", WAIT).await;
     // Someone else takes the lease (e.g. after a network partition).
     let now = k8s_openapi::jiff::Timestamp::now().to_string();
     env.kubectl_ok(&[
@@ -132,14 +137,7 @@ async fn a_frozen_leader_writes_nothing_on_its_stale_belief_after_a_takeover() {
     let env = Env::start().await;
     env.apply_yaml(support::TIER2_CLAIM).await;
     let mut a = start_elected(&env).await;
-    eventually("a leads", WAIT, || async {
-        if a.metric(LEADER).await == 1.0 {
-            Ok(())
-        } else {
-            Err("not yet".to_owned())
-        }
-    })
-    .await;
+    wait_leading(&a, "a leads", WAIT).await;
     let b = start_elected(&env).await;
     env.apply_file("deploy/sample/pravegacluster.yaml").await;
     let settled = |version: &'static str| {
@@ -176,16 +174,8 @@ async fn a_frozen_leader_writes_nothing_on_its_stale_belief_after_a_takeover() {
         assert!(status.success(), "kill {sig} {pid}");
     };
     signal("-STOP");
-    env.patch_cluster("example", "merge", r#"{"spec":{"version":"0.5.0"}}"#)
-        .await;
-    eventually("b takes over", Duration::from_secs(40), || async {
-        if b.metric(LEADER).await == 1.0 {
-            Ok(())
-        } else {
-            Err("standing by".to_owned())
-        }
-    })
-    .await;
+    env.set_version("example", "0.5.0").await;
+    wait_leading(&b, "b takes over", Duration::from_secs(40)).await;
     let holder = env
         .jsonpath(
             &["lease", "pravega-operator-leader"],

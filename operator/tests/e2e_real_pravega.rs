@@ -103,13 +103,14 @@ spec:
         cpu: "2000m"
 "#;
 
-async fn wait_members(env: &Env, name: &str, version: &str, members: &str) {
-    let want = [
-        ("VERSION", version),
-        ("DESIRED MEMBERS", members),
-        ("READY MEMBERS", members),
-    ];
-    env.wait_cluster(name, &want).await;
+/// The operator, then the tier 2 claim and the sample cluster at `version`, all 7 members Ready.
+async fn start_sample_at(version: &str) -> (Env, Operator) {
+    let env = Env::start().await;
+    let op = Operator::start(OPERATOR, env.kubeconfig(), &[]).await;
+    env.apply_yaml(TIER2_CLAIM).await;
+    env.apply_yaml(&sample_at(version)).await;
+    wait_members(&env, "example", version, "7", "7").await;
+    (env, op)
 }
 
 /// `name=value` of every environment variable given to the first container of `pod`.
@@ -131,7 +132,7 @@ async fn an_upstream_0_4_manifest_applies_unchanged_and_becomes_ready() {
     env.kubectl_ok(&["create", "serviceaccount", "pravega-components"])
         .await;
     env.apply_yaml(UPSTREAM_0_4).await;
-    wait_members(&env, "legacy", "0.4.0", "7").await;
+    wait_members(&env, "legacy", "0.4.0", "7", "7").await;
 
     // The same object through both versions; applying the manifest again changes nothing.
     let through = |version: &'static str| {
@@ -205,22 +206,7 @@ async fn an_upstream_0_4_manifest_applies_unchanged_and_becomes_ready() {
         r#"{"spec":{"pravega":{"options":{"pravegaservice.containerCount":"8"}}}}"#,
     ])
     .await;
-    let error = |want: &'static str| {
-        let env = &env;
-        async move {
-            eventually(&format!("Error condition {want}"), WAIT, || async {
-                let got = env
-                    .jsonpath(&["pravegacluster", "legacy"], r#"{range .status.conditions[?(@.type=="Error")]}{.status} {.reason} {.message}{end}"#)
-                    .await;
-                if got.starts_with(want) {
-                    Ok(got)
-                } else {
-                    Err(got)
-                }
-            })
-            .await
-        }
-    };
+    let error = |want: &'static str| wait_error(&env, "legacy", want, WAIT);
     let refused = error("True InvalidSpec").await;
     assert!(
         refused.contains("the segment container count (pravegaservice.containerCount / pravegaservice.container.count) cannot change once the cluster exists (it is 4; the request makes it 8)"),
@@ -240,34 +226,23 @@ async fn an_upstream_0_4_manifest_applies_unchanged_and_becomes_ready() {
     error("False").await;
 
     // And the API server refuses the StatefulSet changes it forbids, with its own words.
-    let Run {
-        ok, stderr: err, ..
-    } = env
-        .kubectl(&[
-            "patch",
-            "statefulset",
-            "legacy-bookie",
-            "--type=merge",
-            "-p",
-            r#"{"spec":{"serviceName":"other"}}"#,
-        ])
-        .await;
-    assert!(!ok);
-    assert!(
-        err.contains("spec: Forbidden: updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden"),
-        "{err}"
-    );
+    env.kubectl(&[
+        "patch",
+        "statefulset",
+        "legacy-bookie",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"serviceName":"other"}}"#,
+    ])
+    .await
+    .expect_err("spec: Forbidden: updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden");
     op.terminate().await;
     env.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_guides_upgrade_from_0_6_to_0_7_crosses_the_bookie_options_change() {
-    let env = Env::start().await;
-    let op = Operator::start(OPERATOR, env.kubeconfig(), &[]).await;
-    env.apply_yaml(TIER2_CLAIM).await;
-    env.apply_yaml(&sample_at("0.6.0")).await;
-    wait_members(&env, "example", "0.6.0", "7").await;
+    let (env, op) = start_sample_at("0.6.0").await;
 
     env.patch_cluster(
         "example",
@@ -275,7 +250,7 @@ async fn the_guides_upgrade_from_0_6_to_0_7_crosses_the_bookie_options_change() 
         r#"[{"op": "replace", "path": "/spec/version", "value": "0.7.0"}]"#,
     )
     .await;
-    wait_members(&env, "example", "0.7.0", "7").await;
+    wait_members(&env, "example", "0.7.0", "7", "7").await;
 
     let pods = env
         .jsonpath(&["pods", "-l", "app.kubernetes.io/instance=example"], r#"{range .items[*]}{.spec.containers[0].image} {.status.containerStatuses[0].ready} {.status.containerStatuses[0].restartCount}{"\n"}{end}"#)
@@ -304,28 +279,18 @@ async fn the_guides_upgrade_from_0_6_to_0_7_crosses_the_bookie_options_change() 
 /// volumes a newer one wrote and downgrade their data silently.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_cluster_is_not_started_on_volumes_a_newer_version_wrote() {
-    let env = Env::start().await;
-    let op = Operator::start(OPERATOR, env.kubeconfig(), &[]).await;
-    env.apply_yaml(TIER2_CLAIM).await;
-    env.apply_yaml(&sample_at("0.7.0")).await;
-    wait_members(&env, "example", "0.7.0", "7").await;
-    eventually("the volumes to remember 0.7.0", WAIT, || async {
-        let got = env
-            .jsonpath(
-                &[
-                    "pvc",
-                    "ledger-example-bookie-0",
-                    "cache-example-pravega-segmentstore-2",
-                ],
-                r#"{.items[*].metadata.annotations.pravega\.pravega\.io/highest-version}"#,
-            )
-            .await;
-        if got == "0.7.0 0.7.0" {
-            Ok(())
-        } else {
-            Err(got)
-        }
-    })
+    let (env, op) = start_sample_at("0.7.0").await;
+    env.wait_jsonpath(
+        "the volumes to remember 0.7.0",
+        WAIT,
+        &[
+            "pvc",
+            "ledger-example-bookie-0",
+            "cache-example-pravega-segmentstore-2",
+        ],
+        r#"{.items[*].metadata.annotations.pravega\.pravega\.io/highest-version}"#,
+        |got| got == "0.7.0 0.7.0",
+    )
     .await;
 
     // Deleted (the PVCs stay), then re-created at 0.5.0: refused, nothing is created.
@@ -343,13 +308,7 @@ async fn a_cluster_is_not_started_on_volumes_a_newer_version_wrote() {
     })
     .await;
     env.apply_yaml(&sample_at("0.5.0")).await;
-    let error = eventually("Error DataFromNewerVersion", WAIT, || async {
-        let got = env
-            .jsonpath(&["pravegacluster", "example"], r#"{range .status.conditions[?(@.type=="Error")]}{.status} {.reason} {.message}{end}"#)
-            .await;
-        if got.starts_with("True DataFromNewerVersion") { Ok(got) } else { Err(got) }
-    })
-    .await;
+    let error = wait_error(&env, "example", "True DataFromNewerVersion", WAIT).await;
     assert!(
         error.contains("ledger-example-bookie-0 (0.7.0)")
             && error.contains("pravega.pravega.io/allow-older-version-on-newer-data=true"),
@@ -368,7 +327,7 @@ async fn a_cluster_is_not_started_on_volumes_a_newer_version_wrote() {
         "pravega.pravega.io/allow-older-version-on-newer-data=true",
     ])
     .await;
-    wait_members(&env, "example", "0.5.0", "7").await;
+    wait_members(&env, "example", "0.5.0", "7", "7").await;
     op.terminate().await;
     env.shutdown().await;
 }

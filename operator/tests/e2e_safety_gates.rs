@@ -29,28 +29,8 @@ async fn start(version: &str, upgrade: &str) -> (Env, Operator) {
 }
 
 async fn wait_row(env: &Env, version: &str, ready: &str) {
-    eventually(
-        &format!("example at {version}, {ready}/7"),
-        WAIT,
-        || async {
-            let row = env.cluster_row("example").await.ok_or("no row")?;
-            if col(&row, "VERSION") == version && col(&row, "READY MEMBERS") == ready {
-                Ok(())
-            } else {
-                Err(format!("{row:?}"))
-            }
-        },
-    )
-    .await;
-}
-
-async fn set_version(env: &Env, version: &str) {
-    env.patch_cluster(
-        "example",
-        "merge",
-        &format!(r#"{{"spec":{{"version":"{version}"}}}}"#),
-    )
-    .await;
+    env.wait_cluster("example", &[("VERSION", version), ("READY MEMBERS", ready)])
+        .await;
 }
 
 /// `reason: message` of `status.upgrade.blockedBy`.
@@ -111,7 +91,7 @@ async fn under_replicated_ledgers_hold_the_bookie_restart_until_they_clear() {
     ])
     .await;
     let bookie0 = pod(&env, "example-bookie-0").await;
-    set_version(&env, "0.10.0").await;
+    env.set_version("example", "0.10.0").await;
     let b = wait_blocker(&env, "SafetyCheckFailed").await;
     assert!(
         b.contains("safety check NoUnderReplicatedLedgers fails: BookKeeper lists 3 under-replicated ledger(s)"),
@@ -172,7 +152,7 @@ async fn under_replicated_ledgers_hold_the_bookie_restart_until_they_clear() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_canary_holds_after_one_pod_then_an_unreachable_check_fails_the_upgrade() {
     let (env, op) = start("0.9.0", "{timeout: 10s, pauseAfterPods: 1}").await;
-    set_version(&env, "0.10.0").await;
+    env.set_version("example", "0.10.0").await;
     // Stops after bookie-0.
     let b = wait_blocker(&env, "CanaryHold").await;
     assert!(b.contains("raise or remove it to continue"), "{b}");
@@ -209,13 +189,7 @@ async fn a_canary_holds_after_one_pod_then_an_unreachable_check_fails_the_upgrad
     )
     .await;
     wait_blocker(&env, "SafetyCheckUnreachable").await;
-    let error = eventually("UpgradeFailed", WAIT, || async {
-        let c = env
-            .jsonpath(&["pravegacluster", "example"], r#"{.status.conditions[?(@.type=="Error")].reason}: {.status.conditions[?(@.type=="Error")].message}"#)
-            .await;
-        if c.starts_with("UpgradeFailed:") { Ok(c) } else { Err(c) }
-    })
-    .await;
+    let error = wait_error(&env, "example", "True UpgradeFailed", WAIT).await;
     assert!(
         error.contains("failed to sync bookkeeper version. no progress for 10s; safety check NoUnderReplicatedLedgers cannot be run: the bookie admin API of pod example-bookie-"),
         "{error}"
@@ -232,21 +206,15 @@ async fn a_canary_holds_after_one_pod_then_an_unreachable_check_fails_the_upgrad
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_replacement_that_crashes_within_its_soak_time_fails_the_upgrade() {
     let (env, op) = start("0.4.0", "{timeout: 1m, podStabilization: 2s}").await;
-    set_version(&env, "0.5.0").await;
-    eventually("bookie-0 at 0.5.0 and Ready", WAIT, || async {
-        // The pod may be between its deletion and its replacement: not found is not yet.
-        let ready = env
-            .kubectl(&[
-                "get",
-                "pod",
-                "example-bookie-0",
-                "-o",
-                r#"jsonpath={.metadata.labels.pravega\.pravega\.io/version} {.status.conditions[?(@.type=="Ready")].status}"#,
-            ])
-            .await
-            .stdout;
-        if ready == "0.5.0 True" { Ok(()) } else { Err(ready) }
-    })
+    env.set_version("example", "0.5.0").await;
+    // The pod may be between its deletion and its replacement: not found is not yet.
+    env.wait_jsonpath(
+        "bookie-0 at 0.5.0 and Ready",
+        WAIT,
+        &["pod", "example-bookie-0"],
+        r#"{.metadata.labels.pravega\.pravega\.io/version} {.status.conditions[?(@.type=="Ready")].status}"#,
+        |ready| ready == "0.5.0 True",
+    )
     .await;
     // It soaks: bookie-1 waits.
     let b = wait_blocker(&env, "Soaking").await;
@@ -262,13 +230,7 @@ async fn a_replacement_that_crashes_within_its_soak_time_fails_the_upgrade() {
     );
     tokio::time::sleep(Duration::from_millis(300)).await;
     sim.clear_failures();
-    let error = eventually("UpgradeFailed", WAIT, || async {
-        let c = env
-            .jsonpath(&["pravegacluster", "example"], r#"{.status.conditions[?(@.type=="Error")].reason}: {.status.conditions[?(@.type=="Error")].message}"#)
-            .await;
-        if c.starts_with("UpgradeFailed:") { Ok(c) } else { Err(c) }
-    })
-    .await;
+    let error = wait_error(&env, "example", "True UpgradeFailed", WAIT).await;
     assert!(
         error.contains("failed to sync bookkeeper version. pod example-bookie-0"),
         "{error}"

@@ -72,13 +72,7 @@ async fn changing_spec_version_upgrades_every_component_in_order() {
         .await;
     assert_eq!(ready, "all 7 members run 0.5.0 and are Ready");
 
-    let images = env.member_images().await;
-    let images: Vec<&str> = images.split_whitespace().collect();
-    assert_eq!(images.len(), 7, "{images:?}");
-    assert!(
-        images.iter().all(|i| i.ends_with(":0.5.0")),
-        "every member runs 0.5.0: {images:?}"
-    );
+    assert_members_run(&env, "0.5.0").await;
     let history = env
         .jsonpath(&["PravegaCluster", "example"], "{.status.versionHistory}")
         .await;

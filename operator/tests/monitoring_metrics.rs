@@ -182,8 +182,7 @@ async fn every_metric_the_dashboard_and_the_alerts_query_is_exposed() {
         .await;
     // Per-upgrade series exist while an upgrade is in flight: start one, and collect what both
     // binaries expose until every queried name was seen.
-    env.patch_cluster("example", "merge", r#"{"spec":{"version":"0.5.0"}}"#)
-        .await;
+    env.set_version("example", "0.5.0").await;
     let seen = std::sync::Mutex::new(BTreeSet::<String>::new());
     eventually(
         "every queried metric exposed",

@@ -545,17 +545,7 @@ fn check(w: &World, plan: &Plan) -> Result<(), TestCaseError> {
         let t = template(w, c);
         prop_assert_eq!(t.as_deref(), Some(v.as_str()), "template not at target");
         prop_assert!(generation_observed(w, c), "template change not observed");
-        let revision = pod
-            .metadata
-            .labels
-            .as_ref()
-            .and_then(|l| l.get(pods::REVISION_LABEL));
-        let update_revision = match c {
-            Component::Bookkeeper => w.bookkeeper.as_ref(),
-            _ => w.segmentstore.as_ref(),
-        }
-        .and_then(|s| s.status.as_ref())
-        .and_then(|s| s.update_revision.as_ref());
+        let (revision, update_revision) = revisions(w, c, pod);
         prop_assert!(update_revision.is_none() || revision != update_revision);
         prop_assert!(!terminating(pod), "deleted a terminating pod");
         prop_assert!(
@@ -592,6 +582,26 @@ fn check(w: &World, plan: &Plan) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// The revision label of `pod` and the update revision of the StatefulSet of `c`.
+fn revisions<'a>(
+    w: &'a World,
+    c: Component,
+    pod: &'a Pod,
+) -> (Option<&'a String>, Option<&'a String>) {
+    let revision = pod
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(pods::REVISION_LABEL));
+    let update_revision = match c {
+        Component::Bookkeeper => w.bookkeeper.as_ref(),
+        _ => w.segmentstore.as_ref(),
+    }
+    .and_then(|s| s.status.as_ref())
+    .and_then(|s| s.update_revision.as_ref());
+    (revision, update_revision)
+}
+
 /// A deletion of a rolling restart: a pod created from older settings (its revision is not the
 /// StatefulSet's update revision), with the upgrade's safety rules, while every pod of the other
 /// StatefulSets is Ready.
@@ -618,17 +628,7 @@ fn check_restart_deletion(
         Some(resource_version)
     );
     prop_assert!(generation_observed(w, c), "template change not observed");
-    let revision = pod
-        .metadata
-        .labels
-        .as_ref()
-        .and_then(|l| l.get(pods::REVISION_LABEL));
-    let update_revision = match c {
-        Component::Bookkeeper => w.bookkeeper.as_ref(),
-        _ => w.segmentstore.as_ref(),
-    }
-    .and_then(|s| s.status.as_ref())
-    .and_then(|s| s.update_revision.as_ref());
+    let (revision, update_revision) = revisions(w, c, pod);
     prop_assert!(update_revision.is_some() && revision != update_revision);
     prop_assert!(!terminating(pod), "deleted a terminating pod");
     let pods = pods_of(w, c);

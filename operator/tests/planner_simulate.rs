@@ -151,6 +151,11 @@ fn assert_quiet(w: &mut World, rounds: usize) {
     );
 }
 
+/// The names of the 3 pods of StatefulSet `sts`, in order.
+fn members(sts: &str) -> Vec<String> {
+    (0..3).map(|i| format!("{sts}-{i}")).collect()
+}
+
 fn all_pods_at(w: &World, version: &str) -> bool {
     w.pods.iter().all(|p| pod_version(p) == Some(version))
 }
@@ -166,14 +171,11 @@ fn a_whole_upgrade_replaces_bookies_then_controller_then_segment_stores() {
 
     assert_eq!(
         t.deleted(),
-        vec![
-            "example-bookie-0",
-            "example-bookie-1",
-            "example-bookie-2",
-            "example-pravega-segmentstore-0",
-            "example-pravega-segmentstore-1",
-            "example-pravega-segmentstore-2",
+        [
+            members("example-bookie"),
+            members("example-pravega-segmentstore")
         ]
+        .concat()
     );
     // Templates change in order, each after the previous component is done.
     let bk = t.first_change(Component::Bookkeeper, "0.5.0");
@@ -295,10 +297,7 @@ fn after_a_failure_a_newer_version_rolls_forward_from_the_current_one() {
     let t = run(&mut w, 200, settled("0.5.1"));
     assert!(t.has_log("syncing cluster version from 0.4.0 to 0.5.1"));
     // The crash-looping bookie goes first, although it is not Ready.
-    assert_eq!(
-        t.deleted()[..3],
-        ["example-bookie-0", "example-bookie-1", "example-bookie-2"]
-    );
+    assert_eq!(t.deleted()[..3], members("example-bookie"));
     assert_eq!(t.deletions.len(), 6);
     let s = w.status();
     assert_eq!(s.version_history, vec!["0.4.0", "0.5.1"]);
@@ -332,14 +331,7 @@ fn auto_rollback_undoes_a_failed_controller_rollout_in_reverse_order() {
     // Bookies up, then (after the controller failed and was rolled back) bookies down again.
     assert_eq!(
         t.deleted(),
-        vec![
-            "example-bookie-0",
-            "example-bookie-1",
-            "example-bookie-2",
-            "example-bookie-0",
-            "example-bookie-1",
-            "example-bookie-2",
-        ]
+        [members("example-bookie"), members("example-bookie")].concat()
     );
     let ctrl_back = t.first_change(Component::Controller, "0.4.0");
     let bk_back = t.first_change(Component::Bookkeeper, "0.4.0");

@@ -11,7 +11,9 @@ const NS: &str = "demo";
 const GROUP: &str = "demo.pravega.io";
 
 /// v1alpha1 (served), v1beta1 (served, storage, status subresource) and v1 (not served), each
-/// with its own printer columns. The storage version is not the first one listed.
+/// with its own printer columns. The storage version is not the first one listed. The two served
+/// versions share their spec's schema and their common printer columns (YAML aliases, which
+/// kubectl resolves).
 const CRD: &str = r#"apiVersion: apiextensions.k8s.io/v1
 kind: CustomResourceDefinition
 metadata:
@@ -32,14 +34,14 @@ spec:
       openAPIV3Schema:
         type: object
         properties:
-          spec:
+          spec: &spec
             type: object
             properties:
               size: {type: integer, minimum: 1}
               color: {type: string}
     additionalPrinterColumns:
-    - {name: Size, type: integer, jsonPath: .spec.size}
-    - {name: Age, type: date, jsonPath: .metadata.creationTimestamp}
+    - &size {name: Size, type: integer, jsonPath: .spec.size}
+    - &age {name: Age, type: date, jsonPath: .metadata.creationTimestamp}
   - name: v1beta1
     served: true
     storage: true
@@ -47,11 +49,7 @@ spec:
       openAPIV3Schema:
         type: object
         properties:
-          spec:
-            type: object
-            properties:
-              size: {type: integer, minimum: 1}
-              color: {type: string}
+          spec: *spec
           status:
             type: object
             properties:
@@ -59,9 +57,9 @@ spec:
     subresources:
       status: {}
     additionalPrinterColumns:
-    - {name: Size, type: integer, jsonPath: .spec.size}
+    - *size
     - {name: Color, type: string, jsonPath: .spec.color}
-    - {name: Age, type: date, jsonPath: .metadata.creationTimestamp}
+    - *age
   - name: v1
     served: false
     storage: false

@@ -50,6 +50,17 @@ where
     }
 }
 
+/// Sets `data.v` of ConfigMap `a` to `i` with a merge patch.
+async fn set_v(api: &Api<ConfigMap>, i: u32) {
+    api.patch(
+        "a",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"data": {"v": i.to_string()}})),
+    )
+    .await
+    .expect("patch");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watcher_sees_every_change_in_order_across_restarts_and_relists_after_410() {
     let sb = Sandbox::start(SandboxOptions {
@@ -68,26 +79,14 @@ async fn watcher_sees_every_change_in_order_across_restarts_and_relists_after_41
         .expect("create");
     assert_eq!(next_event(&mut w).await, ("apply".into(), "0".into()));
     for i in 1..=3 {
-        api.patch(
-            "a",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"data": {"v": i.to_string()}})),
-        )
-        .await
-        .expect("patch");
+        set_v(&api, i).await;
         assert_eq!(next_event(&mut w).await, ("apply".into(), i.to_string()));
     }
 
     // A restart within the history window: the watch resumes, nothing is lost or repeated.
     sb.close_watches();
     for i in 4..=5 {
-        api.patch(
-            "a",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"data": {"v": i.to_string()}})),
-        )
-        .await
-        .expect("patch");
+        set_v(&api, i).await;
     }
     assert_eq!(next_event(&mut w).await, ("apply".into(), "4".into()));
     assert_eq!(next_event(&mut w).await, ("apply".into(), "5".into()));
@@ -95,13 +94,7 @@ async fn watcher_sees_every_change_in_order_across_restarts_and_relists_after_41
     // A restart after the window moved on: 410 Gone, then a relist with the current state.
     sb.close_watches();
     for i in 6..=15 {
-        api.patch(
-            "a",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"data": {"v": i.to_string()}})),
-        )
-        .await
-        .expect("patch");
+        set_v(&api, i).await;
     }
     assert_eq!(
         next_event(&mut w).await,

@@ -56,13 +56,11 @@ async fn pravegacluster_lifecycle_with_kubectl() {
         "merge",
         r#"{"status":{"replicas":1}}"#,
     );
-    let got = jsonpath(
-        &sb,
-        NS,
-        &["pk", "example"],
-        "{.spec.version} {.status.replicas} {.metadata.generation}",
+    let example = |path: &str| jsonpath(&sb, NS, &["pk", "example"], path);
+    assert_eq!(
+        example("{.spec.version} {.status.replicas} {.metadata.generation}"),
+        "0.4.0 7 1"
     );
-    assert_eq!(got, "0.4.0 7 1");
 
     // describe shows spec, status and conditions.
     let d = squash(&kubectl_ok(
@@ -88,61 +86,33 @@ async fn pravegacluster_lifecycle_with_kubectl() {
         "[{\"op\": \"replace\", \"path\": \"/spec/version\", \"value\": \"0.5.0\"}]",
     );
     assert!(out.contains("patched"), "{out}");
-    let got = jsonpath(
-        &sb,
-        NS,
-        &["pk", "example"],
-        "{.spec.version} {.metadata.generation}",
-    );
-    assert_eq!(got, "0.5.0 2");
+    assert_eq!(example("{.spec.version} {.metadata.generation}"), "0.5.0 2");
 
     // Schema validation: a bad value is rejected with the field path, as the real server does.
-    let bad = patch(
+    patch(
         &sb,
         NS,
         ["pk", "example"],
         "merge",
         r#"{"spec":{"bookkeeper":{"replicas":0}}}"#,
-    );
-    assert!(!bad.ok);
-    assert!(
-        bad.stderr.contains("spec.bookkeeper.replicas: Invalid value: 0: spec.bookkeeper.replicas in body should be greater than or equal to 1"),
-        "{}",
-        bad.stderr
-    );
+    )
+    .expect_err("spec.bookkeeper.replicas: Invalid value: 0: spec.bookkeeper.replicas in body should be greater than or equal to 1");
     // kubectl validates strictly on the server: unknown fields are rejected.
-    let unknown = kubectl_stdin(
+    kubectl_stdin(
         &sb,
         &["-n", NS, "apply", "-f", "-"],
         "apiVersion: pravega.pravega.io/v1beta1\nkind: PravegaCluster\nmetadata:\n  name: other\nspec:\n  version: 0.4.0\n  bogus: 1\n",
-    );
-    assert!(!unknown.ok);
-    assert!(
-        unknown.stderr.contains("PravegaCluster in version \"v1beta1\" cannot be handled as a PravegaCluster: strict decoding error: unknown field \"spec.bogus\""),
-        "{}",
-        unknown.stderr
-    );
+    )
+    .expect_err("PravegaCluster in version \"v1beta1\" cannot be handled as a PravegaCluster: strict decoding error: unknown field \"spec.bogus\"");
     // Strategic merge is not defined for custom resources.
-    let smp = kubectl(
+    patch(
         &sb,
-        &[
-            "-n",
-            NS,
-            "patch",
-            "pk",
-            "example",
-            "-p",
-            r#"{"spec":{"version":"0.5.1"}}"#,
-        ],
-    );
-    assert!(
-        !smp.ok
-            && smp
-                .stderr
-                .contains("application/strategic-merge-patch+json is not supported"),
-        "{}",
-        smp.stderr
-    );
+        NS,
+        ["pk", "example"],
+        "strategic",
+        r#"{"spec":{"version":"0.5.1"}}"#,
+    )
+    .expect_err("application/strategic-merge-patch+json is not supported");
 
     // kubectl edit (EDITOR rewrites the file) and server-side apply.
     let dir = tempfile::tempdir().unwrap();
@@ -165,16 +135,10 @@ async fn pravegacluster_lifecycle_with_kubectl() {
         "{}",
         String::from_utf8_lossy(&edited.stderr)
     );
-    let got = jsonpath(&sb, NS, &["pk", "example"], "{.spec.version}");
-    assert_eq!(got, "0.5.1");
+    assert_eq!(example("{.spec.version}"), "0.5.1");
     // kubectl edit owns the version now: applying another one is a conflict until forced.
-    let r = kubectl(&sb, &["-n", NS, "apply", "--server-side", "-f", &sample()]);
-    assert!(
-        r.stderr.contains(
-            r#"Apply failed with 1 conflict: conflict with "kubectl-edit" using pravega.pravega.io/v1beta1: .spec.version"#
-        ),
-        "{}",
-        r.stderr
+    kubectl(&sb, &["-n", NS, "apply", "--server-side", "-f", &sample()]).expect_err(
+        r#"Apply failed with 1 conflict: conflict with "kubectl-edit" using pravega.pravega.io/v1beta1: .spec.version"#,
     );
     let out = kubectl_ok(
         &sb,
@@ -189,8 +153,7 @@ async fn pravegacluster_lifecycle_with_kubectl() {
         ],
     );
     assert!(out.contains("serverside-applied"), "{out}");
-    let got = jsonpath(&sb, NS, &["pk", "example"], "{.spec.version}");
-    assert_eq!(got, "0.4.0");
+    assert_eq!(example("{.spec.version}"), "0.4.0");
 
     // kubectl explain reads the CRD's schema.
     let e = kubectl_ok(&sb, &["explain", "pravegacluster.spec"]);

@@ -71,17 +71,12 @@ async fn a_patch_that_changes_nothing_is_patched_no_change() {
     assert_eq!(out, before);
     assert_eq!(rv(&sb, &["deployment", "web"]), before);
     // A change is `patched`, with a new resourceVersion.
-    let out = kubectl_ok(
+    let out = patch_ok(
         &sb,
-        &[
-            "-n",
-            NS,
-            "patch",
-            "deployment",
-            "web",
-            "-p",
-            r#"{"spec":{"replicas":2}}"#,
-        ],
+        NS,
+        ["deployment", "web"],
+        "strategic",
+        r#"{"spec":{"replicas":2}}"#,
     );
     assert_eq!(out, "deployment.apps/web patched\n");
     assert_ne!(rv(&sb, &["deployment", "web"]), before);

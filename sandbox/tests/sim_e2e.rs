@@ -2,122 +2,47 @@
 //! the real `kubectl` against a sandbox API server.
 
 use std::future::Future;
-use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::apps::v1::{
+    Deployment, DeploymentCondition, DeploymentStatus, ReplicaSet, StatefulSet,
+};
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use kube::api::ListParams;
-use kube::{Api, Client, ResourceExt};
+use kube::{Api, ResourceExt};
 use pravega_sandbox::sim::{FailureMode, SimOptions, Simulation};
-use pravega_sandbox::{Sandbox, SandboxOptions};
+use pravega_sandbox::testing::{Env, EnvOptions};
 use regex::Regex;
-use tokio::io::AsyncWriteExt;
-use tokio::process::Command;
 
-struct Env {
-    sandbox: Sandbox,
-    sim: Option<Simulation>,
-    client: Client,
-    kubeconfig: PathBuf,
-}
-
+/// The sandbox with the simulation started with `opts`.
 async fn env(opts: SimOptions) -> Env {
-    let sandbox = Sandbox::start(SandboxOptions {
-        addr: "127.0.0.1:0".parse().unwrap(),
-        ..Default::default()
+    Env::launch(EnvOptions {
+        sim: Some(opts),
+        ..EnvOptions::default()
     })
     .await
-    .expect("sandbox starts");
-    let client = sandbox.client().await.expect("client");
-    let sim = Simulation::start(client.clone(), opts)
-        .await
-        .expect("simulation starts");
-    let kubeconfig = sandbox.kubeconfig_path().to_path_buf();
-    Env {
-        sandbox,
-        sim: Some(sim),
-        client,
-        kubeconfig,
-    }
 }
 
-impl Env {
-    fn sim(&self) -> &Simulation {
-        self.sim.as_ref().expect("simulation running")
-    }
+/// `kubectl create deployment NAME --image=IMAGE --replicas=N` (a protobuf request body).
+async fn create_deployment(env: &Env, name: &str, image: &str, replicas: u32) {
+    let out = env
+        .kubectl_ok(&[
+            "create",
+            "deployment",
+            name,
+            &format!("--image={image}"),
+            &format!("--replicas={replicas}"),
+        ])
+        .await;
+    assert_eq!(out.trim(), format!("deployment.apps/{name} created"));
+}
 
-    async fn kubectl_in(&self, args: &[&str], stdin: Option<&str>) -> std::process::Output {
-        let mut cmd = Command::new("kubectl");
-        cmd.args(args)
-            .env("KUBECONFIG", &self.kubeconfig)
-            .stdin(if stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        let mut child = cmd.spawn().expect("kubectl on the PATH");
-        if let Some(input) = stdin {
-            let mut pipe = child.stdin.take().expect("stdin");
-            pipe.write_all(input.as_bytes()).await.expect("write stdin");
-            drop(pipe);
-        }
-        child.wait_with_output().await.expect("kubectl runs")
-    }
-
-    /// Runs kubectl and returns its stdout; fails the test if it fails.
-    async fn kubectl(&self, args: &[&str]) -> String {
-        let out = self.kubectl_in(args, None).await;
-        assert!(
-            out.status.success(),
-            "kubectl {args:?} failed: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// `kubectl create deployment NAME --image=IMAGE --replicas=N` (a protobuf request body).
-    async fn create_deployment(&self, name: &str, image: &str, replicas: u32) {
-        let out = self
-            .kubectl(&[
-                "create",
-                "deployment",
-                name,
-                &format!("--image={image}"),
-                &format!("--replicas={replicas}"),
-            ])
-            .await;
-        assert_eq!(out.trim(), format!("deployment.apps/{name} created"));
-    }
-
-    async fn apply(&self, yaml: &str) {
-        let out = self.kubectl_in(&["apply", "-f", "-"], Some(yaml)).await;
-        assert!(
-            out.status.success(),
-            "kubectl apply failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    async fn pods(&self) -> Vec<Pod> {
-        Api::<Pod>::namespaced(self.client.clone(), "default")
-            .list(&ListParams::default())
-            .await
-            .expect("list pods")
-            .items
-    }
-
-    async fn shutdown(mut self) {
-        if let Some(sim) = self.sim.take() {
-            sim.shutdown().await;
-        }
-        self.sandbox.shutdown().await;
-    }
+async fn list_pods(env: &Env) -> Vec<Pod> {
+    Api::<Pod>::namespaced(env.client.clone(), "default")
+        .list(&ListParams::default())
+        .await
+        .expect("list pods")
+        .items
 }
 
 /// Waits until `check` returns `Some`, failing the test after `limit`.
@@ -134,6 +59,29 @@ where
         assert!(start.elapsed() < limit, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Waits (20 s at most) until pod `name` is there again with another uid than `old_uid`, and
+/// Ready; returns it.
+async fn replaced_and_ready(env: &Env, name: &str, old_uid: &str, what: &str) -> Pod {
+    eventually(what, Duration::from_secs(20), || async {
+        list_pods(env)
+            .await
+            .into_iter()
+            .find(|p| p.name_any() == name && p.uid().as_deref() != Some(old_uid) && is_ready(p))
+    })
+    .await
+}
+
+/// The `Progressing` condition of a Deployment's status.
+fn progressing(status: &DeploymentStatus) -> DeploymentCondition {
+    status
+        .conditions
+        .iter()
+        .flatten()
+        .find(|c| c.type_ == "Progressing")
+        .cloned()
+        .expect("a Progressing condition")
 }
 
 fn is_ready(p: &Pod) -> bool {
@@ -164,52 +112,36 @@ async fn statefulset_ready(env: &Env, name: &str, replicas: i32) -> StatefulSet 
     .await
 }
 
+/// `short/name` and resourceVersion of every object of kind `K` in namespace `default`.
+async fn versions_of<K>(env: &Env, short: &str) -> Vec<(String, String)>
+where
+    K: kube::Resource<Scope = kube::core::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+    K::DynamicType: Default,
+{
+    Api::<K>::namespaced(env.client.clone(), "default")
+        .list(&ListParams::default())
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|o| {
+            let rv = o
+                .resource_version()
+                .expect("a stored object has a resourceVersion");
+            (format!("{short}/{}", o.name_any()), rv)
+        })
+        .collect()
+}
+
 /// Name and resourceVersion of every pod, StatefulSet, ReplicaSet and
 /// Deployment: equal snapshots mean nothing was written in between.
 async fn resource_versions(env: &Env) -> Vec<(String, String)> {
-    let lp = ListParams::default();
-    let c = env.client.clone();
-    let mut objects: Vec<(String, String)> = Vec::new();
-    for p in Api::<Pod>::namespaced(c.clone(), "default")
-        .list(&lp)
-        .await
-        .unwrap()
-    {
-        objects.push((
-            format!("pod/{}", p.name_any()),
-            p.resource_version().unwrap(),
-        ));
-    }
-    for s in Api::<StatefulSet>::namespaced(c.clone(), "default")
-        .list(&lp)
-        .await
-        .unwrap()
-    {
-        objects.push((
-            format!("sts/{}", s.name_any()),
-            s.resource_version().unwrap(),
-        ));
-    }
-    for r in Api::<ReplicaSet>::namespaced(c.clone(), "default")
-        .list(&lp)
-        .await
-        .unwrap()
-    {
-        objects.push((
-            format!("rs/{}", r.name_any()),
-            r.resource_version().unwrap(),
-        ));
-    }
-    for d in Api::<Deployment>::namespaced(c.clone(), "default")
-        .list(&lp)
-        .await
-        .unwrap()
-    {
-        objects.push((
-            format!("deploy/{}", d.name_any()),
-            d.resource_version().unwrap(),
-        ));
-    }
+    let mut objects = versions_of::<Pod>(env, "pod").await;
+    objects.extend(versions_of::<StatefulSet>(env, "sts").await);
+    objects.extend(versions_of::<ReplicaSet>(env, "rs").await);
+    objects.extend(versions_of::<Deployment>(env, "deploy").await);
     objects.sort();
     objects
 }
@@ -263,10 +195,10 @@ spec:
 #[tokio::test]
 async fn deployment_rolls_out_a_new_image_with_kubectl() {
     let env = env(SimOptions::default()).await;
-    env.create_deployment("web", "nginx:1.0", 3).await;
-    env.kubectl(&["rollout", "status", "deployment/web", "--timeout=60s"])
+    create_deployment(&env, "web", "nginx:1.0", 3).await;
+    env.kubectl_ok(&["rollout", "status", "deployment/web", "--timeout=60s"])
         .await;
-    let pods = env.pods().await;
+    let pods = list_pods(&env).await;
     assert_eq!(pods.iter().filter(|p| is_ready(p)).count(), 3);
     let name_re =
         Regex::new(r"^web-[bcdfghjklmnpqrstvwxz2456789]+-[bcdfghjklmnpqrstvwxz2456789]{5}$")
@@ -287,10 +219,10 @@ async fn deployment_rolls_out_a_new_image_with_kubectl() {
         );
     }
 
-    env.kubectl(&["set", "image", "deployment/web", "nginx=nginx:1.1"])
+    env.kubectl_ok(&["set", "image", "deployment/web", "nginx=nginx:1.1"])
         .await;
     let out = env
-        .kubectl(&["rollout", "status", "deployment/web", "--timeout=60s"])
+        .kubectl_ok(&["rollout", "status", "deployment/web", "--timeout=60s"])
         .await;
     assert!(out.contains("successfully rolled out"), "{out}");
 
@@ -303,12 +235,7 @@ async fn deployment_rolls_out_a_new_image_with_kubectl() {
         (st.replicas, st.updated_replicas, st.available_replicas),
         (Some(3), Some(3), Some(3))
     );
-    let progressing = st
-        .conditions
-        .unwrap()
-        .into_iter()
-        .find(|c| c.type_ == "Progressing")
-        .unwrap();
+    let progressing = progressing(&st);
     assert_eq!(
         progressing.reason.as_deref(),
         Some("NewReplicaSetAvailable")
@@ -354,7 +281,7 @@ async fn deployment_rolls_out_a_new_image_with_kubectl() {
     );
 
     // The controllers and kubelets report what they do, as events.
-    let events = env.kubectl(&["get", "events"]).await;
+    let events = env.kubectl_ok(&["get", "events"]).await;
     for reason in [
         "ScalingReplicaSet",
         "SuccessfulCreate",
@@ -367,7 +294,7 @@ async fn deployment_rolls_out_a_new_image_with_kubectl() {
 
     // Old pods are terminated and removed.
     let pods = eventually("old pods gone", Duration::from_secs(20), || async {
-        let pods = env.pods().await;
+        let pods = list_pods(&env).await;
         (pods.len() == 3).then_some(pods)
     })
     .await;
@@ -382,7 +309,7 @@ async fn deployment_rolls_out_a_new_image_with_kubectl() {
 #[tokio::test]
 async fn on_delete_statefulset_replaces_pods_only_when_deleted() {
     let env = env(SimOptions::default()).await;
-    env.apply(&WEB_STS.replace("IMAGE_TAG", "1.0")).await;
+    env.apply_yaml(&WEB_STS.replace("IMAGE_TAG", "1.0")).await;
     let sts = statefulset_ready(&env, "web", 3).await;
     let old_rev = sts
         .status
@@ -393,7 +320,7 @@ async fn on_delete_statefulset_replaces_pods_only_when_deleted() {
         .unwrap();
     assert!(old_rev.starts_with("web-"));
 
-    let pods = env.pods().await;
+    let pods = list_pods(&env).await;
     let mut names: Vec<String> = pods.iter().map(|p| p.name_any()).collect();
     names.sort();
     assert_eq!(names, ["web-0", "web-1", "web-2"]);
@@ -434,11 +361,11 @@ async fn on_delete_statefulset_replaces_pods_only_when_deleted() {
         pvcs.iter()
             .all(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Bound"))
     );
-    let out = env.kubectl(&["get", "controllerrevisions"]).await;
+    let out = env.kubectl_ok(&["get", "controllerrevisions"]).await;
     assert!(out.contains(&old_rev), "{out}");
 
     // A template change does not touch the running pods.
-    env.apply(&WEB_STS.replace("IMAGE_TAG", "1.1")).await;
+    env.apply_yaml(&WEB_STS.replace("IMAGE_TAG", "1.1")).await;
     let api = Api::<StatefulSet>::namespaced(env.client.clone(), "default");
     let new_rev = eventually("new update revision", Duration::from_secs(10), || async {
         let s = api.get("web").await.ok()?;
@@ -448,13 +375,12 @@ async fn on_delete_statefulset_replaces_pods_only_when_deleted() {
     })
     .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let before: Vec<(String, String)> = env
-        .pods()
+    let before: Vec<(String, String)> = list_pods(&env)
         .await
         .iter()
         .map(|p| (p.name_any(), p.uid().unwrap()))
         .collect();
-    for p in env.pods().await {
+    for p in list_pods(&env).await {
         assert_eq!(
             label(&p, "controller-revision-hash"),
             old_rev,
@@ -469,21 +395,10 @@ async fn on_delete_statefulset_replaces_pods_only_when_deleted() {
     );
 
     // A deleted pod comes back at the new revision; the others stay as they were.
-    env.kubectl(&["delete", "pod", "web-1", "--wait=false"])
+    env.kubectl_ok(&["delete", "pod", "web-1", "--wait=false"])
         .await;
     let old_uid = before.iter().find(|(n, _)| n == "web-1").unwrap().1.clone();
-    let recreated = eventually(
-        "web-1 recreated and ready",
-        Duration::from_secs(20),
-        || async {
-            env.pods().await.into_iter().find(|p| {
-                p.name_any() == "web-1"
-                    && p.uid().as_deref() != Some(old_uid.as_str())
-                    && is_ready(p)
-            })
-        },
-    )
-    .await;
+    let recreated = replaced_and_ready(&env, "web-1", &old_uid, "web-1 recreated and ready").await;
     assert_eq!(label(&recreated, "controller-revision-hash"), new_rev);
     assert_eq!(
         recreated.spec.as_ref().unwrap().containers[0]
@@ -491,7 +406,7 @@ async fn on_delete_statefulset_replaces_pods_only_when_deleted() {
             .as_deref(),
         Some("nginx:1.1")
     );
-    for p in env.pods().await {
+    for p in list_pods(&env).await {
         if p.name_any() != "web-1" {
             assert_eq!(label(&p, "controller-revision-hash"), old_rev);
             assert!(before.contains(&(p.name_any(), p.uid().unwrap())));
@@ -510,14 +425,14 @@ async fn on_delete_statefulset_replaces_pods_only_when_deleted() {
 
     // Going back to the first template makes its revision the update
     // revision again (and the newest one); a deleted pod comes back at it.
-    env.apply(&WEB_STS.replace("IMAGE_TAG", "1.0")).await;
+    env.apply_yaml(&WEB_STS.replace("IMAGE_TAG", "1.0")).await;
     eventually("update revision back", Duration::from_secs(10), || async {
         let s = api.get("web").await.ok()?.status?;
         (s.update_revision.as_deref() == Some(old_rev.as_str())).then_some(())
     })
     .await;
     let number = env
-        .kubectl(&[
+        .kubectl_ok(&[
             "get",
             "controllerrevision",
             &old_rev,
@@ -527,24 +442,19 @@ async fn on_delete_statefulset_replaces_pods_only_when_deleted() {
         .await;
     assert_eq!(number, "3");
     let rolled_uid = recreated.uid().unwrap();
-    env.kubectl(&["delete", "pod", "web-1", "--wait=false"])
+    env.kubectl_ok(&["delete", "pod", "web-1", "--wait=false"])
         .await;
-    let back = eventually(
+    let back = replaced_and_ready(
+        &env,
+        "web-1",
+        &rolled_uid,
         "web-1 back at the first revision",
-        Duration::from_secs(20),
-        || async {
-            env.pods().await.into_iter().find(|p| {
-                p.name_any() == "web-1"
-                    && p.uid().as_deref() != Some(rolled_uid.as_str())
-                    && is_ready(p)
-            })
-        },
     )
     .await;
     assert_eq!(label(&back, "controller-revision-hash"), old_rev);
 
     // PVCs are kept and reused.
-    let pvcs = env.kubectl(&["get", "pvc", "-o", "name"]).await;
+    let pvcs = env.kubectl_ok(&["get", "pvc", "-o", "name"]).await;
     assert_eq!(pvcs.lines().count(), 3, "{pvcs}");
     env.shutdown().await;
 }
@@ -556,7 +466,7 @@ async fn failing_image_crash_loops_with_growing_restarts() {
         ..Default::default()
     })
     .await;
-    env.create_deployment("crash", "busybox:broken", 1).await;
+    create_deployment(&env, "crash", "busybox:broken", 1).await;
     let restarts_of = |out: &str| -> Option<u32> {
         let line = out.lines().find(|l| l.starts_with("crash-"))?;
         let cols: Vec<&str> = line.split_whitespace().collect();
@@ -565,15 +475,15 @@ async fn failing_image_crash_loops_with_growing_restarts() {
     let first = eventually(
         "CrashLoopBackOff in kubectl get pods",
         Duration::from_secs(20),
-        || async { restarts_of(&env.kubectl(&["get", "pods"]).await) },
+        || async { restarts_of(&env.kubectl_ok(&["get", "pods"]).await) },
     )
     .await;
     let later = eventually("more restarts", Duration::from_secs(20), || async {
-        restarts_of(&env.kubectl(&["get", "pods"]).await).filter(|r| *r >= first + 2)
+        restarts_of(&env.kubectl_ok(&["get", "pods"]).await).filter(|r| *r >= first + 2)
     })
     .await;
     assert!(later > first);
-    let pod = env.pods().await.into_iter().next().unwrap();
+    let pod = list_pods(&env).await.into_iter().next().unwrap();
     let cs = &pod
         .status
         .as_ref()
@@ -584,7 +494,7 @@ async fn failing_image_crash_loops_with_growing_restarts() {
     let last = cs.last_state.as_ref().unwrap().terminated.as_ref().unwrap();
     assert_eq!((last.exit_code, last.reason.as_deref()), (1, Some("Error")));
     assert!(!cs.ready);
-    let described = env.kubectl(&["describe", "pod", &pod.name_any()]).await;
+    let described = env.kubectl_ok(&["describe", "pod", &pod.name_any()]).await;
     assert!(
         described.contains("Back-off restarting failed container"),
         "{described}"
@@ -593,7 +503,7 @@ async fn failing_image_crash_loops_with_growing_restarts() {
     // Clearing the failure lets the container run and become ready.
     env.sim().clear_failures();
     eventually("recovered pod ready", Duration::from_secs(20), || async {
-        env.pods().await.iter().any(is_ready).then_some(())
+        list_pods(&env).await.iter().any(is_ready).then_some(())
     })
     .await;
     env.shutdown().await;
@@ -604,7 +514,7 @@ async fn stuck_rollout_exceeds_its_progress_deadline() {
     let env = env(SimOptions::default()).await;
     env.sim()
         .fail_image(Regex::new(r"^app:bad$").unwrap(), FailureMode::ImagePull);
-    env.apply(
+    env.apply_yaml(
         r#"
 apiVersion: apps/v1
 kind: Deployment
@@ -625,46 +535,30 @@ spec:
 "#,
     )
     .await;
-    let out = env
-        .kubectl_in(
-            &["rollout", "status", "deployment/stuck", "--timeout=30s"],
-            None,
-        )
-        .await;
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("exceeded its progress deadline"),
-        "{stderr}"
-    );
+    env.kubectl(&["rollout", "status", "deployment/stuck", "--timeout=30s"])
+        .await
+        .expect_err("exceeded its progress deadline");
     let d = Api::<Deployment>::namespaced(env.client.clone(), "default")
         .get("stuck")
         .await
         .unwrap();
-    let c = d
-        .status
-        .unwrap()
-        .conditions
-        .unwrap()
-        .into_iter()
-        .find(|c| c.type_ == "Progressing")
-        .unwrap();
+    let c = progressing(d.status.as_ref().expect("status"));
     assert_eq!(
         (c.status.as_str(), c.reason.as_deref()),
         ("False", Some("ProgressDeadlineExceeded"))
     );
-    let pods = env.kubectl(&["get", "pods"]).await;
+    let pods = env.kubectl_ok(&["get", "pods"]).await;
     assert!(
         pods.contains("ErrImagePull") || pods.contains("ImagePullBackOff"),
         "{pods}"
     );
 
     // Fixing the image makes the next rollout complete.
-    env.kubectl(&["set", "image", "deployment/stuck", "app=app:good"])
+    env.kubectl_ok(&["set", "image", "deployment/stuck", "app=app:good"])
         .await;
-    env.kubectl(&["rollout", "status", "deployment/stuck", "--timeout=30s"])
+    env.kubectl_ok(&["rollout", "status", "deployment/stuck", "--timeout=30s"])
         .await;
-    let out = env.kubectl(&["get", "nodes"]).await;
+    let out = env.kubectl_ok(&["get", "nodes"]).await;
     assert_eq!(
         out.lines().filter(|l| l.contains(" Ready ")).count(),
         3,
@@ -680,9 +574,9 @@ async fn unschedulable_and_invalid_images_stay_pending() {
         ..Default::default()
     })
     .await;
-    env.kubectl(&["run", "lost", "--image=nowhere:1"]).await;
+    env.kubectl_ok(&["run", "lost", "--image=nowhere:1"]).await;
     // kubectl refuses invalid image names itself: create the pod from a manifest.
-    env.apply(
+    env.apply_yaml(
         r#"
 apiVersion: v1
 kind: Pod
@@ -696,14 +590,13 @@ spec:
     )
     .await;
     let typo = eventually("InvalidImageName", Duration::from_secs(10), || async {
-        let out = env.kubectl(&["get", "pod", "typo"]).await;
+        let out = env.kubectl_ok(&["get", "pod", "typo"]).await;
         out.contains("InvalidImageName").then_some(out)
     })
     .await;
     assert!(typo.contains("0/1"), "{typo}");
     let lost = eventually("unschedulable pod", Duration::from_secs(10), || async {
-        let p = env
-            .pods()
+        let p = list_pods(&env)
             .await
             .into_iter()
             .find(|p| p.name_any() == "lost")?;
@@ -726,14 +619,14 @@ spec:
 #[tokio::test]
 async fn readiness_can_be_overridden_per_pod() {
     let env = env(SimOptions::default()).await;
-    env.apply(
+    env.apply_yaml(
         &WEB_STS
             .replace("IMAGE_TAG", "1.0")
             .replace("replicas: 3", "replicas: 2"),
     )
     .await;
     statefulset_ready(&env, "web", 2).await;
-    env.apply(
+    env.apply_yaml(
         r#"
 apiVersion: policy/v1
 kind: PodDisruptionBudget
@@ -747,7 +640,7 @@ spec:
     )
     .await;
     let allowed = || async {
-        env.kubectl(&[
+        env.kubectl_ok(&[
             "get",
             "pdb",
             "web",
@@ -766,7 +659,7 @@ spec:
         .set_pod_ready("default", "web-0", false)
         .await
         .unwrap();
-    let out = env.kubectl(&["get", "pod", "web-0"]).await;
+    let out = env.kubectl_ok(&["get", "pod", "web-0"]).await;
     assert!(out.contains("0/1"), "{out}");
     let api = Api::<StatefulSet>::namespaced(env.client.clone(), "default");
     eventually("readyReplicas drops", Duration::from_secs(10), || async {
@@ -790,10 +683,10 @@ spec:
 #[tokio::test]
 async fn restarted_simulation_adopts_existing_pods() {
     let mut env = env(SimOptions::default()).await;
-    env.apply(&WEB_STS.replace("IMAGE_TAG", "1.0")).await;
-    env.create_deployment("api", "nginx:1.0", 2).await;
+    env.apply_yaml(&WEB_STS.replace("IMAGE_TAG", "1.0")).await;
+    create_deployment(&env, "api", "nginx:1.0", 2).await;
     statefulset_ready(&env, "web", 3).await;
-    env.kubectl(&["rollout", "status", "deployment/api", "--timeout=30s"])
+    env.kubectl_ok(&["rollout", "status", "deployment/api", "--timeout=30s"])
         .await;
     // Everything as it is once settled: identity and last write.
     let uids = |pods: &[Pod]| {
@@ -802,7 +695,7 @@ async fn restarted_simulation_adopts_existing_pods() {
         v
     };
     let before = settled(&env).await;
-    let before_uids = uids(&env.pods().await);
+    let before_uids = uids(&list_pods(&env).await);
 
     env.sim.take().unwrap().shutdown().await;
     env.sim = Some(
@@ -819,17 +712,20 @@ async fn restarted_simulation_adopts_existing_pods() {
     // The restarted controllers and kubelets adopt everything as it is:
     // no pod is recreated, nothing is even rewritten.
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let pods = env.pods().await;
+    let pods = list_pods(&env).await;
     assert_eq!(before_uids, uids(&pods));
     assert_eq!(before, resource_versions(&env).await);
     assert!(pods.iter().all(is_ready));
     // And it keeps working, also across dropped watches: a scale-up is served.
     env.sandbox.close_watches();
-    env.kubectl(&["scale", "deployment/api", "--replicas=3"])
+    env.kubectl_ok(&["scale", "deployment/api", "--replicas=3"])
         .await;
-    env.kubectl(&["rollout", "status", "deployment/api", "--timeout=30s"])
+    env.kubectl_ok(&["rollout", "status", "deployment/api", "--timeout=30s"])
         .await;
-    assert_eq!(env.pods().await.iter().filter(|p| is_ready(p)).count(), 6);
+    assert_eq!(
+        list_pods(&env).await.iter().filter(|p| is_ready(p)).count(),
+        6
+    );
     env.shutdown().await;
 }
 
@@ -841,11 +737,12 @@ async fn a_pravega_like_set_of_workloads_becomes_ready_quickly() {
     let segmentstore = WEB_STS
         .replace("IMAGE_TAG", "1.0")
         .replace("web", "segmentstore");
-    env.apply(&format!("{bookie}\n---\n{segmentstore}")).await;
-    env.create_deployment("controller", "nginx:1.0", 1).await;
+    env.apply_yaml(&format!("{bookie}\n---\n{segmentstore}"))
+        .await;
+    create_deployment(&env, "controller", "nginx:1.0", 1).await;
     statefulset_ready(&env, "bookie", 3).await;
     statefulset_ready(&env, "segmentstore", 3).await;
-    env.kubectl(&[
+    env.kubectl_ok(&[
         "rollout",
         "status",
         "deployment/controller",
@@ -872,7 +769,7 @@ async fn rolling_update_statefulset_honours_partition_and_goes_from_the_highest_
         "type: OnDelete",
         "type: RollingUpdate\n    rollingUpdate:\n      partition: PARTITION",
     );
-    env.apply(&yaml.replace("IMAGE_TAG", "1.0").replace("PARTITION", "0"))
+    env.apply_yaml(&yaml.replace("IMAGE_TAG", "1.0").replace("PARTITION", "0"))
         .await;
     let old_rev = statefulset_ready(&env, "web", 3)
         .await
@@ -882,10 +779,10 @@ async fn rolling_update_statefulset_honours_partition_and_goes_from_the_highest_
         .unwrap();
 
     // With partition 2 only web-2 moves to the new revision.
-    env.apply(&yaml.replace("IMAGE_TAG", "1.1").replace("PARTITION", "2"))
+    env.apply_yaml(&yaml.replace("IMAGE_TAG", "1.1").replace("PARTITION", "2"))
         .await;
     let out = env
-        .kubectl(&["rollout", "status", "statefulset/web", "--timeout=30s"])
+        .kubectl_ok(&["rollout", "status", "statefulset/web", "--timeout=30s"])
         .await;
     assert!(out.contains("partitioned roll out complete"), "{out}");
     let revs = |pods: &[Pod]| -> Vec<(String, String)> {
@@ -901,19 +798,19 @@ async fn rolling_update_statefulset_honours_partition_and_goes_from_the_highest_
         v.sort();
         v
     };
-    let pods = revs(&env.pods().await);
+    let pods = revs(&list_pods(&env).await);
     assert_eq!(pods[0].1, old_rev);
     assert_eq!(pods[1].1, old_rev);
     assert_ne!(pods[2].1, old_rev);
     let new_rev = pods[2].1.clone();
 
     // Partition 0: the rest follows, highest ordinal first, one at a time.
-    env.apply(&yaml.replace("IMAGE_TAG", "1.1").replace("PARTITION", "0"))
+    env.apply_yaml(&yaml.replace("IMAGE_TAG", "1.1").replace("PARTITION", "0"))
         .await;
     let mut order: Vec<String> = Vec::new();
     let start = Instant::now();
     loop {
-        let pods = env.pods().await;
+        let pods = list_pods(&env).await;
         let down = pods.iter().filter(|p| !is_ready(p)).count();
         assert!(down <= 1, "more than one pod down at once");
         for p in &pods {
@@ -932,7 +829,7 @@ async fn rolling_update_statefulset_honours_partition_and_goes_from_the_highest_
     }
     assert_eq!(order, ["web-2", "web-1", "web-0"]);
     let out = env
-        .kubectl(&["rollout", "status", "statefulset/web", "--timeout=30s"])
+        .kubectl_ok(&["rollout", "status", "statefulset/web", "--timeout=30s"])
         .await;
     // kubectl reports a rollout with a partition field as "partitioned".
     assert!(

@@ -5,7 +5,9 @@
 
 use std::path::Path;
 
-use pravega_sandbox::testing::{Run, Webhook, kubectl, kubectl_ok, sandbox, workspace_file};
+use pravega_sandbox::testing::{
+    Run, Webhook, kubectl, kubectl_ok, patch_version, sandbox, workspace_file,
+};
 
 const CLUSTER: &str = r#"apiVersion: pravega.pravega.io/v1beta1
 kind: PravegaCluster
@@ -20,23 +22,6 @@ spec:
     controllerReplicas: 1
     segmentStoreReplicas: 3
 "#;
-
-/// `kubectl patch PravegaCluster example` to `version` (a merge patch).
-async fn patch_version(kubeconfig: &Path, version: &str) -> Run {
-    let patch = format!(r#"{{"spec":{{"version":"{version}"}}}}"#);
-    kubectl(
-        kubeconfig,
-        &[
-            "patch",
-            "PravegaCluster",
-            "example",
-            "--type=merge",
-            "-p",
-            &patch,
-        ],
-    )
-    .await
-}
 
 fn read(relative: &str) -> String {
     let path = workspace_file(relative);
@@ -150,7 +135,7 @@ async fn kubectl_prints_the_readme_message_when_the_webhook_is_down() {
     // The webhook judges while it runs.
     let Run {
         ok, stderr: denied, ..
-    } = patch_version(&kubeconfig, "v0.5.0").await;
+    } = patch_version(&kubeconfig, "example", "v0.5.0").await;
     assert!(!ok && denied.contains("denied the request"), "{denied}");
 
     // The webhook stops.
@@ -165,7 +150,7 @@ async fn kubectl_prints_the_readme_message_when_the_webhook_is_down() {
         ok,
         stderr: patched,
         ..
-    } = patch_version(&kubeconfig, "0.5.0").await;
+    } = patch_version(&kubeconfig, "example", "0.5.0").await;
     assert!(!ok, "the patch went through without the webhook");
     assert_quoted(
         "kubectl patch",

@@ -207,22 +207,21 @@ pub fn pod_version(pod: &Pod) -> Option<&str> {
         .map(String::as_str)
 }
 
-pub fn template_version_of_sts(s: &StatefulSet) -> Option<String> {
-    s.spec
+/// The version label of a pod template.
+fn template_version(t: &k8s_openapi::api::core::v1::PodTemplateSpec) -> Option<String> {
+    t.metadata
         .as_ref()
-        .and_then(|s| s.template.metadata.as_ref())
         .and_then(|m| m.labels.as_ref())
         .and_then(|l| l.get(VERSION_KEY))
         .cloned()
 }
 
+pub fn template_version_of_sts(s: &StatefulSet) -> Option<String> {
+    s.spec.as_ref().and_then(|s| template_version(&s.template))
+}
+
 pub fn template_version_of_deployment(d: &Deployment) -> Option<String> {
-    d.spec
-        .as_ref()
-        .and_then(|s| s.template.metadata.as_ref())
-        .and_then(|m| m.labels.as_ref())
-        .and_then(|l| l.get(VERSION_KEY))
-        .cloned()
+    d.spec.as_ref().and_then(|s| template_version(&s.template))
 }
 
 fn set_template_version(t: &mut k8s_openapi::api::core::v1::PodTemplateSpec, version: &str) {

@@ -344,8 +344,8 @@ impl Drop for ClusterMonitor {
     }
 }
 
-/// The benchmarks' sandbox: simulated pods Ready `ready_delay` after they start, and
-/// terminating in `termination_grace`.
+/// The benchmarks' sandbox, with the PravegaCluster CRD: simulated pods Ready `ready_delay` after
+/// they start, and terminating in `termination_grace`.
 pub async fn bench_env(ready_delay: Duration, termination_grace: Duration) -> Env {
     Env::launch(EnvOptions {
         sim: Some(SimOptions {
@@ -353,6 +353,7 @@ pub async fn bench_env(ready_delay: Duration, termination_grace: Duration) -> En
             termination_grace: Some(termination_grace),
             ..SimOptions::default()
         }),
+        crd: true,
         ..EnvOptions::default()
     })
     .await

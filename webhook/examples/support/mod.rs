@@ -38,40 +38,45 @@ pub fn review_body() -> Vec<u8> {
             }
         })
     };
-    serde_json::to_vec(&json!({
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "request": {
-            "uid": "705ab4f5-6393-11e8-b7cc-42010a800002",
-            "kind": {"group": "pravega.pravega.io", "version": "v1beta1", "kind": "PravegaCluster"},
-            "resource": {"group": "pravega.pravega.io", "version": "v1beta1", "resource": "pravegaclusters"},
-            "requestKind": {"group": "pravega.pravega.io", "version": "v1beta1", "kind": "PravegaCluster"},
-            "requestResource": {"group": "pravega.pravega.io", "version": "v1beta1", "resource": "pravegaclusters"},
-            "name": "example", "namespace": "default", "operation": "UPDATE",
-            "userInfo": {"username": "kubernetes-admin", "groups": ["system:masters", "system:authenticated"]},
-            "object": object("0.5.0"), "oldObject": object("0.4.0"), "dryRun": false,
-            "options": {"kind": "UpdateOptions", "apiVersion": "meta.k8s.io/v1", "fieldManager": "kubectl-client-side-apply"}
-        }
+    review(json!({
+        "requestKind": {"group": "pravega.pravega.io", "version": "v1beta1", "kind": "PravegaCluster"},
+        "requestResource": {"group": "pravega.pravega.io", "version": "v1beta1", "resource": "pravegaclusters"},
+        "operation": "UPDATE",
+        "userInfo": {"username": "kubernetes-admin", "groups": ["system:masters", "system:authenticated"]},
+        "object": object("0.5.0"), "oldObject": object("0.4.0"), "dryRun": false,
+        "options": {"kind": "UpdateOptions", "apiVersion": "meta.k8s.io/v1", "fieldManager": "kubectl-client-side-apply"}
     }))
-    .unwrap_or_default()
 }
 
 /// A small CREATE review (what `kubectl create` of a short manifest sends).
 pub fn small_body() -> Vec<u8> {
+    review(json!({
+        "operation": "CREATE",
+        "userInfo": {"username": "kubernetes-admin"},
+        "object": {"apiVersion": "pravega.pravega.io/v1beta1", "kind": "PravegaCluster",
+            "metadata": {"name": "example", "namespace": "default"},
+            "spec": {"version": "0.4.0", "bookkeeper": {"replicas": 3}, "pravega": {"segmentStoreReplicas": 3}}},
+        "dryRun": false
+    }))
+}
+
+/// An AdmissionReview about PravegaCluster `default/example`: the fields every request has, and
+/// `fields`.
+fn review(fields: serde_json::Value) -> Vec<u8> {
+    let mut request = json!({
+        "uid": "705ab4f5-6393-11e8-b7cc-42010a800002",
+        "kind": {"group": "pravega.pravega.io", "version": "v1beta1", "kind": "PravegaCluster"},
+        "resource": {"group": "pravega.pravega.io", "version": "v1beta1", "resource": "pravegaclusters"},
+        "name": "example",
+        "namespace": "default",
+    });
+    if let (Some(request), serde_json::Value::Object(fields)) = (request.as_object_mut(), fields) {
+        request.extend(fields);
+    }
     serde_json::to_vec(&json!({
         "apiVersion": "admission.k8s.io/v1",
         "kind": "AdmissionReview",
-        "request": {
-            "uid": "705ab4f5-6393-11e8-b7cc-42010a800002",
-            "kind": {"group": "pravega.pravega.io", "version": "v1beta1", "kind": "PravegaCluster"},
-            "resource": {"group": "pravega.pravega.io", "version": "v1beta1", "resource": "pravegaclusters"},
-            "name": "example", "namespace": "default", "operation": "CREATE",
-            "userInfo": {"username": "kubernetes-admin"},
-            "object": {"apiVersion": "pravega.pravega.io/v1beta1", "kind": "PravegaCluster",
-                "metadata": {"name": "example", "namespace": "default"},
-                "spec": {"version": "0.4.0", "bookkeeper": {"replicas": 3}, "pravega": {"segmentStoreReplicas": 3}}},
-            "dryRun": false
-        }
+        "request": request,
     }))
     .unwrap_or_default()
 }
