@@ -9,6 +9,13 @@ use serde_json::Value;
 
 const NS: &str = "web";
 
+/// `kubectl -n web create ARGS` (space-separated); returns what kubectl printed.
+async fn create(env: &Env, args: &str) -> String {
+    let mut all = vec!["-n", NS, "create"];
+    all.extend(args.split_whitespace());
+    kubectl_ok(env, &all).await
+}
+
 async fn get_json(env: &Env, args: &[&str]) -> Value {
     let mut all = vec!["-n", NS, "get"];
     all.extend_from_slice(args);
@@ -45,18 +52,9 @@ fn assert_no_empty_strings(v: &Value) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_deployment_runs_its_pods() {
     let env = Env::in_namespace(NS).await;
-    let out = kubectl_ok(
+    let out = create(
         &env,
-        &[
-            "-n",
-            NS,
-            "create",
-            "deployment",
-            "nginx",
-            "--image=nginx",
-            "--replicas=2",
-            "--port=80",
-        ],
+        "deployment nginx --image=nginx --replicas=2 --port=80",
     )
     .await;
     assert_eq!(out.trim(), "deployment.apps/nginx created");
@@ -143,19 +141,7 @@ async fn create_deployment_runs_its_pods() {
     .await;
 
     // An explicit zero of a pointer field is kept (not taken for Go's omitted zero value).
-    kubectl_ok(
-        &env,
-        &[
-            "-n",
-            NS,
-            "create",
-            "deployment",
-            "idle",
-            "--image=nginx:1.27",
-            "--replicas=0",
-        ],
-    )
-    .await;
+    create(&env, "deployment idle --image=nginx:1.27 --replicas=0").await;
     let d = get_json(&env, &["deployment", "idle"]).await;
     assert_eq!(d["spec"]["replicas"], 0);
     assert_eq!(
@@ -167,20 +153,9 @@ async fn create_deployment_runs_its_pods() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_deployment_dry_run_server() {
     let env = Env::in_namespace(NS).await;
-    let out = kubectl_ok(
+    let out = create(
         &env,
-        &[
-            "-n",
-            NS,
-            "create",
-            "deployment",
-            "dry",
-            "--image=nginx",
-            "--replicas=3",
-            "--dry-run=server",
-            "-o",
-            "json",
-        ],
+        "deployment dry --image=nginx --replicas=3 --dry-run=server -o json",
     )
     .await;
     let d: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
@@ -201,20 +176,7 @@ async fn create_service_pod_rbac_and_pdb() {
     let env = Env::in_namespace(NS).await;
 
     // Services (protobuf), of two types.
-    kubectl_ok(
-        &env,
-        &[
-            "-n",
-            NS,
-            "create",
-            "service",
-            "clusterip",
-            "web",
-            "--tcp=80:8080",
-            "--tcp=443",
-        ],
-    )
-    .await;
+    create(&env, "service clusterip web --tcp=80:8080 --tcp=443").await;
     let s = get_json(&env, &["service", "web"]).await;
     assert_no_empty_strings(&s);
     assert_eq!(s["spec"]["type"], "ClusterIP");
@@ -236,17 +198,9 @@ async fn create_service_pod_rbac_and_pdb() {
         "{}",
         s["spec"]
     );
-    kubectl_ok(
+    create(
         &env,
-        &[
-            "-n",
-            NS,
-            "create",
-            "service",
-            "externalname",
-            "db",
-            "--external-name=db.example.com",
-        ],
+        "service externalname db --external-name=db.example.com",
     )
     .await;
     let s = get_json(&env, &["service", "db"]).await;
@@ -277,18 +231,9 @@ async fn create_service_pod_rbac_and_pdb() {
     assert_eq!(p["metadata"]["labels"]["tier"], "web");
 
     // RBAC.
-    kubectl_ok(
+    create(
         &env,
-        &[
-            "-n",
-            NS,
-            "create",
-            "role",
-            "reader",
-            "--verb=get,list",
-            "--resource=pods,deployments.apps",
-            "--resource-name=box",
-        ],
+        "role reader --verb=get,list --resource=pods,deployments.apps --resource-name=box",
     )
     .await;
     let r = get_json(&env, &["role", "reader"]).await;
@@ -307,18 +252,9 @@ async fn create_service_pod_rbac_and_pdb() {
     assert_eq!(rules[1]["apiGroups"], serde_json::json!(["apps"]));
     assert_eq!(rules[1]["resources"], serde_json::json!(["deployments"]));
 
-    kubectl_ok(
+    create(
         &env,
-        &[
-            "-n",
-            NS,
-            "create",
-            "rolebinding",
-            "read-it",
-            "--role=reader",
-            "--user=alice",
-            &format!("--serviceaccount={NS}:default"),
-        ],
+        &format!("rolebinding read-it --role=reader --user=alice --serviceaccount={NS}:default"),
     )
     .await;
     let b = get_json(&env, &["rolebinding", "read-it"]).await;
@@ -335,26 +271,10 @@ async fn create_service_pod_rbac_and_pdb() {
     assert_eq!(b["subjects"][1]["kind"], "ServiceAccount");
     assert_eq!(b["subjects"][1]["namespace"], NS);
 
-    kubectl_ok(
+    create(&env, "clusterrole node-reader --verb=get --resource=nodes").await;
+    create(
         &env,
-        &[
-            "create",
-            "clusterrole",
-            "node-reader",
-            "--verb=get",
-            "--resource=nodes",
-        ],
-    )
-    .await;
-    kubectl_ok(
-        &env,
-        &[
-            "create",
-            "clusterrolebinding",
-            "read-nodes",
-            "--clusterrole=node-reader",
-            "--group=ops",
-        ],
+        "clusterrolebinding read-nodes --clusterrole=node-reader --group=ops",
     )
     .await;
     let cr = get_json(&env, &["clusterrole", "node-reader"]).await;
@@ -365,32 +285,8 @@ async fn create_service_pod_rbac_and_pdb() {
     assert_eq!(crb["subjects"][0]["name"], "ops");
 
     // PodDisruptionBudgets: an int-or-string percentage, and an explicit zero.
-    kubectl_ok(
-        &env,
-        &[
-            "-n",
-            NS,
-            "create",
-            "pdb",
-            "half",
-            "--selector=tier=web",
-            "--min-available=50%",
-        ],
-    )
-    .await;
-    kubectl_ok(
-        &env,
-        &[
-            "-n",
-            NS,
-            "create",
-            "pdb",
-            "none",
-            "--selector=tier=web",
-            "--max-unavailable=0",
-        ],
-    )
-    .await;
+    create(&env, "pdb half --selector=tier=web --min-available=50%").await;
+    create(&env, "pdb none --selector=tier=web --max-unavailable=0").await;
     let half = get_json(&env, &["pdb", "half"]).await;
     assert_eq!(half["spec"]["minAvailable"], "50%");
     assert_eq!(half["spec"]["selector"]["matchLabels"]["tier"], "web");
@@ -411,35 +307,18 @@ async fn create_service_pod_rbac_and_pdb() {
     let dir = tempfile::tempdir().expect("temp dir");
     let bin = dir.path().join("blob");
     std::fs::write(&bin, [0u8, 159, 146, 150]).expect("write blob");
-    kubectl_ok(
+    create(
         &env,
-        &[
-            "-n",
-            NS,
-            "create",
-            "configmap",
-            "cfg",
-            "--from-literal=greeting=hello",
-            &format!("--from-file=blob={}", bin.display()),
-        ],
+        &format!(
+            "configmap cfg --from-literal=greeting=hello --from-file=blob={}",
+            bin.display()
+        ),
     )
     .await;
     let cm = get_json(&env, &["configmap", "cfg"]).await;
     assert_eq!(cm["data"]["greeting"], "hello");
     assert_eq!(cm["binaryData"]["blob"], "AJ+Slg==");
-    kubectl_ok(
-        &env,
-        &[
-            "-n",
-            NS,
-            "create",
-            "secret",
-            "generic",
-            "creds",
-            "--from-literal=password=s3cr=t",
-        ],
-    )
-    .await;
+    create(&env, "secret generic creds --from-literal=password=s3cr=t").await;
     let sec = get_json(&env, &["secret", "creds"]).await;
     assert_eq!(sec["type"], "Opaque");
     assert_eq!(sec["data"]["password"], "czNjcj10");
