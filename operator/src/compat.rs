@@ -6,8 +6,8 @@
 //! PodDisruptionBudgets (1.21), `events.k8s.io/v1` Events (1.19), `coordination.k8s.io/v1` Leases,
 //! `apps/v1` workloads and server-side apply (beta and on by default from 1.18, GA in 1.22). The
 //! operator sends no field that 1.21 does not know (`persistentVolumeClaimRetentionPolicy`, 1.23,
-//! is left to the server's default; `tests/fields_sent.rs` holds every field path the operator
-//! sends to the reviewed list of paths 1.21 serves). The webhook configuration's `matchConditions` need 1.28;
+//! is left to the server's default); `tests/fields_sent.rs` holds every field path it sends to
+//! a reviewed list of paths 1.21 serves. The webhook configuration's `matchConditions` need 1.28;
 //! `deploy/kubernetes-1.27/` installs without them.
 
 /// The lowest Kubernetes version the operator supports, as `major.minor`.
