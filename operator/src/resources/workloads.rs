@@ -8,8 +8,8 @@ use k8s_openapi::api::apps::v1::{
     StatefulSetSpec, StatefulSetUpdateStrategy,
 };
 use k8s_openapi::api::core::v1::{
-    PersistentVolumeClaim, PersistentVolumeClaimSpec, PersistentVolumeClaimVolumeSource, Volume,
-    VolumeResourceRequirements,
+    PersistentVolumeClaim, PersistentVolumeClaimSpec, PersistentVolumeClaimVolumeSource,
+    PodTemplateSpec, Volume, VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -50,10 +50,28 @@ fn claim_template(
     }
 }
 
-fn on_delete() -> StatefulSetUpdateStrategy {
-    StatefulSetUpdateStrategy {
-        type_: Some("OnDelete".to_owned()),
-        ..StatefulSetUpdateStrategy::default()
+/// The spec of a component's StatefulSet: pods started in parallel and replaced only when the
+/// operator deletes them (`OnDelete`), from `template`, with the volume claims `claims`.
+fn statefulset_spec(
+    owner: &Owner<'_>,
+    c: Component,
+    template: PodTemplateSpec,
+    claims: Vec<PersistentVolumeClaim>,
+) -> StatefulSetSpec {
+    StatefulSetSpec {
+        replicas: Some(c.replicas(owner.spec)),
+        selector: owner.selector(c),
+        service_name: Some(c.service_name(owner.name)),
+        pod_management_policy: Some("Parallel".to_owned()),
+        update_strategy: Some(StatefulSetUpdateStrategy {
+            type_: Some("OnDelete".to_owned()),
+            ..StatefulSetUpdateStrategy::default()
+        }),
+        // PVCs are kept by default (`Retain` for both cases); the field is not sent, so that
+        // API servers that do not serve it (before 1.23) accept the object.
+        template,
+        volume_claim_templates: Some(claims),
+        ..StatefulSetSpec::default()
     }
 }
 
@@ -72,24 +90,16 @@ pub(super) fn bookkeeper_statefulset(
     ];
     StatefulSet {
         metadata: owner.meta(c, c.workload_name(owner.name)),
-        spec: Some(StatefulSetSpec {
-            replicas: Some(c.replicas(spec)),
-            selector: owner.selector(c),
-            service_name: Some(c.service_name(owner.name)),
-            pod_management_policy: Some("Parallel".to_owned()),
-            update_strategy: Some(on_delete()),
-            // PVCs are kept by default (`Retain` for both cases); the field is not sent, so that
-            // API servers that do not serve it (before 1.23) accept the object.
-            template: pod_template(owner, c, version, config_hash, Vec::new()),
-            volume_claim_templates: Some(
-                BOOKIE_DIRS
-                    .iter()
-                    .zip(templates)
-                    .map(|((name, _), t)| claim_template(name, t, DEFAULT_BOOKIE_VOLUME_SIZE))
-                    .collect(),
-            ),
-            ..StatefulSetSpec::default()
-        }),
+        spec: Some(statefulset_spec(
+            owner,
+            c,
+            pod_template(owner, c, version, config_hash, Vec::new()),
+            BOOKIE_DIRS
+                .iter()
+                .zip(templates)
+                .map(|((name, _), t)| claim_template(name, t, DEFAULT_BOOKIE_VOLUME_SIZE))
+                .collect(),
+        )),
         ..StatefulSet::default()
     }
 }
@@ -156,20 +166,16 @@ pub(super) fn segmentstore_statefulset(
     }
     StatefulSet {
         metadata,
-        spec: Some(StatefulSetSpec {
-            replicas: Some(c.replicas(spec)),
-            selector: owner.selector(c),
-            service_name: Some(c.service_name(owner.name)),
-            pod_management_policy: Some("Parallel".to_owned()),
-            update_strategy: Some(on_delete()),
-            template: pod_template(owner, c, version, config_hash, volumes),
-            volume_claim_templates: Some(vec![claim_template(
+        spec: Some(statefulset_spec(
+            owner,
+            c,
+            pod_template(owner, c, version, config_hash, volumes),
+            vec![claim_template(
                 "cache",
                 spec.pravega.cache_volume_claim_template.as_deref(),
                 DEFAULT_CACHE_VOLUME_SIZE,
-            )]),
-            ..StatefulSetSpec::default()
-        }),
+            )],
+        )),
         ..StatefulSet::default()
     }
 }
