@@ -24,8 +24,9 @@ use pravega_crds::duration::format_duration;
 use pravega_crds::names::WorkloadKind;
 use pravega_crds::{Component, SafetyCheck};
 
+use super::Ctx;
+use super::change::{Op, OpKind};
 use super::views::{ComponentView, PodView};
-use super::{Ctx, Op, OpKind};
 
 /// How often a step blocked by a safety check is looked at again: what checks see (ledger
 /// replication, Pravega's health) changes without any Kubernetes object changing.

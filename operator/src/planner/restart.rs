@@ -16,7 +16,7 @@ use pravega_crds::{
 };
 
 use super::views::{ComponentView, PodView};
-use super::{Action, ComponentVersions, Ctx, Out, Outcome, Step, format_duration, gates};
+use super::{ComponentVersions, Ctx, Out, Outcome, Step, format_duration, gates};
 
 /// The pods of StatefulSet components created from older settings, in replacement order, or
 /// `None` while a StatefulSet's template is not (or not yet seen by its controller) at
@@ -126,13 +126,7 @@ pub(super) fn plan(
     }
 
     if failed {
-        let edited = status
-            .restart
-            .as_ref()
-            .and_then(|r| r.failed_generation)
-            .zip(ctx.obs.cluster.metadata.generation)
-            .is_some_and(|(failed_at, now)| now > failed_at);
-        if !edited {
+        if !ctx.edited_since(status.restart.as_ref().and_then(|r| r.failed_generation)) {
             return Some(Step::Done(Outcome::wait(versions)));
         }
         // The spec changed since: try again with the new settings.
@@ -263,14 +257,7 @@ pub(super) fn plan(
             event_actions::DELETE_POD,
             why.clone(),
         );
-        actions.push(Action::DeletePod {
-            component: c,
-            namespace: pod.namespace.unwrap_or(ctx.namespace()).to_owned(),
-            name: pod.name.to_owned(),
-            uid: pod.uid.unwrap_or_default().to_owned(),
-            resource_version: pod.resource_version.unwrap_or_default().to_owned(),
-            reason: why,
-        });
+        actions.push(ctx.delete_pod(c, pod, why));
     }
     Some(Step::Done(Outcome {
         versions,
