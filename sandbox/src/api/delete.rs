@@ -134,6 +134,16 @@ impl Core {
 
     /// Deletes under the lock. Returns the object as the response shows it and, for a pod
     /// given a grace period, when to remove it.
+    /// Deletes at once, without a grace period: what garbage collection and namespace deletion
+    /// do here (see the README's simplifications).
+    fn delete_at_once(&self, st: &mut State, info: &ResourceInfo, k: &ObjKey, cur: &Arc<Value>) {
+        let now = DeleteOpts {
+            grace: Some(0),
+            ..Default::default()
+        };
+        self.delete_locked(st, info, k, cur, &now);
+    }
+
     pub(super) fn delete_locked(
         &self,
         st: &mut State,
@@ -292,16 +302,7 @@ impl Core {
                 continue;
             };
             if st.objects.contains_key(&k) {
-                self.delete_locked(
-                    st,
-                    &info,
-                    &k,
-                    &o,
-                    &DeleteOpts {
-                        grace: Some(0),
-                        ..Default::default()
-                    },
-                );
+                self.delete_at_once(st, &info, &k, &o);
             }
         }
     }
@@ -404,16 +405,7 @@ impl Core {
                 .find(|r| r.group == k.group && r.plural == k.resource)
                 .cloned();
             if let Some(info) = info {
-                self.delete_locked(
-                    st,
-                    &info,
-                    &k,
-                    &o,
-                    &DeleteOpts {
-                        grace: Some(0),
-                        ..Default::default()
-                    },
-                );
+                self.delete_at_once(st, &info, &k, &o);
             } else {
                 st.remove(&k);
             }
