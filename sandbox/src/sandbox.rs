@@ -111,6 +111,7 @@ impl Sandbox {
             faults: crate::fault::Faults::new(opts.faults),
             server_addr: addr.to_string(),
             audit: crate::audit::AuditLog::default(),
+            lists: Default::default(),
         });
         let audit = ctx.audit.clone();
         let task = tokio::spawn(serve(listener, tls, ctx));

@@ -457,3 +457,70 @@ async fn server_side_apply_merges_and_removes_what_a_manager_stopped_applying() 
         .expect_err("no field manager");
     assert_eq!(api_code(&err).0, 400);
 }
+
+/// A paginated list is one snapshot, as on a real API server: every page carries the first
+/// page's resourceVersion, an object created between pages is not in them, and a watch started
+/// from the list's resourceVersion sees it. (Paging through the live state instead loses such
+/// objects for good: kube-rs' watcher and client-go's reflector start watching from the last
+/// page's resourceVersion.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paginated_list_is_one_snapshot_and_a_watch_from_it_misses_nothing() {
+    let sb = pravega_sandbox::testing::sandbox().await;
+    let api: Api<ConfigMap> = Api::namespaced(sb.client().await.expect("client"), "default");
+    for name in ["b", "d", "f"] {
+        api.create(&PostParams::default(), &cm(name, 1))
+            .await
+            .expect("create");
+    }
+    let lp = ListParams::default().labels("test=w").limit(2);
+    let page1 = api.list(&lp).await.expect("page 1");
+    let rv = page1.metadata.resource_version.clone().expect("rv");
+    let token = page1.metadata.continue_.clone().expect("continue token");
+    assert_eq!(page1.metadata.remaining_item_count, Some(1));
+    // Created between the pages, sorting before the next page's start ("a") and within it ("e").
+    for name in ["a", "e"] {
+        api.create(&PostParams::default(), &cm(name, 2))
+            .await
+            .expect("create");
+    }
+    let page2 = api
+        .list(&lp.clone().continue_token(&token))
+        .await
+        .expect("page 2");
+    assert_eq!(page2.metadata.resource_version.as_deref(), Some(&*rv));
+    let names: Vec<String> = page1
+        .items
+        .iter()
+        .chain(&page2.items)
+        .filter_map(|c| c.metadata.name.clone())
+        .collect();
+    assert_eq!(names, ["b", "d", "f"], "the snapshot of the first page");
+    // A watch from the list's resourceVersion sees both creations.
+    let mut events = api
+        .watch(&kube::api::WatchParams::default().labels("test=w"), &rv)
+        .await
+        .expect("watch")
+        .boxed();
+    let mut added = Vec::new();
+    while added.len() < 2 {
+        let ev = tokio::time::timeout(Duration::from_secs(10), events.next())
+            .await
+            .expect("an event in time")
+            .expect("the stream continues")
+            .expect("an event");
+        if let kube::api::WatchEvent::Added(c) = ev {
+            added.extend(c.metadata.name);
+        }
+    }
+    assert_eq!(added, ["a", "e"]);
+    // Continuing a finished list again, or with a token the server no longer has, is 410.
+    let gone = api
+        .list(&lp.clone().continue_token(&token))
+        .await
+        .expect_err("a finished snapshot is gone");
+    assert_eq!(api_code(&gone), (410, "Expired".to_string()));
+    assert!(
+        gone.to_string().contains("continue parameter is too old"),
+        "{gone}"
+    );
+}

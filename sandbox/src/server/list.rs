@@ -15,7 +15,105 @@ use axum::body::Body;
 use http::Response;
 use serde_json::{Value, json};
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long a paginated list's snapshot can be continued: a real API server's `continue`
+/// token lasts until etcd compacts its revision, every 5 minutes by default
+/// (kube-apiserver `--etcd-compaction-interval`).
+const SNAPSHOT_TTL: Duration = Duration::from_secs(300);
+/// How many unfinished paginated lists are kept at once (the oldest is dropped first).
+const MAX_SNAPSHOTS: usize = 256;
+
+/// Paginated lists are served from a snapshot taken by their first page, as a real API server
+/// serves every page from the etcd revision of the first one: each page carries that first
+/// page's `resourceVersion`, and an object created, changed or deleted between pages neither
+/// shows up nor hides another. A client that starts a watch from the last page's
+/// `resourceVersion` (as kube-rs' watcher and client-go's reflector do) so sees every change.
+#[derive(Default)]
+pub struct ListSnapshots {
+    inner: Mutex<Snapshots>,
+}
+
+#[derive(Default)]
+struct Snapshots {
+    next: u64,
+    by_id: HashMap<u64, (Instant, Arc<Vec<Arc<Value>>>, u64)>,
+}
+
+/// The part of a list a request is served: `items[from..]`, at `rv`, from snapshot `id` if it
+/// continues one.
+pub(super) struct Page {
+    items: Arc<Vec<Arc<Value>>>,
+    from: usize,
+    rv: u64,
+    id: Option<u64>,
+}
+
+impl ListSnapshots {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Snapshots> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Keeps `page`'s snapshot for a next page starting at `next`; returns its `continue` token.
+    fn keep(&self, page: &Page, next: usize) -> String {
+        let mut s = self.lock();
+        let id = match page.id {
+            Some(id) => id,
+            None => {
+                s.by_id.retain(|_, (t, _, _)| t.elapsed() < SNAPSHOT_TTL);
+                while s.by_id.len() >= MAX_SNAPSHOTS {
+                    let Some(oldest) = s
+                        .by_id
+                        .iter()
+                        .min_by_key(|(_, (t, _, _))| *t)
+                        .map(|(k, _)| *k)
+                    else {
+                        break;
+                    };
+                    s.by_id.remove(&oldest);
+                }
+                s.next += 1;
+                let id = s.next;
+                s.by_id
+                    .insert(id, (Instant::now(), page.items.clone(), page.rv));
+                id
+            }
+        };
+        crate::util::hex(format!("{id}\n{next}").as_bytes())
+    }
+
+    /// The page a `continue` token asks for.
+    fn resume(&self, token: &str) -> Result<Page, ApiError> {
+        let (id, from) = crate::util::unhex(token)
+            .and_then(|b| String::from_utf8(b).ok())
+            .and_then(|s| {
+                let (id, from) = s.split_once('\n')?;
+                Some((id.parse::<u64>().ok()?, from.parse::<usize>().ok()?))
+            })
+            .ok_or_else(|| ApiError::bad_request("invalid continue token"))?;
+        let s = self.lock();
+        match s.by_id.get(&id) {
+            Some((taken, items, rv)) if taken.elapsed() < SNAPSHOT_TTL && from <= items.len() => {
+                Ok(Page {
+                    items: items.clone(),
+                    from,
+                    rv: *rv,
+                    id: Some(id),
+                })
+            }
+            // k8s.io/apiserver v0.32 pkg/storage/errors.go (`NewInvalidContinueError` message
+            // for a compacted revision), 410 Expired.
+            _ => Err(ApiError::expired(
+                "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.",
+            )),
+        }
+    }
+
+    fn forget(&self, id: u64) {
+        self.lock().by_id.remove(&id);
+    }
+}
 
 pub(super) struct Filter {
     labels: LabelSelector,
@@ -70,60 +168,41 @@ pub(super) fn list(
         .get("limit")
         .and_then(|l| l.parse::<usize>().ok())
         .filter(|l| *l > 0);
-    let cont = q.get("continue").filter(|c| !c.is_empty()).cloned();
-    let after: Option<(String, String)> = match &cont {
-        Some(c) => match crate::util::unhex(c)
-            .and_then(|b| String::from_utf8(b).ok())
-            .and_then(|s| {
-                s.split_once('\n')
-                    .map(|(a, b)| (a.to_string(), b.to_string()))
-            }) {
-            Some(p) => Some(p),
-            None => return error_response(&ApiError::bad_request("invalid continue token")),
+    let page = match q.get("continue").filter(|c| !c.is_empty()) {
+        Some(token) => match ctx.lists.resume(token) {
+            Ok(page) => page,
+            Err(e) => return error_response(&e),
         },
-        None => None,
-    };
-    let (items, rv) = {
-        let st = ctx.core.lock();
-        let items: Vec<(ObjKey, Value)> = st
-            .list(crate::convert::storage_group(info), &info.plural, ns)
-            .into_iter()
-            .filter(|o| filter.matches(o))
-            .map(|o| {
-                let k = ObjKey {
-                    group: String::new(),
-                    resource: String::new(),
-                    namespace: meta_str(&o, "namespace").unwrap_or_default().to_string(),
-                    name: meta_str(&o, "name").unwrap_or_default().to_string(),
-                };
-                (k, to_external(info, &o))
-            })
-            .collect();
-        (items, st.rv)
-    };
-    let mut items: Vec<(ObjKey, Value)> = match &after {
-        Some((ans, aname)) => items
-            .into_iter()
-            .filter(|(k, _)| {
-                (k.namespace.as_str(), k.name.as_str()) > (ans.as_str(), aname.as_str())
-            })
-            .collect(),
-        None => items,
-    };
-    let mut meta = json!({"resourceVersion": rv.to_string()});
-    if let Some(l) = limit
-        && items.len() > l
-    {
-        let remaining = items.len() - l;
-        items.truncate(l);
-        if let Some((k, _)) = items.last() {
-            meta["continue"] = json!(crate::util::hex(
-                format!("{}\n{}", k.namespace, k.name).as_bytes()
-            ));
-            meta["remainingItemCount"] = json!(remaining);
+        None => {
+            let st = ctx.core.lock();
+            let items: Vec<Arc<Value>> = st
+                .list(crate::convert::storage_group(info), &info.plural, ns)
+                .into_iter()
+                .filter(|o| filter.matches(o))
+                .collect();
+            Page {
+                items: Arc::new(items),
+                from: 0,
+                rv: st.rv,
+                id: None,
+            }
         }
+    };
+    let end = limit.map_or(page.items.len(), |l| {
+        page.from.saturating_add(l).min(page.items.len())
+    });
+    let mut meta = json!({"resourceVersion": page.rv.to_string()});
+    if end < page.items.len() {
+        meta["continue"] = json!(ctx.lists.keep(&page, end));
+        meta["remainingItemCount"] = json!(page.items.len() - end);
+    } else if let Some(id) = page.id {
+        ctx.lists.forget(id);
     }
-    let objs: Vec<Value> = items.into_iter().map(|(_, o)| o).collect();
+    let items: Vec<Value> = page.items[page.from..end]
+        .iter()
+        .map(|o| to_external(info, o))
+        .collect();
+    let objs = items;
     let body = match as_ {
         As::Table => table(info, &objs, include_of(q), meta),
         As::Metadata => {

@@ -38,6 +38,8 @@ pub struct Ctx {
     pub server_addr: String,
     /// Write requests answered and injected faults, for [`crate::Sandbox::audit`].
     pub audit: crate::audit::AuditLog,
+    /// The snapshots of paginated lists being continued.
+    pub lists: list::ListSnapshots,
 }
 
 /// Accepts connections until the core's shutdown token is cancelled.
