@@ -38,13 +38,18 @@ pub struct ListSnapshots {
 #[derive(Default)]
 struct Snapshots {
     next: u64,
-    by_id: HashMap<u64, (Instant, Arc<Vec<Arc<Value>>>, u64)>,
+    by_id: HashMap<u64, Snapshot>,
 }
+
+/// When a snapshot was taken, its objects, and the resourceVersion it was taken at.
+type Snapshot = (Instant, Items, u64);
+/// The objects of a list, in order.
+type Items = Arc<Vec<Arc<Value>>>;
 
 /// The part of a list a request is served: `items[from..]`, at `rv`, from snapshot `id` if it
 /// continues one.
 pub(super) struct Page {
-    items: Arc<Vec<Arc<Value>>>,
+    items: Items,
     from: usize,
     rv: u64,
     id: Option<u64>,
