@@ -191,9 +191,19 @@ pub struct Simulation {
 /// (`syncFrequency`): a pod whose change was missed is still brought forward.
 const PERIODIC_SYNC: Duration = Duration::from_secs(10);
 
+/// How often the simulated workload controllers (StatefulSet, Deployment, ReplicaSet) look at
+/// every object they hold again, as kube-controller-manager's informers resync: a change whose
+/// trigger was missed is still acted on. Under load (1,000 clusters) some of the simulated
+/// controllers' triggers were never delivered although their watches had the objects.
+const CONTROLLER_RESYNC: Duration = Duration::from_secs(30);
+
 fn periodic_sync() -> impl futures::Stream<Item = ()> + Send + 'static {
-    futures::stream::unfold((), |()| async {
-        tokio::time::sleep(PERIODIC_SYNC).await;
+    every(PERIODIC_SYNC)
+}
+
+fn every(period: Duration) -> impl futures::Stream<Item = ()> + Send + 'static {
+    futures::stream::unfold((), move |()| async move {
+        tokio::time::sleep(period).await;
         Some(((), ()))
     })
 }
@@ -249,6 +259,7 @@ impl Simulation {
             let c = cancel.clone();
             let fut = Controller::new(Api::<StatefulSet>::all(client.clone()), wc())
                 .owns(Api::<Pod>::all(client.clone()), wc())
+                .reconcile_all_on(every(CONTROLLER_RESYNC))
                 .graceful_shutdown_on(async move { c.cancelled().await })
                 .run(statefulset::reconcile, |_, e, _| retry(e), ctx)
                 .for_each(|r| async move { log_result("statefulset", r) });
@@ -262,6 +273,7 @@ impl Simulation {
             let c = cancel.clone();
             let fut = Controller::new(Api::<Deployment>::all(client.clone()), wc())
                 .owns(Api::<ReplicaSet>::all(client.clone()), wc())
+                .reconcile_all_on(every(CONTROLLER_RESYNC))
                 .graceful_shutdown_on(async move { c.cancelled().await })
                 .run(deployment::reconcile, |_, e, _| retry(e), ctx)
                 .for_each(|r| async move { log_result("deployment", r) });
@@ -276,6 +288,7 @@ impl Simulation {
             let c = cancel.clone();
             let fut = Controller::new(Api::<ReplicaSet>::all(client.clone()), wc())
                 .owns(Api::<Pod>::all(client.clone()), wc())
+                .reconcile_all_on(every(CONTROLLER_RESYNC))
                 .graceful_shutdown_on(async move { c.cancelled().await })
                 .run(replicaset::reconcile, |_, e, _| retry(e), ctx)
                 .for_each(|r| async move { log_result("replicaset", r) });
