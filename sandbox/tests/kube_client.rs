@@ -524,3 +524,42 @@ async fn a_paginated_list_is_one_snapshot_and_a_watch_from_it_misses_nothing() {
         "{gone}"
     );
 }
+
+/// An object written with owners that are all gone is collected, as the garbage collector
+/// collects it on a real cluster (a controller acting on a stale cache re-creates what a
+/// deleted owner owned); one with a live owner stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_object_created_for_an_owner_that_is_gone_is_collected() {
+    let sb = pravega_sandbox::testing::sandbox().await;
+    let api: Api<ConfigMap> = Api::namespaced(sb.client().await.expect("client"), "default");
+    let owner = api
+        .create(&PostParams::default(), &cm("owner", 1))
+        .await
+        .expect("owner");
+    let owned_by = |name: &str, uid: &str| -> ConfigMap {
+        serde_json::from_value(json!({"metadata": {"name": name, "ownerReferences": [
+            {"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": uid}
+        ]}}))
+        .expect("dependent")
+    };
+    let uid = owner.metadata.uid.clone().expect("uid");
+    api.create(&PostParams::default(), &owned_by("kept", &uid))
+        .await
+        .expect("dependent of a live owner");
+    assert!(api.get_opt("kept").await.expect("get").is_some());
+    api.delete("owner", &DeleteParams::default())
+        .await
+        .expect("delete the owner");
+    assert!(
+        api.get_opt("kept").await.expect("get").is_none(),
+        "collected with its owner"
+    );
+    // Re-created on a stale belief that the owner still exists.
+    api.create(&PostParams::default(), &owned_by("late", &uid))
+        .await
+        .expect("the create itself succeeds");
+    assert!(
+        api.get_opt("late").await.expect("get").is_none(),
+        "an object whose owners are all gone is collected"
+    );
+}

@@ -270,6 +270,57 @@ impl Core {
         }
     }
 
+    /// What the garbage collector does with an object written with owners that are all gone
+    /// (a controller acting on a stale cache re-creates what its deleted owner owned): it
+    /// deletes it, as kube-controller-manager's garbage collector deletes a dependent whose
+    /// owners are absent, looking each owner up by kind, name and uid (k8s.io/kubernetes v1.32
+    /// `pkg/controller/garbagecollector/garbagecollector.go` `attemptToDeleteItem`). Here it
+    /// happens in the same request. Owners of a kind that is not served, or references that
+    /// cannot be read, are taken as present.
+    pub(super) fn collect_if_orphaned(&self, st: &mut State, k: &ObjKey, obj: &Arc<Value>) {
+        let Some(refs) = obj
+            .get("metadata")
+            .and_then(|m| m.get("ownerReferences"))
+            .and_then(Value::as_array)
+            .filter(|r| !r.is_empty())
+        else {
+            return;
+        };
+        let present = |r: &Value| -> bool {
+            let field = |f: &str| r.get(f).and_then(Value::as_str);
+            let (Some(api_version), Some(kind), Some(name), Some(uid)) = (
+                field("apiVersion"),
+                field("kind"),
+                field("name"),
+                field("uid"),
+            ) else {
+                return true;
+            };
+            let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
+            let Some(owner) = st
+                .registry
+                .all()
+                .find(|i| i.group == group && i.kind == kind)
+            else {
+                return true;
+            };
+            st.objects
+                .get(&super::key(owner, &k.namespace, name))
+                .is_some_and(|o| meta_str(o, "uid") == Some(uid))
+        };
+        if refs.iter().any(present) {
+            return;
+        }
+        let info = st
+            .registry
+            .all()
+            .find(|r| storage_group(r) == k.group && r.group == k.group && r.plural == k.resource)
+            .cloned();
+        if let Some(info) = info {
+            self.delete_at_once(st, &info, k, obj);
+        }
+    }
+
     /// Deletes (background) the dependents of `uid` that have no other live owner.
     fn delete_dependents(&self, st: &mut State, uid: &str) {
         if uid.is_empty() {

@@ -250,7 +250,9 @@ impl Core {
             {
                 st.registry.serve_crd(&name, res);
             }
-            Ok(Stored::now(st.insert(k, obj)))
+            let stored = st.insert(k.clone(), obj);
+            core.collect_if_orphaned(st, &k, &stored);
+            Ok(Stored::now(stored))
         })
         .await
     }
